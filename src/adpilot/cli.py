@@ -1,0 +1,60 @@
+"""The ``adpilot`` command: one Typer app, a sub-command group per room.
+
+Each room keeps its commands in ``<room>/cli.py`` and imports its heavy dependencies inside the command, so that
+``adpilot --help`` stays instant. A :class:`~adpilot.errors.UserError` anywhere becomes one red line and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from adpilot.errors import UserError
+
+app = typer.Typer(
+    name="adpilot",
+    help="Precision ad targeting for e-commerce, driven by pretrained language models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print adpilot's version."""
+    from adpilot import __version__
+
+    typer.echo(__version__)
+
+
+ROOMS = ("datasets", "store", "understand", "rank", "create", "deliver", "measure", "serve")
+
+
+def _mount() -> None:
+    """Attach every room's commands: each ``adpilot.<room>.cli`` module has ``register(app)``."""
+    import importlib
+
+    for room in ROOMS:
+        try:
+            module = importlib.import_module(f"adpilot.{room}.cli")
+        except ModuleNotFoundError as missing:
+            if missing.name != f"adpilot.{room}.cli":
+                raise
+            continue
+        module.register(app)
+
+
+def main() -> None:
+    """Entry point: run the app and turn user errors into one line and exit code 2."""
+    _mount()
+    try:
+        app()
+    except UserError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The store handle: one DuckDB file, its tables created on open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+
+from adpilot.store.tables import create_all_sql
+
+
+class Store:
+    """A DuckDB file holding every table adpilot uses.
+
+    >>> s = Store(":memory:")
+    >>> s.count("events")
+    0
+    >>> s.close()
+    """
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(self.path, read_only=read_only)
+        if not read_only:
+            for statement in create_all_sql():
+                self.con.execute(statement)
+
+    def count(self, table: str) -> int:
+        """Rows in ``table``."""
+        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

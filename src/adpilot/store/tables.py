@@ -1,0 +1,58 @@
+"""DDL of every store table. One place, so that each room reads the same column names.
+
+Columns of ``events``, ``products`` and ``users`` mirror the Arrow schemas in :mod:`adpilot.schema`;
+ingestion adds its bookkeeping columns (``source_file``, ``source_row``, ``bot_flag``).
+"""
+
+from __future__ import annotations
+
+TABLES: dict[str, str] = {
+    "events": """
+        event_id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, session_id VARCHAR,
+        ts TIMESTAMPTZ NOT NULL, type VARCHAR NOT NULL, item_id VARCHAR, ad_id VARCHAR, creative_id VARCHAR,
+        price DOUBLE, value DOUBLE, query VARCHAR, text VARCHAR, rating DOUBLE,
+        device VARCHAR, geo VARCHAR, page VARCHAR, slot VARCHAR,
+        bot_flag BOOLEAN DEFAULT FALSE, source_file VARCHAR, source_row BIGINT
+    """,
+    "products": """
+        product_id VARCHAR PRIMARY KEY, title VARCHAR NOT NULL, description VARCHAR,
+        category VARCHAR[], attributes MAP(VARCHAR, VARCHAR), price DOUBLE NOT NULL, brand VARCHAR,
+        language VARCHAR
+    """,
+    "users": """
+        user_id VARCHAR PRIMARY KEY, gender VARCHAR, age_band VARCHAR, geo VARCHAR,
+        consent_personalisation BOOLEAN DEFAULT TRUE, consent_ads BOOLEAN DEFAULT TRUE
+    """,
+    "advertisers": """
+        advertiser_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, domain VARCHAR, status VARCHAR,
+        api_key_hash VARCHAR
+    """,
+    "campaigns": """
+        campaign_id VARCHAR PRIMARY KEY, advertiser_id VARCHAR NOT NULL, name VARCHAR, status VARCHAR,
+        total_budget DOUBLE, daily_budget DOUBLE, start TIMESTAMPTZ, "end" TIMESTAMPTZ, timezone VARCHAR,
+        bid_strategy VARCHAR, max_cpc DOUBLE, target_cpa DOUBLE, freq_cap_daily INTEGER,
+        freq_cap_lifetime INTEGER, targeting JSON
+    """,
+    "ads": """
+        ad_id VARCHAR PRIMARY KEY, campaign_id VARCHAR NOT NULL, product_id VARCHAR NOT NULL,
+        landing_url VARCHAR, status VARCHAR
+    """,
+    "creatives": """
+        creative_id VARCHAR PRIMARY KEY, ad_id VARCHAR NOT NULL, text VARCHAR NOT NULL, language VARCHAR,
+        slot VARCHAR, audience VARCHAR, source VARCHAR, model VARCHAR, scores JSON, status VARCHAR,
+        created_at TIMESTAMPTZ DEFAULT current_timestamp
+    """,
+    "quarantine": """
+        source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL, raw VARCHAR, reason VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL, ingested_at TIMESTAMPTZ DEFAULT current_timestamp
+    """,
+    "embeddings": """
+        encoder VARCHAR NOT NULL, text_hash VARCHAR NOT NULL, dim INTEGER NOT NULL, vector FLOAT[] NOT NULL,
+        PRIMARY KEY (encoder, text_hash)
+    """,
+}
+
+
+def create_all_sql() -> list[str]:
+    """``CREATE TABLE IF NOT EXISTS`` statements for every table, in dependency order."""
+    return [f"CREATE TABLE IF NOT EXISTS {name} ({ddl.strip()})" for name, ddl in TABLES.items()]
