@@ -29,6 +29,25 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.command()
+def demo(
+    home: str = typer.Option("data/demo", help="Folder for the demo's world, store, models and report."),
+    users: int = typer.Option(5_000, min=100, help="Synthetic shoppers."),
+    events: int = typer.Option(200_000, min=1_000, help="Behaviour events to generate."),
+    seed: int = typer.Option(0, help="Seed of the world and of every model."),
+) -> None:
+    """Run the main job end to end on a synthetic shop: world → ingest → profiles → segments → train →
+    creatives → simulate → report; prints the summary table and the report's path."""
+    from pathlib import Path
+
+    from adpilot.config import Settings
+    from adpilot.pipeline import DemoConfig, print_summary, run_demo
+
+    settings = Settings(mode="demo")
+    result = run_demo(DemoConfig(home=Path(home), users=users, events=events, seed=seed), settings, echo=typer.echo)
+    print_summary(result, echo=typer.echo)
+
+
 ROOMS = ("datasets", "store", "understand", "rank", "create", "deliver", "measure", "serve")
 
 

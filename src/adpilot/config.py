@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     store_path: Path | None = None
     secret: str = DEV_SECRET
     token_secret: str = DEV_SECRET
+    admin_api_key: str = DEV_SECRET
     shared_data: Path = Path("../shared/data")
 
     encoder: Literal["e5", "use", "openai"] = "e5"
@@ -48,10 +49,12 @@ class Settings(BaseSettings):
     llm_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     llm_context: int = Field(default=2048, ge=256)
 
+    scorer_path: Path | None = None
     redis_url: str | None = None
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8000, ge=1, le=65535)
     serve_workers: int = Field(default=1, ge=1)
+    serve_max_inflight: int = Field(default=64, ge=1)
 
     @property
     def resolved_store_path(self) -> Path:
@@ -62,7 +65,7 @@ class Settings(BaseSettings):
         """Refuse to pseudonymise or sign with the public default secret outside tests and the demo."""
         if self.mode in ("test", "demo"):
             return
-        for name in ("secret", "token_secret"):
+        for name in ("secret", "token_secret", "admin_api_key"):
             value = getattr(self, name)
             if value == DEV_SECRET or len(value) < 16:
                 raise SettingsError(

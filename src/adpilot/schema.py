@@ -184,6 +184,8 @@ class AdRequest(Record):
     n_ads: int = Field(default=1, ge=1, le=20)
     floor_price: Money = 0.0
     consent_personalisation: bool = True
+    block_domains: list[str] = Field(default_factory=list)
+    block_categories: list[str] = Field(default_factory=list)
     explain: bool = False
 
 

@@ -1,14 +1,17 @@
 """DDL of every store table. One place, so that each room reads the same column names.
 
 Columns of ``events``, ``products`` and ``users`` mirror the Arrow schemas in :mod:`adpilot.schema`;
-ingestion adds its bookkeeping columns (``source_file``, ``source_row``, ``bot_flag``).
+ingestion adds its bookkeeping columns (``source_file``, ``source_row``, ``bot_flag``) and ``event_key``, the
+128-bit hash of ``event_id`` on which de-duplication joins (no index: an anti-join per batch on a fixed-width
+key stays fast on a large table, where a PRIMARY KEY index on text would cost memory and insert time).
+``ingest_files`` records each file's progress so an interrupted ingest resumes where its last batch committed.
 """
 
 from __future__ import annotations
 
 TABLES: dict[str, str] = {
     "events": """
-        event_id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, session_id VARCHAR,
+        event_id VARCHAR NOT NULL, event_key UHUGEINT NOT NULL, user_id VARCHAR NOT NULL, session_id VARCHAR,
         ts TIMESTAMPTZ NOT NULL, type VARCHAR NOT NULL, item_id VARCHAR, ad_id VARCHAR, creative_id VARCHAR,
         price DOUBLE, value DOUBLE, query VARCHAR, text VARCHAR, rating DOUBLE,
         device VARCHAR, geo VARCHAR, page VARCHAR, slot VARCHAR,
@@ -45,6 +48,13 @@ TABLES: dict[str, str] = {
     "quarantine": """
         source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL, raw VARCHAR, reason VARCHAR NOT NULL,
         kind VARCHAR NOT NULL, ingested_at TIMESTAMPTZ DEFAULT current_timestamp
+    """,
+    "ingest_files": """
+        fingerprint VARCHAR PRIMARY KEY, source_file VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        resume_at BIGINT NOT NULL DEFAULT 0, resume_row BIGINT NOT NULL DEFAULT 0, rows_read BIGINT NOT NULL DEFAULT 0, accepted BIGINT NOT NULL DEFAULT 0,
+        quarantined BIGINT NOT NULL DEFAULT 0, duplicates BIGINT NOT NULL DEFAULT 0, flagged BIGINT NOT NULL DEFAULT 0,
+        min_ts TIMESTAMPTZ, max_ts TIMESTAMPTZ, done BOOLEAN NOT NULL DEFAULT FALSE,
+        started_at TIMESTAMPTZ DEFAULT current_timestamp, finished_at TIMESTAMPTZ
     """,
     "embeddings": """
         encoder VARCHAR NOT NULL, text_hash VARCHAR NOT NULL, dim INTEGER NOT NULL, vector FLOAT[] NOT NULL,

@@ -1,0 +1,143 @@
+"""Ingest speed and memory: validated ingest of Parquet and CSV events vs a bare DuckDB insert.
+
+Generates its own seeded input (about 1% bad rows, some PII in queries, no event ids so they are derived),
+then runs each phase in a fresh subprocess so peak RSS is per phase:
+
+    .venv/bin/python benchmarks/bench_store_ingest.py --rows 10000000 --csv-rows 2000000
+
+``bare`` is ``CREATE TABLE AS SELECT * FROM read_parquet(...)`` (no validation); the ratio printed is
+validated-ingest throughput over bare throughput, measured in the same run on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+TYPES = np.array(["page_view", "search", "click", "add_to_cart", "purchase", "review", "ad_impression", "ad_click"])
+TYPE_P = np.array([0.40, 0.10, 0.15, 0.05, 0.02, 0.02, 0.20, 0.06])
+
+
+def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
+    return pc.binary_join_element_wise(prefix, pc.cast(pa.array(numbers), pa.string()), "")
+
+
+def make_events(rows: int, seed: int) -> pa.Table:
+    """``rows`` events of 200k users over 30 days; ~1% invalid (negative price, future ts, unknown type)."""
+    rng = np.random.default_rng(seed)
+    types = TYPES[rng.choice(len(TYPES), size=rows, p=TYPE_P)]
+    bad = rng.random(rows) < 0.01
+    types[bad & (rng.random(rows) < 0.3)] = "teleport"
+    start = np.datetime64("2026-01-01T00:00:00", "us").astype(np.int64)
+    ts = np.sort(start + rng.integers(0, 30 * 86400 * 10**6, rows))
+    ts[bad & (rng.random(rows) < 0.3)] += 10 * 365 * 86400 * 10**6
+    is_ad = np.isin(types, ["ad_impression", "ad_click"])
+    priced = np.isin(types, ["add_to_cart", "purchase"])
+    price = np.where(priced, np.round(rng.gamma(2.0, 80.0, rows), 2), np.nan)
+    price[bad & (rng.random(rows) < 0.4)] = -5.0
+    search = types == "search"
+    query = np.where(search, np.array(["篮球鞋", "running shoes", "连衣裙 夏", "call 13800138000 please"])[
+        rng.integers(0, 4, rows)], None)
+    review = types == "review"
+    return pa.table({
+        "user_id": _ids("user", rng.integers(0, 200_000, rows)),
+        "session_id": _ids("s", rng.integers(0, 2_000_000, rows)),
+        "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+        "type": pa.array(types),
+        "item_id": pc.if_else(pa.array(is_ad | search), pa.nulls(rows, pa.string()),
+                              _ids("item", rng.integers(0, 100_000, rows))),
+        "ad_id": pc.if_else(pa.array(is_ad), _ids("ad", rng.integers(0, 2_000, rows)), pa.nulls(rows, pa.string())),
+        "price": pa.array(price, from_pandas=True),
+        "query": pa.array(query, pa.string()),
+        "text": pa.array(np.where(review, "质量很好 good quality", None), pa.string()),
+        "rating": pa.array(np.where(review, rng.integers(1, 6, rows).astype(float), np.nan), from_pandas=True),
+        "device": pa.array(np.array(["ios", "android", "web"])[rng.integers(0, 3, rows)]),
+        "geo": pa.array(np.array(["CN-BJ", "CN-SH", "CN-GD", "CN-ZJ"])[rng.integers(0, 4, rows)]),
+        "slot": pc.if_else(pa.array(is_ad), pa.scalar("feed_1"), pa.nulls(rows, pa.string())),
+    })
+
+
+def _child(phase: str, path: str, store: str, batch_rows: int) -> None:
+    os.environ.setdefault("ADPILOT_MODE", "test")
+    started = time.perf_counter()
+    if phase == "bare":
+        import duckdb
+
+        con = duckdb.connect(store)
+        con.execute("SET memory_limit = '600MB'")
+        reader = "read_parquet" if path.endswith(".parquet") else "read_csv"
+        con.execute(f"CREATE TABLE bare AS SELECT * FROM {reader}('{path}')")
+        rows = con.execute("SELECT count(*) FROM bare").fetchone()[0]
+        extra = {}
+    else:
+        from adpilot.store import Store
+        from adpilot.store.ingest import IngestPolicy, ingest_file
+
+        with Store(store) as db:
+            report = ingest_file(db, path, policy=IngestPolicy(batch_rows=batch_rows))
+        rows = report.rows_read
+        extra = {"accepted": report.accepted, "quarantined": report.quarantined,
+                 "duplicates": report.duplicates, "flagged": report.flagged, "reconciles": report.reconciles}
+    seconds = time.perf_counter() - started
+    print(json.dumps({"rows": rows, "seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                      / 1024, **extra}))
+
+
+def _run(phase: str, path: Path, workdir: Path, batch_rows: int) -> dict[str, float]:
+    store = workdir / f"{phase}-{path.suffix[1:]}.duckdb"
+    store.unlink(missing_ok=True)
+    out = subprocess.run([sys.executable, __file__, "--child", phase, str(path), str(store), str(batch_rows)],
+                         check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    store.unlink(missing_ok=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000, help="events in the Parquet file")
+    parser.add_argument("--csv-rows", type=int, default=2_000_000, help="events in the CSV file")
+    parser.add_argument("--batch-rows", type=int, default=262_144)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=None, help="where inputs and stores go (default: a temp dir)")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        phase, path, store, batch_rows = args.child
+        _child(phase, path, store, int(batch_rows))
+        return
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        workdir = Path(tmp)
+        parquet, csv = workdir / "events.parquet", workdir / "events.csv"
+        pq.write_table(make_events(args.rows, args.seed), parquet, row_group_size=1 << 20)
+        pa_csv.write_csv(make_events(args.csv_rows, args.seed + 1), csv)
+        print(f"inputs: {parquet.stat().st_size / 2**20:.0f} MiB Parquet ({args.rows:,} rows), "
+              f"{csv.stat().st_size / 2**20:.0f} MiB CSV ({args.csv_rows:,} rows)")
+        for path in (parquet, csv):
+            bare = _run("bare", path, workdir, args.batch_rows)
+            full = _run("ingest", path, workdir, args.batch_rows)
+            rate, bare_rate = full["rows"] / full["seconds"], bare["rows"] / bare["seconds"]
+            print(f"{path.suffix[1:]:8s} validated ingest: {rate:12,.0f} events/s ({full['seconds']:.1f} s, "
+                  f"peak RSS {full['rss_mb']:.0f} MiB) | bare insert: {bare_rate:12,.0f} events/s "
+                  f"(peak RSS {bare['rss_mb']:.0f} MiB) | ratio validated/bare = {rate / bare_rate:.2f}")
+            print(f"         counts: {({k: full[k] for k in ('accepted', 'quarantined', 'duplicates', 'flagged')})}"
+                  f" reconcile={full['reconciles']}")
+    print(f"reproduce: .venv/bin/python benchmarks/bench_store_ingest.py --rows {args.rows} "
+          f"--csv-rows {args.csv_rows} --batch-rows {args.batch_rows} --seed {args.seed}")
+
+
+if __name__ == "__main__":
+    main()

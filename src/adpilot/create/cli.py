@@ -1,0 +1,149 @@
+"""``adpilot creative …``: generate copy into the store, evaluate against references, show an ad's creatives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from adpilot.errors import UserError
+
+group = typer.Typer(help="LLM-written ad copy: generate, evaluate, show.", no_args_is_help=True)
+
+Backend = Annotated[str | None, typer.Option(help="local | openai | template (default: ADPILOT_LLM_BACKEND)")]
+ModelPath = Annotated[Path | None, typer.Option("--model", help="a GGUF file (local backend)")]
+Variants = Annotated[int, typer.Option("--n", help="variants generated per (ad, audience)")]
+Shots = Annotated[int, typer.Option("--k", help="retrieved few-shot examples")]
+Seed = Annotated[int, typer.Option(help="sampling seed")]
+Encoder = Annotated[str, typer.Option(help="retrieval similarity: tfidf | e5 | use")]
+
+
+def _pool(examples: list, k: int, encoder: str):  # type: ignore[no-untyped-def]
+    from adpilot.create.retrieval import CopyPool
+
+    if encoder not in ("tfidf", "e5", "use"):
+        raise UserError(f"`--encoder` must be tfidf, e5 or use, got {encoder!r}")
+    text_encoder = None
+    if encoder != "tfidf":
+        from adpilot.understand.registry import get_encoder
+
+        text_encoder = get_encoder(encoder)
+    return CopyPool(k=k, encoder=text_encoder).fit(examples)
+
+
+@group.command()
+def generate(
+    campaign: Annotated[str | None, typer.Option(help="every ad of this campaign")] = None,
+    product: Annotated[str | None, typer.Option(help="every ad of this product")] = None,
+    ad: Annotated[str | None, typer.Option(help="one ad")] = None,
+    segments: Annotated[bool, typer.Option(help="one set per segment as well as the general audience")] = True,
+    backend: Backend = None, model: ModelPath = None, n: Variants = 3, k: Shots = 3,
+    pool: Annotated[Path | None, typer.Option(help="copy corpus JSONL (default: human creatives in the store)")]
+    = None,
+    slot: Annotated[str, typer.Option(help="banner | title | feed | detail")] = "feed",
+    max_tokens: int = 160, temperature: float = 0.8, seed: Seed = 0,
+    fluency: Annotated[bool, typer.Option(help="score perplexity under the local model")] = False,
+    encoder: Encoder = "tfidf",
+) -> None:
+    """Write copy for a campaign × segments (or one product / ad) into `creatives`; resumable and cached."""
+    from adpilot.config import get_settings
+    from adpilot.create.cache import CachedLLM
+    from adpilot.create.factory import make_llm
+    from adpilot.create.prompts import CopySpec
+    from adpilot.create.retrieval import read_examples
+    from adpilot.create.studio import Studio, human_pool, jobs
+    from adpilot.create.writer import CopyWriter
+    from adpilot.store.db import Store
+
+    CopySpec(slot=slot)  # validates the slot before any model loads
+    settings = get_settings()
+    with Store(settings.resolved_store_path) as store:
+        todo = jobs(store.con, campaign, product, ad, with_segments=segments)
+        llm = make_llm(settings, backend, model)
+        cached = CachedLLM(llm, store.con)
+        examples = read_examples(pool) if pool is not None else human_pool(store.con)
+        index = _pool(examples, k, encoder) if examples and k > 0 else None
+        perplexity = getattr(llm, "perplexity", None) if fluency else None
+        studio = Studio(store.con, CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature),
+                        index, slot=slot, seed=seed, perplexity=perplexity)
+        with typer.progressbar(length=len(todo), label=f"writing with {llm.name}") as bar:
+            stats = studio.run(todo, on_progress=bar.update)
+    typer.echo(f"pairs {stats.pairs} (skipped as done {stats.skipped}); creatives written {stats.written}; "
+               f"rejected drafts {stats.rejected}; actions {json.dumps(stats.actions)}; "
+               f"cache hits {cached.hits}/{cached.hits + cached.misses}")
+
+
+@group.command("eval")
+def evaluate_command(
+    refs: Annotated[Path, typer.Option(help="reference JSONL {content, summary}")],
+    pool: Annotated[Path | None, typer.Option(help="few-shot pool JSONL (default: leave-one-out over refs)")]
+    = None,
+    limit: Annotated[int | None, typer.Option(help="evaluate a seeded random subset of this size")] = None,
+    backend: Backend = None, model: ModelPath = None, n: Variants = 3, k: Shots = 3, seed: Seed = 0,
+    max_tokens: int = 160, temperature: float = 0.8,
+    baseline: Annotated[str | None, typer.Option(help="'nearest': output the nearest pool copy, no LLM")] = None,
+    cache: Annotated[Path | None, typer.Option(help="completion cache (DuckDB file)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write outputs and per-item scores as JSONL")] = None,
+) -> None:
+    """BLEU-4, ROUGE-1/2/L (AdvertiseGen protocol) and violation rate of generated copy against references."""
+    import duckdb
+
+    from adpilot.config import get_settings
+    from adpilot.create.cache import CachedLLM
+    from adpilot.create.evaluate import evaluate
+    from adpilot.create.factory import make_llm
+    from adpilot.create.retrieval import read_examples
+    from adpilot.create.writer import CopyWriter
+
+    if baseline not in (None, "nearest"):
+        raise UserError(f"`--baseline` must be 'nearest', got {baseline!r}")
+    references = read_examples(refs)
+    examples = read_examples(pool) if pool is not None else None
+    settings = get_settings()
+    writer, cached = None, None
+    if baseline is None:
+        cache_path = cache or settings.home / "create_cache.duckdb"
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        cached = CachedLLM(make_llm(settings, backend, model), duckdb.connect(str(cache_path)))
+        writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature)
+    total = min(limit or len(references), len(references))
+    with typer.progressbar(length=total, label="evaluating") as bar:
+        result = evaluate(references, writer, examples, k=k, limit=limit, seed=seed,
+                          on_item=lambda _done: bar.update(1))
+    typer.echo(f"n={len(result.rows)} refs={refs} pool={pool or 'leave-one-out'} k={k} variants={n} "
+               f"model={cached.name if cached else 'nearest-copy'}")
+    for name, (mean, low, high) in result.summary(seed).items():
+        typer.echo(f"{name:16s} {mean:6.2f}  [95% CI {low:.2f}, {high:.2f}]")
+    if cached is not None:
+        typer.echo(f"cache hits {cached.hits}/{cached.hits + cached.misses}")
+    if out is not None:
+        with out.open("w", encoding="utf-8") as handle:
+            for text, row in zip(result.outputs, result.rows, strict=True):
+                handle.write(json.dumps({"output": text, **row}, ensure_ascii=False) + "\n")
+
+
+@group.command()
+def show(ad: Annotated[str, typer.Argument(help="ad id")]) -> None:
+    """Print an ad's creatives with their scores, and how many drafts were rejected and why."""
+    from adpilot.config import get_settings
+    from adpilot.store.db import Store
+
+    with Store(get_settings().resolved_store_path) as store:
+        rows = store.con.execute("SELECT creative_id, audience, source, model, text, scores FROM creatives "
+                                 "WHERE ad_id = ? ORDER BY audience, creative_id", [ad]).fetchall()
+        if not rows:
+            raise UserError(f"ad {ad!r} has no creatives")
+        for cid, audience, source, model, text, scores in rows:
+            typer.echo(f"{cid}  [{audience}] {source}/{model}  {scores}\n    {text}")
+        store.con.execute("CREATE TABLE IF NOT EXISTS creative_decisions (ad_id VARCHAR)")
+        rejected = store.con.execute("SELECT reasons FROM creative_decisions WHERE ad_id = ? AND action = "
+                                     "'rejected'", [ad]).fetchall()
+        if rejected:
+            typer.echo(f"rejected drafts: {len(rejected)}: " + "; ".join(r[0] for r in rejected[:5]))
+
+
+def register(app: typer.Typer) -> None:
+    """Mount ``adpilot creative``."""
+    app.add_typer(group, name="creative")

@@ -1,0 +1,32 @@
+"""Build the configured :class:`~adpilot.create.base.LLM` from settings (``llm_backend`` and friends)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adpilot.config import Settings
+from adpilot.create.base import LLM
+from adpilot.errors import UserError
+
+BACKENDS = ("local", "openai", "template")
+
+
+def make_llm(settings: Settings, backend: str | None = None, model_path: Path | None = None) -> LLM:
+    """``local`` (llama.cpp on ``llm_model_path`` or the default Qwen GGUF), ``openai`` (``openai_base_url``,
+    ``openai_chat_model``) or ``template`` (deterministic, no model)."""
+    backend = backend or settings.llm_backend
+    if backend == "local":
+        from adpilot.create.local import LocalLLM
+
+        return LocalLLM(model_path or settings.llm_model_path, threads=settings.llm_threads,
+                        context=settings.llm_context)
+    if backend == "openai":
+        from adpilot.create.openai_chat import OpenAILLM
+
+        return OpenAILLM(settings.openai_base_url, model=settings.openai_chat_model,
+                         api_key=settings.openai_api_key)
+    if backend == "template":
+        from adpilot.create.template import TemplateLLM
+
+        return TemplateLLM()
+    raise UserError(f"`llm_backend` must be one of {BACKENDS}, got {backend!r}")

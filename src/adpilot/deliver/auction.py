@@ -1,0 +1,71 @@
+"""The auction: bids per click by strategy, eCPM ranking with a reserve, and second- or first-price charging.
+
+Billing model: advertisers pay per click (CPC). The auction ranks by eCPM = 1000 x pCTR x bid-per-click and
+charges the winner of position i, per click, the least bid that would have kept its position:
+``max(eCPM of position i+1, reserve) / (1000 x pCTR_i)``, never above its own bid and never below ``min_cpc``
+(generalised second price). Under first price the winner pays its bid. Ties are broken by a seeded random draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from adpilot.deliver.snapshot import CampaignTable
+
+PriceRule = Literal["second", "first"]
+
+
+def bids_per_click(campaigns: CampaignTable, camp: np.ndarray, pcvr: np.ndarray,
+                   multiplier: np.ndarray) -> np.ndarray:
+    """Bid per click of each candidate: manual CPC -> ``max_cpc``; target CPA (oCPC) -> ``target_cpa x pCVR``;
+    max clicks -> ``max_cpc`` shaded by the pacing ``multiplier`` (its budget, not its bid, is the constraint)."""
+    strategy = campaigns.strategy[camp]
+    manual = campaigns.max_cpc[camp]
+    ocpc = campaigns.target_cpa[camp] * pcvr
+    return np.select([strategy == 0, strategy == 1], [manual, ocpc], default=manual * multiplier)
+
+
+def best_per_group(groups: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Indices of the highest ``value`` in each group (one ad per campaign competes).
+
+    >>> best_per_group(np.array([1, 1, 2]), np.array([0.1, 0.3, 0.2])).tolist()
+    [1, 2]
+    """
+    order = np.lexsort((-value, groups))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = groups[order][1:] != groups[order][:-1]
+    return np.sort(order[first])
+
+
+@dataclass(frozen=True)
+class AuctionResult:
+    """Ranked candidates (indices into the inputs, best first) and each one's price per click if it wins."""
+
+    order: np.ndarray
+    price: np.ndarray  # aligned with ``order``
+
+
+def run_auction(ecpm: np.ndarray, bid: np.ndarray, pctr: np.ndarray, reserve_cpm: float,
+                rng: np.random.Generator, rule: PriceRule = "second", min_cpc: float = 0.0) -> AuctionResult:
+    """Rank all bidders at or above the reserve and price every position.
+
+    >>> r = run_auction(np.array([10.0, 30.0, 20.0]), np.array([1.0, 3.0, 2.0]), np.full(3, 0.01),
+    ...                 reserve_cpm=5.0, rng=np.random.default_rng(0))
+    >>> r.order.tolist(), [round(p, 6) for p in r.price]
+    ([1, 2, 0], [2.0, 1.0, 0.5])
+    """
+    eligible = np.flatnonzero(np.isfinite(ecpm) & (ecpm > 0) & (ecpm >= reserve_cpm))
+    ties = rng.random(len(eligible))
+    order = eligible[np.lexsort((ties, -ecpm[eligible]))]
+    if rule == "first":
+        return AuctionResult(order, bid[order].copy())
+    if rule != "second":
+        raise ValueError(f"`rule` must be 'second' or 'first', got {rule!r}")
+    ranked = ecpm[order]
+    next_ecpm = np.append(ranked[1:], reserve_cpm)
+    price = np.maximum(next_ecpm, reserve_cpm) / (1000.0 * pctr[order])
+    price = np.minimum(np.maximum(price, min_cpc), bid[order])
+    return AuctionResult(order, price)

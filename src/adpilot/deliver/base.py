@@ -1,0 +1,112 @@
+"""Contracts of the deliver room: what the decision path needs from other rooms, and what its parts share.
+
+The engine depends only on these protocols, so the rank room's exported scorer, the understand room's encoders and
+any counters backend plug in without the engine knowing which one it got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Text to unit vectors, as ``understand.base.TextEncoder``: ``encode(texts, kind) -> float32 [n, d]``."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], kind: Literal["query", "passage"] = "query") -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class CandidateBatch:
+    """Everything a scorer may use for one request and its ``k`` candidate ads (arrays are row-aligned).
+
+    ``user_vector`` is ``None`` for an anonymous or opted-out user; ``context_vector`` is the query's or page's
+    vector (``None`` without either). Vectors are unit-norm float32: ``ad_vectors`` has shape (k, d).
+    """
+
+    ad_ids: np.ndarray  # (k,) object
+    product_ids: np.ndarray  # (k,) object
+    ad_vectors: np.ndarray  # (k, d) float32
+    prior_ctr: np.ndarray  # (k,) float64, smoothed historical CTR of the ad
+    prior_cvr: np.ndarray  # (k,) float64, smoothed historical conversions per click
+    user_vector: np.ndarray | None  # (d,) float32
+    context_vector: np.ndarray | None  # (d,) float32
+    user_id: str | None
+    recent_items: tuple[str, ...]
+    slot: str
+    device: str | None
+    geo: str | None
+    hour: int
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Predicts click and conversion probabilities: ``score(batch) -> (pctr, pcvr)``, float64 (k,) in [0, 1].
+
+    ``pcvr`` is the probability of a conversion given a click (what oCPC multiplies by the target CPA).
+    """
+
+    def score(self, batch: CandidateBatch) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class Counters(Protocol):
+    """Shared mutable state of serving: budgets (spend and reservations), frequency caps, dedup, bandit counts.
+
+    Every check-and-change is atomic, so that concurrent requests (threads, or processes sharing Redis) can never
+    overspend a budget or exceed a cap. Keys are ids (campaign, user, creative) and local dates ``YYYY-MM-DD``.
+    Times are epoch seconds, passed in so that simulation can run on its own clock.
+    """
+
+    def budget_state(
+        self, campaign_ids: Sequence[str], days: Sequence[str], now: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(spent_total, spent_day, reserved)`` float64 arrays, one per campaign; expired reservations dropped."""
+        ...
+
+    def reserve(
+        self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
+        reservation_id: str, expires_at: float, now: float,
+    ) -> bool:
+        """Hold ``amount`` iff ``spent + reserved + amount`` stays within both budgets; ``False`` otherwise."""
+        ...
+
+    def commit(self, campaign_id: str, reservation_id: str, now: float) -> float | None:
+        """Turn a live reservation into spend (on its day); returns the amount, ``None`` if none is live."""
+        ...
+
+    def release(self, campaign_id: str, reservation_id: str) -> None:
+        """Drop a reservation without spending it."""
+        ...
+
+    def frequency(
+        self, user_id: str, campaign_ids: Sequence[str], days: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(served_today, served_lifetime)`` int64 arrays for one user and each campaign."""
+        ...
+
+    def take_frequency(self, user_id: str, campaign_id: str, day: str, cap_daily: int, cap_lifetime: int) -> bool:
+        """Count one exposure iff both caps (0 = none) still allow it."""
+        ...
+
+    def first_seen(self, key: str, ttl_s: float, now: float | None = None) -> bool:
+        """``True`` the first time ``key`` is seen within ``ttl_s`` (event de-duplication)."""
+        ...
+
+    def bandit_counts(self, creative_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(impressions, clicks)`` int64 arrays per creative."""
+        ...
+
+    def add_bandit(self, creative_id: str, impressions: int, clicks: int) -> None:
+        """Add observed impressions and clicks to one creative's counts."""
+        ...
+
+
+class CountersUnavailable(RuntimeError):
+    """The counters backend cannot be reached; the engine answers no-fill rather than risk overspending."""

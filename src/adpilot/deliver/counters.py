@@ -1,0 +1,345 @@
+"""Counters behind one interface: in-process (the embedded default) and Redis (several servers sharing them).
+
+Budget ledger semantics, identical in both backends:
+
+* ``reserve`` holds the price of an ad when it is served, iff ``spent_total + reserved + amount <= total_budget``
+  and ``spent_day + reserved + amount <= daily_budget`` — checked and written in one atomic step (a lock here, a
+  Lua script in Redis), so concurrent requests cannot overspend.
+* ``commit`` (on the billable event) moves a reservation into spend; a reservation nobody commits expires at
+  ``expires_at`` and stops counting. Expired reservations are purged before every check.
+
+Frequency counts are per (user, campaign) per local day and for the campaign's lifetime.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from adpilot.deliver.base import CountersUnavailable
+
+_EPS = 1e-9
+
+
+@dataclass
+class _Reservations:
+    """One campaign's live reservations: id -> (amount, day), a heap of expiries, and their sum."""
+
+    items: dict[str, tuple[float, str]] = field(default_factory=dict)
+    expiries: list[tuple[float, str]] = field(default_factory=list)
+    total: float = 0.0
+
+    def purge(self, now: float) -> None:
+        while self.expiries and self.expiries[0][0] < now:
+            _, rid = heapq.heappop(self.expiries)
+            held = self.items.pop(rid, None)
+            if held is not None:
+                self.total -= held[0]
+        if not self.items:
+            self.total = 0.0  # no float dust once empty
+
+
+class InProcessCounters:
+    """Counters in this process's memory, guarded by one lock; the default for a single server and simulation.
+
+    >>> c = InProcessCounters()
+    >>> c.reserve("c1", "2026-01-01", 0.6, total_budget=1.0, daily_budget=1.0, reservation_id="r1",
+    ...           expires_at=100.0, now=0.0)
+    True
+    >>> c.reserve("c1", "2026-01-01", 0.6, 1.0, 1.0, "r2", 100.0, 0.0)
+    False
+    >>> c.commit("c1", "r1", now=50.0)
+    0.6
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spent_total: dict[str, float] = defaultdict(float)
+        self._spent_day: dict[tuple[str, str], float] = defaultdict(float)
+        self._reservations: dict[str, _Reservations] = defaultdict(_Reservations)
+        self._freq_day: dict[tuple[str, str, str], int] = defaultdict(int)
+        self._freq_life: dict[tuple[str, str], int] = defaultdict(int)
+        self._seen: dict[str, float] = {}
+        self._seen_expiries: list[tuple[float, str]] = []
+        self._bandit: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+
+    def budget_state(
+        self, campaign_ids: Sequence[str], days: Sequence[str], now: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = len(campaign_ids)
+        total, day, reserved = np.zeros(n), np.zeros(n), np.zeros(n)
+        with self._lock:
+            for i, (cid, d) in enumerate(zip(campaign_ids, days, strict=True)):
+                total[i] = self._spent_total.get(cid, 0.0)
+                day[i] = self._spent_day.get((cid, d), 0.0)
+                held = self._reservations.get(cid)
+                if held is not None:
+                    held.purge(now)
+                    reserved[i] = held.total
+        return total, day, reserved
+
+    def reserve(
+        self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
+        reservation_id: str, expires_at: float, now: float,
+    ) -> bool:
+        with self._lock:
+            held = self._reservations[campaign_id]
+            held.purge(now)
+            if reservation_id in held.items:
+                return False
+            committed = held.total + amount
+            if (self._spent_total[campaign_id] + committed > total_budget + _EPS
+                    or self._spent_day[(campaign_id, day)] + committed > daily_budget + _EPS):
+                return False
+            held.items[reservation_id] = (amount, day)
+            heapq.heappush(held.expiries, (expires_at, reservation_id))
+            held.total += amount
+            return True
+
+    def commit(self, campaign_id: str, reservation_id: str, now: float) -> float | None:
+        with self._lock:
+            held = self._reservations[campaign_id]
+            held.purge(now)
+            item = held.items.pop(reservation_id, None)
+            if item is None:
+                return None
+            amount, day = item
+            held.total = held.total - amount if held.items else 0.0
+            self._spent_total[campaign_id] += amount
+            self._spent_day[(campaign_id, day)] += amount
+            return amount
+
+    def release(self, campaign_id: str, reservation_id: str) -> None:
+        with self._lock:
+            held = self._reservations[campaign_id]
+            item = held.items.pop(reservation_id, None)
+            if item is not None:
+                held.total = held.total - item[0] if held.items else 0.0
+
+    def frequency(
+        self, user_id: str, campaign_ids: Sequence[str], days: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            daily = [self._freq_day.get((user_id, c, d), 0) for c, d in zip(campaign_ids, days, strict=True)]
+            life = [self._freq_life.get((user_id, c), 0) for c in campaign_ids]
+        return np.asarray(daily, dtype=np.int64), np.asarray(life, dtype=np.int64)
+
+    def take_frequency(self, user_id: str, campaign_id: str, day: str, cap_daily: int, cap_lifetime: int) -> bool:
+        with self._lock:
+            daily_key, life_key = (user_id, campaign_id, day), (user_id, campaign_id)
+            if (cap_daily and self._freq_day[daily_key] >= cap_daily) or (
+                    cap_lifetime and self._freq_life[life_key] >= cap_lifetime):
+                return False
+            self._freq_day[daily_key] += 1
+            self._freq_life[life_key] += 1
+            return True
+
+    def first_seen(self, key: str, ttl_s: float, now: float | None = None) -> bool:
+        import time
+
+        now = time.time() if now is None else now
+        with self._lock:
+            while self._seen_expiries and self._seen_expiries[0][0] < now:
+                expiry, old = heapq.heappop(self._seen_expiries)
+                if self._seen.get(old) == expiry:
+                    del self._seen[old]
+            if key in self._seen:
+                return False
+            self._seen[key] = now + ttl_s
+            heapq.heappush(self._seen_expiries, (now + ttl_s, key))
+            return True
+
+    def bandit_counts(self, creative_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            rows = [self._bandit.get(c, (0, 0)) for c in creative_ids]
+        counts = np.asarray(rows, dtype=np.int64).reshape(len(rows), 2)
+        return counts[:, 0], counts[:, 1]
+
+    def add_bandit(self, creative_id: str, impressions: int, clicks: int) -> None:
+        with self._lock:
+            counts = self._bandit[creative_id]
+            counts[0] += impressions
+            counts[1] += clicks
+
+
+_PURGE = """
+local function purge(spend, res, amt, now)
+  local expired = redis.call('ZRANGEBYSCORE', res, '-inf', '(' .. now)
+  for _, rid in ipairs(expired) do
+    local held = redis.call('HGET', amt, rid)
+    if held then
+      local a = string.match(held, '^([^|]+)|')
+      redis.call('HINCRBYFLOAT', spend, 'reserved', -tonumber(a))
+      redis.call('HDEL', amt, rid)
+    end
+    redis.call('ZREM', res, rid)
+  end
+  if redis.call('ZCARD', res) == 0 then redis.call('HSET', spend, 'reserved', '0') end
+end
+"""
+
+_STATE = _PURGE + """
+local out = {}
+local now = ARGV[1]
+for i = 0, #KEYS / 3 - 1 do
+  local spend, res, amt = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
+  purge(spend, res, amt, now)
+  local v = redis.call('HMGET', spend, 'total', 'day:' .. ARGV[i + 2], 'reserved')
+  out[#out + 1] = v[1] or '0'
+  out[#out + 1] = v[2] or '0'
+  out[#out + 1] = v[3] or '0'
+end
+return out
+"""
+
+_RESERVE = _PURGE + """
+local spend, res, amt = KEYS[1], KEYS[2], KEYS[3]
+local day, amount, total_budget, daily_budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local rid, expires, now = ARGV[5], ARGV[6], ARGV[7]
+purge(spend, res, amt, now)
+if redis.call('HEXISTS', amt, rid) == 1 then return 0 end
+local v = redis.call('HMGET', spend, 'total', 'day:' .. day, 'reserved')
+local total, spent_day, reserved = tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0')
+if total + reserved + amount > total_budget + 1e-9 or spent_day + reserved + amount > daily_budget + 1e-9 then
+  return 0
+end
+redis.call('HINCRBYFLOAT', spend, 'reserved', amount)
+redis.call('ZADD', res, expires, rid)
+redis.call('HSET', amt, rid, ARGV[2] .. '|' .. day)
+return 1
+"""
+
+_COMMIT = _PURGE + """
+local spend, res, amt = KEYS[1], KEYS[2], KEYS[3]
+local rid, now, spend_flag = ARGV[1], ARGV[2], ARGV[3]
+purge(spend, res, amt, now)
+local held = redis.call('HGET', amt, rid)
+if not held then return false end
+local a, day = string.match(held, '^([^|]+)|(.*)$')
+redis.call('HDEL', amt, rid)
+redis.call('ZREM', res, rid)
+redis.call('HINCRBYFLOAT', spend, 'reserved', -tonumber(a))
+if redis.call('ZCARD', res) == 0 then redis.call('HSET', spend, 'reserved', '0') end
+if spend_flag == '1' then
+  redis.call('HINCRBYFLOAT', spend, 'total', a)
+  redis.call('HINCRBYFLOAT', spend, 'day:' .. day, a)
+end
+return a
+"""
+
+_TAKE_FREQ = """
+local daily = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local life = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local cap_daily, cap_life = tonumber(ARGV[2]), tonumber(ARGV[3])
+if (cap_daily > 0 and daily >= cap_daily) or (cap_life > 0 and life >= cap_life) then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('EXPIRE', KEYS[1], 172800)
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+return 1
+"""
+
+
+class RedisCounters:
+    """The same counters in Redis, every check-and-change one Lua script, for several server processes.
+
+    A Redis that cannot be reached raises :class:`CountersUnavailable` (the engine then serves nothing rather
+    than spend blind). ``prefix`` namespaces the keys so that tests and deployments can share a server.
+    """
+
+    def __init__(self, url: str, prefix: str = "adpilot", socket_timeout_s: float = 0.2) -> None:
+        import redis
+
+        self._redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self.client = redis.Redis.from_url(url, socket_timeout=socket_timeout_s,
+                                           socket_connect_timeout=socket_timeout_s, decode_responses=True)
+        self.prefix = prefix
+        self._state = self.client.register_script(_STATE)
+        self._reserve = self.client.register_script(_RESERVE)
+        self._commit = self.client.register_script(_COMMIT)
+        self._take_freq = self.client.register_script(_TAKE_FREQ)
+
+    def _budget_keys(self, campaign_id: str) -> list[str]:
+        base = f"{self.prefix}:budget:{{{campaign_id}}}"
+        return [f"{base}:spend", f"{base}:res", f"{base}:amt"]
+
+    def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except self._redis_errors as error:
+            raise CountersUnavailable(f"redis is unreachable: {error}") from error
+
+    def budget_state(
+        self, campaign_ids: Sequence[str], days: Sequence[str], now: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not campaign_ids:
+            return np.zeros(0), np.zeros(0), np.zeros(0)
+        keys = [k for cid in campaign_ids for k in self._budget_keys(cid)]
+        raw = self._call(self._state, keys=keys, args=[repr(now), *days])
+        values = np.asarray(raw, dtype=np.float64).reshape(-1, 3)
+        return values[:, 0], values[:, 1], np.maximum(values[:, 2], 0.0)
+
+    def reserve(
+        self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
+        reservation_id: str, expires_at: float, now: float,
+    ) -> bool:
+        args = [day, repr(float(amount)), repr(float(total_budget)), repr(float(daily_budget)), reservation_id,
+                repr(expires_at), repr(now)]
+        return bool(self._call(self._reserve, keys=self._budget_keys(campaign_id), args=args))
+
+    def commit(self, campaign_id: str, reservation_id: str, now: float) -> float | None:
+        out = self._call(self._commit, keys=self._budget_keys(campaign_id), args=[reservation_id, repr(now), "1"])
+        return None if out is None else float(out)
+
+    def release(self, campaign_id: str, reservation_id: str) -> None:
+        self._call(self._commit, keys=self._budget_keys(campaign_id), args=[reservation_id, "0", "0"])
+
+    def _freq_keys(self, user_id: str, day: str) -> list[str]:
+        return [f"{self.prefix}:fday:{{{user_id}}}:{day}", f"{self.prefix}:flife:{{{user_id}}}"]
+
+    def frequency(
+        self, user_id: str, campaign_ids: Sequence[str], days: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if not campaign_ids:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        by_day: dict[str, list[int]] = defaultdict(list)
+        for i, d in enumerate(days):
+            by_day[d].append(i)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(self._freq_keys(user_id, days[0])[1], list(campaign_ids))
+        for d, rows in by_day.items():
+            pipe.hmget(self._freq_keys(user_id, d)[0], [campaign_ids[i] for i in rows])
+        out = self._call(pipe.execute)
+        life = np.asarray([int(v or 0) for v in out[0]], dtype=np.int64)
+        daily = np.zeros(len(campaign_ids), dtype=np.int64)
+        for (_, rows), values in zip(by_day.items(), out[1:], strict=True):
+            daily[rows] = [int(v or 0) for v in values]
+        return daily, life
+
+    def take_frequency(self, user_id: str, campaign_id: str, day: str, cap_daily: int, cap_lifetime: int) -> bool:
+        keys = self._freq_keys(user_id, day)
+        return bool(self._call(self._take_freq, keys=keys, args=[campaign_id, cap_daily, cap_lifetime]))
+
+    def first_seen(self, key: str, ttl_s: float, now: float | None = None) -> bool:
+        ttl_ms = max(1, int(ttl_s * 1000))
+        return bool(self._call(self.client.set, f"{self.prefix}:seen:{key}", 1, nx=True, px=ttl_ms))
+
+    def bandit_counts(self, creative_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        if not creative_ids:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(f"{self.prefix}:bandit:imp", list(creative_ids))
+        pipe.hmget(f"{self.prefix}:bandit:clk", list(creative_ids))
+        imp, clk = self._call(pipe.execute)
+        return (np.asarray([int(v or 0) for v in imp], dtype=np.int64),
+                np.asarray([int(v or 0) for v in clk], dtype=np.int64))
+
+    def add_bandit(self, creative_id: str, impressions: int, clicks: int) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hincrby(f"{self.prefix}:bandit:imp", creative_id, impressions)
+        pipe.hincrby(f"{self.prefix}:bandit:clk", creative_id, clicks)
+        self._call(pipe.execute)

@@ -1,0 +1,349 @@
+"""The decision path — the only one: the HTTP server, the simulator and the replay all call
+:meth:`DecisionEngine.decide`.
+
+request -> user and context vectors -> retrieval (ANN on the user's interest vector and on the page/query
+vector, merged with rule-targeted ads) -> targeting filters -> budget and frequency -> pacing -> scoring
+(pCTR, pCVR) -> bids by strategy -> auction (one ad per campaign, reserve, second or first price) -> budget
+reserved and frequency counted atomically per winner -> creative by Thompson sampling -> signed tokens.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from adpilot.config import Settings, get_settings
+from adpilot.deliver.auction import PriceRule, best_per_group, bids_per_click, run_auction
+from adpilot.deliver.bandits import ThompsonCreatives
+from adpilot.deliver.base import CandidateBatch, Counters, CountersUnavailable
+from adpilot.deliver.counters import InProcessCounters
+from adpilot.deliver.feedback import AdEvent, FeedbackOutcome, FeedbackProcessor
+from adpilot.deliver.pacing import PIPacer
+from adpilot.deliver.retrieval import QueryVectorCache
+from adpilot.deliver.snapshot import Snapshot
+from adpilot.deliver.targeting import FILTERS, LocalClock, audience_matches, targeting_filters
+from adpilot.deliver.tokens import TokenClaims, TokenSigner
+from adpilot.errors import check_scalar
+from adpilot.schema import AdRequest, Decision, PlacedAd
+
+SOURCES = ("ann", "rule", "fallback")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Knobs of the decision path. ``reserve_cpm`` and a request's ``floor_price`` are per 1,000 impressions;
+    ``min_cpc`` is the smallest charge per click (one fen)."""
+
+    n_candidates: int = 200
+    rule_share: float = 0.5
+    price_rule: PriceRule = "second"
+    reserve_cpm: float = 0.0
+    min_cpc: float = 0.01
+    token_ttl_s: float = 3600.0
+    conversion_window_s: float = 7 * 86400.0
+    bandit_prior_strength: float = 20.0
+    query_cache_size: int = 10_000
+    explain_limit: int = 20
+    pacing: bool = True
+
+    def __post_init__(self) -> None:
+        check_scalar(self.n_candidates, "n_candidates", ge=1)
+        check_scalar(self.rule_share, "rule_share", ge=0, le=1)
+        check_scalar(self.reserve_cpm, "reserve_cpm", ge=0)
+        check_scalar(self.min_cpc, "min_cpc", ge=0)
+        check_scalar(self.token_ttl_s, "token_ttl_s", gt=0)
+        check_scalar(self.conversion_window_s, "conversion_window_s", ge=0)
+        if self.price_rule not in ("second", "first"):
+            raise ValueError(f"`price_rule` must be 'second' or 'first', got {self.price_rule!r}")
+
+
+class _Trace:
+    """Which candidates each stage removed, for ``explain`` and for the no-fill reason."""
+
+    def __init__(self, snapshot: Snapshot, enabled: bool, limit: int) -> None:
+        self.snapshot, self.enabled, self.limit = snapshot, enabled, limit
+        self.removed: dict[str, int] = {}
+        self.examples: dict[str, list[str]] = {}
+        self.info: dict[str, object] = {}
+
+    def drop(self, reason: str, rows: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """Record the rows failing ``keep`` under ``reason``; return ``keep``."""
+        gone = rows[~keep]
+        if len(gone):
+            self.removed[reason] = self.removed.get(reason, 0) + len(gone)
+            if self.enabled:
+                self.examples.setdefault(reason, []).extend(self.snapshot.ads.ids[gone[: self.limit]].tolist())
+        return keep
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.removed.items(), key=lambda kv: -kv[1]))
+        return f"every candidate was filtered out ({parts})" if parts else "no candidate ads"
+
+    def explanation(self) -> dict[str, object]:
+        removed = {k: {"count": v, "ads": self.examples.get(k, [])[: self.limit]} for k, v in self.removed.items()}
+        return {**self.info, "removed": removed}
+
+
+class DecisionEngine:
+    """Decides which ads to show for an :class:`AdRequest`, on one snapshot, with shared counters.
+
+    Thread-safe: the snapshot is read-only and swapped by :meth:`refresh` in one assignment; counters make every
+    budget and frequency change atomic; each request draws from its own generator seeded by
+    ``(seed, request_id)``, so a decision is reproducible whatever else runs concurrently.
+    """
+
+    def __init__(self, snapshot: Snapshot, counters: Counters | None = None, settings: Settings | None = None,
+                 seed: int = 0, config: EngineConfig | None = None, pacer: PIPacer | None = None) -> None:
+        settings = settings if settings is not None else get_settings()
+        self.config = config if config is not None else EngineConfig()
+        self.seed = seed
+        self.counters: Counters = counters if counters is not None else InProcessCounters()
+        self.signer = TokenSigner(settings.token_secret)
+        self.pacer = (pacer if pacer is not None else PIPacer()).reset(snapshot.campaigns.ids.tolist())
+        self.bandit = ThompsonCreatives(self.config.bandit_prior_strength)
+        self.feedback = FeedbackProcessor(self.counters, self.signer, self.config.conversion_window_s)
+        self._queries = QueryVectorCache(snapshot.encoder, self.config.query_cache_size)
+        self._snapshot = snapshot
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def refresh(self, snapshot: Snapshot) -> None:
+        """Swap in a new snapshot; requests in flight finish on the one they started with."""
+        self.pacer.reset(snapshot.campaigns.ids.tolist())
+        if snapshot.encoder is not self._snapshot.encoder:
+            self._queries = QueryVectorCache(snapshot.encoder, self.config.query_cache_size)
+        self._snapshot = snapshot
+
+    def record(self, event: AdEvent) -> FeedbackOutcome:
+        """Apply one impression, click or conversion event (see :mod:`adpilot.deliver.feedback`)."""
+        return self.feedback.record(event)
+
+    def decide(self, request: AdRequest) -> Decision:
+        """The decision for one request: placed ads with tokens, or a no-fill with the reason."""
+        snapshot = self._snapshot
+        now = request.ts.timestamp() if request.ts is not None else time.time()
+        rng = np.random.default_rng([self.seed, zlib.crc32(request.request_id.encode("utf-8"))])
+        trace = _Trace(snapshot, request.explain, self.config.explain_limit)
+        try:
+            ads, reason = self._decide(snapshot, request, now, rng, trace)
+        except CountersUnavailable as error:
+            ads, reason = [], f"counters unavailable, serving nothing rather than risk overspending ({error})"
+        return Decision(request_id=request.request_id, ads=ads, no_fill_reason=None if ads else reason,
+                        explanation=trace.explanation() if request.explain else None)
+
+    def _vectors(self, snapshot: Snapshot, request: AdRequest,
+                 user_row: int) -> tuple[bool, np.ndarray | None, np.ndarray | None]:
+        """(personalised, user vector, context vector) of a request."""
+        users = snapshot.users
+        personalised = bool(request.consent_personalisation and user_row >= 0 and users.consent[user_row])
+        user_vector = (users.vectors[user_row].astype(np.float32)
+                       if personalised and users.has_vector[user_row] else None)
+        context_vector = None
+        if request.query:
+            context_vector = self._queries.get(request.query)
+        elif request.page:
+            product = snapshot.product_index.get(request.page)
+            if product is not None and snapshot.page_vectors[product].any():
+                context_vector = snapshot.page_vectors[product]
+            else:
+                context_vector = self._queries.get(request.page)
+        return personalised, user_vector, context_vector
+
+    def _retrieve(self, snapshot: Snapshot, probes: list[np.ndarray], matched: np.ndarray,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate ad rows, source index into SOURCES): rule-targeted ads first, then ANN (or fallback)."""
+        c, n = snapshot.campaigns, self.config.n_candidates
+        starts, stops = c.ad_ptr[matched], c.ad_ptr[matched + 1]
+        lengths = stops - starts
+        total = int(lengths.sum())
+        rule = np.zeros(0, dtype=np.int64)
+        cap = int(n * self.config.rule_share)
+        if total and cap:
+            offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+            rule = c.ad_order[offsets + np.arange(total)]
+            if len(rule) > 4 * cap:
+                rule = rng.choice(rule, 4 * cap, replace=False)
+            if len(rule) > cap:
+                if probes:
+                    sims = snapshot.ads.vectors[rule] @ probes[0]
+                    rule = rule[np.argpartition(-sims, cap - 1)[:cap]]
+                else:
+                    rule = rng.choice(rule, cap, replace=False)
+        want = n - len(rule)
+        if probes:
+            each = -(-want // len(probes))
+            found = np.concatenate([snapshot.index.search(p, each) for p in probes])
+            source = 0
+        else:
+            found, source = snapshot.fallback[:want], 2
+        found = np.setdiff1d(found, rule)[:want] if len(rule) else np.unique(found)
+        rows = np.concatenate([rule, found])
+        sources = np.concatenate([np.full(len(rule), 1), np.full(len(found), source)])
+        return rows, sources
+
+    def _decide(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
+                trace: _Trace) -> tuple[list[PlacedAd], str]:
+        if snapshot.slots and request.slot not in snapshot.slots:
+            return [], f"unknown slot {request.slot!r}"
+        users, camps, cfg = snapshot.users, snapshot.campaigns, self.config
+        user_row = users.index.get(request.user_id, -1) if request.user_id else -1
+        personalised, user_vector, context_vector = self._vectors(snapshot, request, user_row)
+        probes = [v for v in (user_vector, context_vector) if v is not None]
+        matched = audience_matches(snapshot, user_row, personalised, user_vector, context_vector)
+        rows, sources = self._retrieve(snapshot, probes, matched, rng)
+        trace.info.update({
+            "user": {"known": user_row >= 0, "personalised": personalised,
+                     "interest_vector": user_vector is not None},
+            "retrieval": {"probes": [n for n, v in (("user", user_vector), ("context", context_vector))
+                                     if v is not None],
+                          "audience_campaigns": len(matched),
+                          **{s: int((sources == i).sum()) for i, s in enumerate(SOURCES)}},
+        })
+        clock = LocalClock.at(camps, now)
+        masks = targeting_filters(snapshot, rows, clock, slot=request.slot, geo=request.geo,
+                                  device=request.device, query=request.query, user_row=user_row,
+                                  personalised=personalised, matched=matched)
+        keep = np.ones(len(rows), dtype=bool)
+        for name in FILTERS:
+            alive = np.flatnonzero(keep)
+            trace.drop(name, rows[alive], masks[name][alive])
+            keep &= masks[name]
+        rows = rows[keep]
+        if not len(rows):
+            return [], trace.summary()
+        camp = snapshot.ads.campaign[rows]
+        ucamp, inverse = np.unique(camp, return_inverse=True)
+        ids = camps.ids[ucamp].tolist()
+        days = [clock.day[t] for t in camps.tz_row[ucamp]]
+        spent_total, spent_day, reserved = self.counters.budget_state(ids, days, now)
+        zero = (camps.total_budget[ucamp] <= 0) | (camps.daily_budget[ucamp] <= 0)
+        remaining = np.minimum(camps.total_budget[ucamp] - spent_total, camps.daily_budget[ucamp] - spent_day)
+        per_campaign = {"zero_budget": ~zero,
+                        "budget_exhausted": remaining - reserved >= max(cfg.min_cpc, 1e-9)}
+        capped = (camps.cap_daily[ucamp] > 0) | (camps.cap_lifetime[ucamp] > 0)
+        freq_ok = np.ones(len(ucamp), dtype=bool)
+        if request.user_id and capped.any():
+            sub = np.flatnonzero(capped)
+            daily, life = self.counters.frequency(request.user_id, [ids[i] for i in sub], [days[i] for i in sub])
+            cap_d, cap_l = camps.cap_daily[ucamp[sub]], camps.cap_lifetime[ucamp[sub]]
+            freq_ok[sub] = ~(((cap_d > 0) & (daily >= cap_d)) | ((cap_l > 0) & (life >= cap_l)))
+        per_campaign["frequency_cap"] = freq_ok
+        multiplier = np.ones(len(ucamp))
+        if cfg.pacing:
+            self.pacer.update(ucamp, spent_day + reserved, camps.daily_budget[ucamp],
+                              clock.day_fraction[camps.tz_row[ucamp]], now)
+            enters, multiplier = self.pacer.select(ucamp, rng)
+            per_campaign["pacing"] = enters | (camps.strategy[ucamp] == 2)
+        keep = np.ones(len(rows), dtype=bool)
+        for name, ok in per_campaign.items():
+            alive = np.flatnonzero(keep)
+            trace.drop(name, rows[alive], ok[inverse[alive]])
+            keep &= ok[inverse]
+        rows, camp, inverse = rows[keep], camp[keep], inverse[keep]
+        if not len(rows):
+            return [], trace.summary()
+        return self._auction(snapshot, request, now, rng, trace, rows, camp, multiplier[inverse],
+                             dict(zip(ucamp.tolist(), days, strict=True)), user_vector, context_vector)
+
+    def _auction(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
+                 trace: _Trace, rows: np.ndarray, camp: np.ndarray, multiplier: np.ndarray,
+                 day_of: dict[int, str], user_vector: np.ndarray | None,
+                 context_vector: np.ndarray | None) -> tuple[list[PlacedAd], str]:
+        """Score, bid, rank, then place winners one by one while their budget and caps still allow it."""
+        ads, camps, cfg = snapshot.ads, snapshot.campaigns, self.config
+        users = snapshot.users
+        user_row = users.index.get(request.user_id, -1) if request.user_id else -1
+        recent: tuple[str, ...] = ()
+        if user_vector is not None:
+            items = users.recent[users.recent_ptr[user_row]:users.recent_ptr[user_row + 1]]
+            recent = tuple(snapshot.product_ids[items[items >= 0]].tolist())
+        batch = CandidateBatch(
+            ad_ids=ads.ids[rows], product_ids=ads.product_ids[rows], ad_vectors=ads.vectors[rows],
+            prior_ctr=ads.prior_ctr[rows], prior_cvr=ads.prior_cvr[rows], user_vector=user_vector,
+            context_vector=context_vector, user_id=request.user_id if user_vector is not None else None,
+            recent_items=recent, slot=request.slot, device=request.device, geo=request.geo,
+            hour=int(now // 3600 % 24))
+        pctr, pcvr = (np.asarray(a, dtype=np.float64) for a in snapshot.scorer.score(batch))
+        finite = np.isfinite(pctr) & np.isfinite(pcvr)
+        trace.drop("nan_score", rows, finite)
+        rows, camp, multiplier = rows[finite], camp[finite], multiplier[finite]
+        pctr, pcvr = np.clip(pctr[finite], 0.0, 1.0), np.clip(pcvr[finite], 0.0, 1.0)
+        bid = bids_per_click(camps, camp, pcvr, multiplier)
+        ecpm = 1000.0 * pctr * bid
+        best = best_per_group(camp, ecpm)
+        same = np.zeros(len(rows), dtype=bool)
+        same[best] = True
+        trace.drop("same_campaign_better_ad", rows, same)
+        rows, camp, pctr, pcvr, bid, ecpm = (a[best] for a in (rows, camp, pctr, pcvr, bid, ecpm))
+        reserve = max(cfg.reserve_cpm, request.floor_price)
+        result = run_auction(ecpm, bid, pctr, reserve, rng, cfg.price_rule, cfg.min_cpc)
+        ranked = np.zeros(len(rows), dtype=bool)
+        ranked[result.order] = True
+        trace.drop("below_reserve", rows, ranked)
+        if request.explain:
+            top = np.argsort(-ecpm)[: cfg.explain_limit]
+            trace.info["scored"] = [
+                {"ad_id": str(ads.ids[rows[i]]), "campaign_id": str(camps.ids[camp[i]]), "pctr": float(pctr[i]),
+                 "pcvr": float(pcvr[i]), "bid": float(bid[i]), "ecpm": float(ecpm[i])} for i in top]
+            trace.info["auction"] = {
+                "rule": cfg.price_rule, "reserve_cpm": reserve,
+                "ranked": [{"ad_id": str(ads.ids[rows[i]]), "ecpm": float(ecpm[i]), "price": float(p)}
+                           for i, p in zip(result.order[: cfg.explain_limit], result.price, strict=False)]}
+        placed: list[PlacedAd] = []
+        for i, price in zip(result.order, result.price, strict=True):
+            if len(placed) == request.n_ads:
+                break
+            ad = self._place(snapshot, request, now, rng, trace, int(rows[i]), int(camp[i]), float(price),
+                             float(pctr[i]), float(pcvr[i]), float(ecpm[i]), day_of[int(camp[i])])
+            if ad is not None:
+                placed.append(ad)
+        return placed, trace.summary()
+
+    def _place(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
+               trace: _Trace, row: int, c: int, price: float, pctr: float, pcvr: float, ecpm: float,
+               day: str) -> PlacedAd | None:
+        """Reserve the price and count the exposure atomically; then choose the creative and sign the token."""
+        ads, camps = snapshot.ads, snapshot.campaigns
+        ad_id, campaign_id = str(ads.ids[row]), str(camps.ids[c])
+        claims_id = f"{request.request_id}/{ad_id}"
+        expires = now + self.config.token_ttl_s
+        one = np.asarray([row])
+        if not self.counters.reserve(campaign_id, day, price, float(camps.total_budget[c]),
+                                     float(camps.daily_budget[c]), claims_id, expires, now):
+            trace.drop("budget_exhausted_mid_request", one, np.zeros(1, dtype=bool))
+            return None
+        cap_d, cap_l = int(camps.cap_daily[c]), int(camps.cap_lifetime[c])
+        if request.user_id and (cap_d or cap_l) and not self.counters.take_frequency(
+                request.user_id, campaign_id, day, cap_d, cap_l):
+            self.counters.release(campaign_id, claims_id)
+            trace.drop("frequency_cap_mid_request", one, np.zeros(1, dtype=bool))
+            return None
+        creative = self._creative(snapshot, row, request.slot, pctr, rng)
+        claims = TokenClaims(request_id=request.request_id, user_id=request.user_id, ad_id=ad_id,
+                             campaign_id=campaign_id,
+                             creative_id=None if creative is None else str(ads.creative_ids[creative]),
+                             slot=request.slot, price=price, issued_at=now, expires_at=expires)
+        return PlacedAd(ad_id=ad_id, campaign_id=campaign_id, creative_id=claims.creative_id,
+                        text=None if creative is None else str(ads.creative_text[creative]),
+                        price=price, ecpm=ecpm, pctr=pctr, pcvr=pcvr, token=self.signer.sign(claims))
+
+    def _creative(self, snapshot: Snapshot, row: int, slot: str, pctr: float,
+                  rng: np.random.Generator) -> int | None:
+        """Thompson sampling over the ad's creatives usable in ``slot`` (their row), ``None`` without any."""
+        ads = snapshot.ads
+        start, stop = int(ads.cr_ptr[row]), int(ads.cr_ptr[row + 1])
+        options = np.arange(start, stop)
+        slots = ads.creative_slot[start:stop]
+        options = options[np.asarray([s is None or s == slot for s in slots], dtype=bool)] if len(options) else options
+        if not len(options):
+            return None
+        if len(options) == 1:
+            return int(options[0])
+        impressions, clicks = self.counters.bandit_counts(ads.creative_ids[options].tolist())
+        prior = np.where(np.isfinite(ads.creative_prior[options]), ads.creative_prior[options], pctr)
+        return int(options[self.bandit.select(prior, impressions, clicks, rng)])

@@ -1,0 +1,108 @@
+"""Targeting rules evaluated for one request, as boolean masks over candidate ads.
+
+Semantics (documented here, relied on by tests):
+
+* geo, device and hour lists are allow-lists, AND-ed; an empty list allows everyone, and a request without the
+  attribute matches only campaigns that do not restrict it. Hours are the campaign's local hours.
+* segments, interests and look-alike seeds form the campaign's *audience*: a user must match at least one of them
+  (OR). A segment matches by id or description; an interest word matches when cosine(vector, word) reaches the
+  campaign's ``interest_threshold``; a look-alike matches the seeds themselves and users whose interest vector is
+  within the same threshold of the seeds' centroid.
+* Without personalisation (anonymous, unknown or opted-out user) only the page/query vector is available: it
+  may match interest words (contextual targeting); segments and look-alikes never match.
+* Exclusions: ads for items the user already bought (when ``exclude_purchased``), and campaigns whose negative
+  keyword occurs in the query (case-insensitive substring, which also works for unsegmented Chinese).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from adpilot.deliver.snapshot import CampaignTable, Snapshot
+
+
+@dataclass(frozen=True)
+class LocalClock:
+    """The request time in each campaign time zone of the snapshot (row = time zone)."""
+
+    now: float
+    hour: np.ndarray  # (n_tz,) int
+    day: tuple[str, ...]  # local date, ISO
+    day_fraction: np.ndarray  # (n_tz,) float in [0, 1)
+
+    @classmethod
+    def at(cls, campaigns: CampaignTable, now: float) -> LocalClock:
+        hours, days, fractions = [], [], []
+        for tz in campaigns.timezones:
+            local = datetime.fromtimestamp(now, tz)
+            seconds = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
+            hours.append(local.hour)
+            days.append(local.date().isoformat())
+            fractions.append(seconds / 86400.0)
+        return cls(now, np.asarray(hours, dtype=np.int64), tuple(days), np.asarray(fractions))
+
+
+def audience_matches(snapshot: Snapshot, user_row: int, personalised: bool, user_vector: np.ndarray | None,
+                     context_vector: np.ndarray | None) -> np.ndarray:
+    """Campaign rows whose audience rules this request matches (see module docstring), sorted, unique."""
+    c = snapshot.campaigns
+    found: list[np.ndarray] = []
+    probe = user_vector if user_vector is not None else context_vector
+    words, camps, thresholds = c.interest_pairs
+    if probe is not None and len(words):
+        sims = c.interest_vectors @ probe
+        found.append(camps[sims[words] >= thresholds])
+    if personalised and user_row >= 0:
+        la_rows, centroids, la_thr = c.lookalike
+        if user_vector is not None and len(la_rows):
+            found.append(la_rows[centroids @ user_vector >= la_thr])
+        seg = snapshot.users.segment[user_row]
+        if seg is not None and seg in c.segment_members:
+            found.append(c.segment_members[seg])
+        if user_row in c.seed_members:
+            found.append(c.seed_members[user_row])
+    return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+
+
+def _member(rows: np.ndarray, n: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
+FILTERS = ("schedule", "geo", "device", "hour", "audience", "purchased", "negative_keyword", "slot")
+
+
+def targeting_filters(snapshot: Snapshot, ads: np.ndarray, clock: LocalClock, *, slot: str, geo: str | None,
+                      device: str | None, query: str | None, user_row: int, personalised: bool,
+                      matched: np.ndarray) -> dict[str, np.ndarray]:
+    """One mask per filter in :data:`FILTERS` (``True`` = passes) over candidate ad rows ``ads``."""
+    c = snapshot.campaigns
+    camp = snapshot.ads.campaign[ads]
+    local_hour = clock.hour[c.tz_row[camp]]
+    masks = {
+        "schedule": (c.start[camp] <= clock.now) & (clock.now < c.end[camp]),
+        "geo": c.geo.allows(geo, camp),
+        "device": c.device.allows(device, camp),
+        "hour": ((c.hours_mask[camp] >> local_hour) & 1).astype(bool),
+        "audience": ~c.has_audience[camp] | _member(matched, len(c.ids))[camp],
+    }
+    purchased_ok = np.ones(len(ads), dtype=bool)
+    if personalised and user_row >= 0:
+        u = snapshot.users
+        bought = u.purchased[u.purchased_ptr[user_row]:u.purchased_ptr[user_row + 1]]
+        if len(bought):
+            purchased_ok = ~(c.exclude_purchased[camp] & np.isin(snapshot.ads.product_row[ads], bought))
+    masks["purchased"] = purchased_ok
+    negative_ok = np.ones(len(ads), dtype=bool)
+    if query:
+        text = query.lower()
+        blocked = [rows for keyword, rows in c.negative_keywords if keyword in text]
+        if blocked:
+            negative_ok = ~_member(np.concatenate(blocked), len(c.ids))[camp]
+    masks["negative_keyword"] = negative_ok
+    masks["slot"] = snapshot.ads.slot_ok.get(slot, snapshot.ads.any_slot_ok)[ads]
+    return masks

@@ -1,0 +1,223 @@
+"""CTR/CVR models as ``nn.Module`` s assembled from :mod:`adpilot.rank.layers`, and their registry.
+
+Every model implements ``logits`` and takes the arrays of :class:`adpilot.rank.features.Encoded` (as tensors) and returns logits
+``[batch, n_heads]``: one head (the label) for single-task models, two for ESMM (click, conversion-given-click).
+A model is added by writing a class with ``name``, ``heads`` and ``__init__(shape, params)``, and registering it:
+the conformance suite in ``tests/rank`` then checks it automatically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adpilot.errors import UserError, check_scalar
+from adpilot.rank.layers import MLP, CrossNetV2, FactorizationMachine, Inputs, MaskedMean, TargetAttention
+
+
+@dataclass(frozen=True)
+class InputShape:
+    """Sizes the encoder fixes: embedding rows, categorical fields, which field each sequence targets, the
+    language-model vector widths and the number of dense columns."""
+
+    n_rows: int
+    n_fields: int
+    seq_targets: tuple[int, ...]
+    vector_dims: tuple[int, ...]
+    n_dense: int
+
+    @property
+    def n_tokens(self) -> int:
+        """Field embeddings the interaction layers see: categorical + vectors + one per pooled sequence."""
+        return self.n_fields + len(self.vector_dims) + len(self.seq_targets)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Hyper-parameters shared by the registry's models (each reads the ones it needs)."""
+
+    embedding_dim: int = 16
+    hidden: tuple[int, ...] = (128, 64)
+    dropout: float = 0.0
+    cross_layers: int = 3
+    attention_hidden: tuple[int, ...] = (64,)
+
+    def validate(self) -> ModelParams:
+        """Raise :class:`UserError` naming the first bad parameter."""
+        try:
+            check_scalar(self.embedding_dim, "embedding_dim", ge=1, le=512)
+            check_scalar(self.dropout, "dropout", ge=0, lt=1)
+            check_scalar(self.cross_layers, "cross_layers", ge=0, le=16)
+            for name in ("hidden", "attention_hidden"):
+                for width in getattr(self, name):
+                    check_scalar(width, name, ge=1)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        if not isinstance(self.embedding_dim, int):
+            raise UserError(f"`embedding_dim` must be an integer, got {self.embedding_dim!r}")
+        return self
+
+
+class RankModel(nn.Module):
+    """Base of the registry's models: the shared input block and the loss of single-head models."""
+
+    name = ""
+    heads: tuple[str, ...] = ("label",)
+
+    def __init__(self, shape: InputShape, params: ModelParams) -> None:
+        super().__init__()
+        self.shape = shape
+        self.params = params
+        self.inputs = Inputs(shape.n_rows, params.embedding_dim, shape.vector_dims, shape.n_dense)
+        self.flat_dim = shape.n_tokens * params.embedding_dim + shape.n_dense
+        self.bias = nn.Parameter(torch.zeros(len(self.heads)))
+
+    def forward(self, ids: torch.Tensor, seqs: torch.Tensor, dense: torch.Tensor,
+                vectors: torch.Tensor) -> torch.Tensor:
+        """Inputs as in :class:`~adpilot.rank.features.Encoded`; logits ``[batch, n_heads]``."""
+        return self.logits(ids, seqs, dense, vectors) + self.bias
+
+    def set_prior(self, rates: list[float]) -> None:
+        """Start the output bias at the log-odds of each head's base rate (rare positives train faster)."""
+        with torch.no_grad():
+            for h, rate in enumerate(rates):
+                rate = min(max(rate, 1e-6), 1 - 1e-6)
+                self.bias[h] = float(torch.logit(torch.tensor(rate)))
+
+    def tokens(self, ids: torch.Tensor, seqs: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        """Field embeddings with each sequence mean-pooled into one more field. ``-> [batch, n_tokens, dim]``."""
+        fields = self.inputs.fields(ids, vectors)
+        if not self.shape.seq_targets:
+            return fields
+        seq, mask = self.inputs.sequence(seqs)
+        pooled = MaskedMean()(seq, mask).view(seq.shape[0], len(self.shape.seq_targets), -1)
+        return torch.cat([fields, pooled], dim=1)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits[:, 0], labels[:, 0])
+
+    @staticmethod
+    def probabilities(logits: torch.Tensor) -> torch.Tensor:
+        """Per-head probabilities ``[batch, n_heads]``; ESMM overrides to return (pCTR, pCTCVR)."""
+        return torch.sigmoid(logits)
+
+
+class LogisticRegression(RankModel):
+    """The floor: a weight per hashed id, per dense column and per vector component."""
+
+    name = "lr"
+
+    def __init__(self, shape: InputShape, params: ModelParams) -> None:
+        super().__init__(shape, params)
+        self.vector_weight = nn.Parameter(torch.zeros(sum(shape.vector_dims), 1))
+
+    def logits(self, ids, seqs, dense, vectors):  # noqa: ANN001, ANN201 - shapes as in Encoded
+        return self.inputs.first_order(ids, dense) + vectors @ self.vector_weight
+
+
+class DeepFM(RankModel):
+    """LR + factorisation machine + MLP over the same field embeddings (Guo et al. 2017)."""
+
+    name = "deepfm"
+
+    def __init__(self, shape: InputShape, params: ModelParams) -> None:
+        super().__init__(shape, params)
+        self.fm = FactorizationMachine()
+        self.mlp = MLP(self.flat_dim, params.hidden, params.dropout)
+        self.out = nn.Linear(self.mlp.out_dim, 1)
+
+    def logits(self, ids, seqs, dense, vectors):  # noqa: ANN001, ANN201
+        tokens = self.tokens(ids, seqs, vectors)
+        deep = self.out(self.mlp(torch.cat([tokens.flatten(1), dense], dim=1)))
+        return self.inputs.first_order(ids, dense) + self.fm(tokens) + deep
+
+
+class DCNv2(RankModel):
+    """Full-rank cross network in parallel with an MLP (Wang et al. 2021)."""
+
+    name = "dcnv2"
+
+    def __init__(self, shape: InputShape, params: ModelParams) -> None:
+        super().__init__(shape, params)
+        self.cross = CrossNetV2(self.flat_dim, params.cross_layers)
+        self.mlp = MLP(self.flat_dim, params.hidden, params.dropout)
+        self.out = nn.Linear(self.flat_dim + self.mlp.out_dim, 1)
+
+    def logits(self, ids, seqs, dense, vectors):  # noqa: ANN001, ANN201
+        x0 = torch.cat([self.tokens(ids, seqs, vectors).flatten(1), dense], dim=1)
+        return self.out(torch.cat([self.cross(x0), self.mlp(x0)], dim=1))
+
+
+class DIN(RankModel):
+    """Target attention from the candidate to the user's recent items (Zhou et al. 2018), plus the LR term.
+
+    The candidate's fields that the sequences point at form the query; the attended history, its mean,
+    and the element-wise product of query and attended history join the field embeddings in the MLP.
+    Without sequence columns it degrades to an MLP with an LR term.
+    """
+
+    name = "din"
+
+    def __init__(self, shape: InputShape, params: ModelParams) -> None:
+        super().__init__(shape, params)
+        width = len(shape.seq_targets) * params.embedding_dim
+        self.attention = TargetAttention(width, params.attention_hidden)
+        self.mlp = MLP(self.flat_dim + 2 * width, params.hidden, params.dropout)
+        self.out = nn.Linear(self.mlp.out_dim, 1)
+
+    def logits(self, ids, seqs, dense, vectors):  # noqa: ANN001, ANN201
+        tokens = self.tokens(ids, seqs, vectors)
+        parts = [tokens.flatten(1), dense]
+        if self.shape.seq_targets:
+            seq, mask = self.inputs.sequence(seqs)
+            query = tokens[:, list(self.shape.seq_targets)].flatten(1)
+            attended = self.attention(query, seq, mask)
+            parts += [attended, query * attended]
+        return self.inputs.first_order(ids, dense) + self.out(self.mlp(torch.cat(parts, dim=1)))
+
+
+class ESMM(RankModel):
+    """Entire-space multi-task model (Ma et al. 2018): shared embeddings, a CTR tower and a CVR tower, trained on
+    impressions with ``pCTCVR = pCTR * pCVR`` so that pCVR is learnt over the whole impression space.
+
+    Labels ``[batch, 2]``: (click, conversion). Logits ``[batch, 2]``: (CTR logit, CVR logit)."""
+
+    name = "esmm"
+    heads = ("click", "conversion")
+
+    def __init__(self, shape: InputShape, params: ModelParams) -> None:
+        super().__init__(shape, params)
+        self.ctr = MLP(self.flat_dim, params.hidden, params.dropout)
+        self.cvr = MLP(self.flat_dim, params.hidden, params.dropout)
+        self.ctr_out = nn.Linear(self.ctr.out_dim, 1)
+        self.cvr_out = nn.Linear(self.cvr.out_dim, 1)
+
+    def logits(self, ids, seqs, dense, vectors):  # noqa: ANN001, ANN201
+        x = torch.cat([self.tokens(ids, seqs, vectors).flatten(1), dense], dim=1)
+        return torch.cat([self.ctr_out(self.ctr(x)), self.cvr_out(self.cvr(x))], dim=1)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        ctr_loss = F.binary_cross_entropy_with_logits(logits[:, 0], labels[:, 0])
+        # log pCTCVR = log sigmoid(a) + log sigmoid(b), computed stably.
+        log_p = F.logsigmoid(logits[:, 0]) + F.logsigmoid(logits[:, 1])
+        log_not_p = torch.log1p(-torch.exp(log_p).clamp(max=1 - 1e-7))
+        ctcvr_loss = -(labels[:, 1] * log_p + (1 - labels[:, 1]) * log_not_p).mean()
+        return ctr_loss + ctcvr_loss
+
+    @staticmethod
+    def probabilities(logits: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(logits)
+        return torch.stack([p[:, 0], p[:, 0] * p[:, 1]], dim=1)
+
+
+REGISTRY: dict[str, type[RankModel]] = {m.name: m for m in (LogisticRegression, DeepFM, DCNv2, DIN, ESMM)}
+
+
+def build_model(name: str, shape: InputShape, params: ModelParams) -> RankModel:
+    """Instantiate a registered model by name; an unknown name is a :class:`UserError` listing the choices."""
+    if name not in REGISTRY:
+        raise UserError(f"`model` must be one of {sorted(REGISTRY)}, got {name!r}")
+    return REGISTRY[name](shape, params.validate())

@@ -1,0 +1,171 @@
+"""Management reads and writes on the store, scoped to one advertiser.
+
+Server processes never hold the DuckDB file open between requests: several processes (and the snapshot builder)
+share it, and DuckDB lets one writer in at a time. Each call opens, works and closes, retrying briefly while another
+process holds the lock. Ownership is checked in SQL: an advertiser's key reaches only rows that lead back to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+
+from adpilot.store import Store
+
+T = TypeVar("T")
+
+OWNER_SQL = {
+    "campaigns": "SELECT c.campaign_id FROM campaigns c WHERE c.campaign_id = ? AND c.advertiser_id = ?",
+    "ads": "SELECT a.ad_id FROM ads a JOIN campaigns c USING (campaign_id) WHERE a.ad_id = ? AND c.advertiser_id = ?",
+    "creatives": (
+        "SELECT r.creative_id FROM creatives r JOIN ads a USING (ad_id) JOIN campaigns c USING (campaign_id) "
+        "WHERE r.creative_id = ? AND c.advertiser_id = ?"
+    ),
+}
+KEY_COLUMN = {"campaigns": "campaign_id", "ads": "ad_id", "creatives": "creative_id", "advertisers": "advertiser_id"}
+JSON_COLUMNS = {"targeting", "scores"}
+
+
+class StoreBusy(RuntimeError):
+    """Another process held the store's write lock for longer than the retry window."""
+
+
+def hash_key(api_key: str) -> str:
+    """API keys are stored only as their SHA-256."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    return "ak_" + secrets.token_urlsafe(24)
+
+
+class Repository:
+    """Owner-scoped CRUD over advertisers, campaigns, ads and creatives."""
+
+    def __init__(self, store_path: str | Path, retry_s: float = 3.0) -> None:
+        self.store_path = str(store_path)
+        self.retry_s = retry_s
+        self._lock = threading.Lock()
+        with Store(self.store_path):
+            pass  # create the tables once
+
+    @contextmanager
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + self.retry_s
+        with self._lock:
+            while True:
+                try:
+                    con = duckdb.connect(self.store_path)
+                    break
+                except duckdb.IOException as busy:
+                    if time.monotonic() > deadline:
+                        raise StoreBusy(str(busy)) from busy
+                    time.sleep(0.02)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def _run(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        with self._connect() as con:
+            return work(con)
+
+    def advertiser_for_key(self, api_key: str) -> str | None:
+        """The advertiser a key belongs to, or ``None``."""
+        row = self._run(lambda con: con.execute(
+            "SELECT advertiser_id FROM advertisers WHERE api_key_hash = ?", [hash_key(api_key)]).fetchone())
+        return str(row[0]) if row else None
+
+    def create_advertiser(self, values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """Insert an advertiser with a fresh API key; returns the row and the key (shown once)."""
+        key = new_api_key()
+        row = {**values, "api_key_hash": hash_key(key)}
+        self.insert("advertisers", row)
+        public = self.get("advertisers", values["advertiser_id"]) or row
+        return public, key
+
+    def owns(self, table: str, object_id: str, advertiser_id: str) -> bool:
+        row = self._run(lambda con: con.execute(OWNER_SQL[table], [object_id, advertiser_id]).fetchone())
+        return row is not None
+
+    def exists(self, table: str, object_id: str) -> bool:
+        sql = f"SELECT 1 FROM {table} WHERE {KEY_COLUMN[table]} = ?"
+        return self._run(lambda con: con.execute(sql, [object_id]).fetchone()) is not None
+
+    def insert(self, table: str, row: dict[str, Any]) -> None:
+        columns = list(row)
+        values = [_to_db(c, row[c]) for c in columns]
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        sql = f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(columns))})"
+        self._run(lambda con: con.execute(sql, values))
+
+    def update(self, table: str, object_id: str, changes: dict[str, Any]) -> None:
+        if not changes:
+            return
+        assignments = ", ".join(f'"{c}" = ?' for c in changes)
+        values = [_to_db(c, v) for c, v in changes.items()] + [object_id]
+        sql = f"UPDATE {table} SET {assignments} WHERE {KEY_COLUMN[table]} = ?"
+        self._run(lambda con: con.execute(sql, values))
+
+    def get(self, table: str, object_id: str) -> dict[str, Any] | None:
+        rows = self._select(f"SELECT * FROM {table} WHERE {KEY_COLUMN[table]} = ?", [object_id])
+        return rows[0] if rows else None
+
+    def list_owned(self, table: str, advertiser_id: str) -> list[dict[str, Any]]:
+        scope = {
+            "campaigns": "SELECT c.* FROM campaigns c WHERE c.advertiser_id = ?",
+            "ads": "SELECT a.* FROM ads a JOIN campaigns c USING (campaign_id) WHERE c.advertiser_id = ?",
+            "creatives": (
+                "SELECT r.* FROM creatives r JOIN ads a USING (ad_id) JOIN campaigns c USING (campaign_id) "
+                "WHERE c.advertiser_id = ?"
+            ),
+        }[table]
+        return self._select(scope + f" ORDER BY {KEY_COLUMN[table]}", [advertiser_id])
+
+    def campaign_domains(self) -> dict[str, str]:
+        """Campaign id → its advertiser's domain, for OpenRTB ``adomain``."""
+        rows = self._run(lambda con: con.execute(
+            "SELECT c.campaign_id, a.domain FROM campaigns c JOIN advertisers a USING (advertiser_id) "
+            "WHERE a.domain IS NOT NULL").fetchall())
+        return {str(c): str(d) for c, d in rows}
+
+    def campaign_report(self, campaign_id: str) -> dict[str, Any]:
+        """Impressions, clicks, conversions and spend recorded in the store for one campaign."""
+        sql = """
+            SELECT count(*) FILTER (WHERE e.type = 'ad_impression') AS impressions,
+                   count(*) FILTER (WHERE e.type = 'ad_click') AS clicks,
+                   count(*) FILTER (WHERE e.type = 'conversion') AS conversions,
+                   coalesce(sum(e.price) FILTER (WHERE e.type IN ('ad_impression', 'ad_click')), 0) AS spend,
+                   coalesce(sum(e.value) FILTER (WHERE e.type = 'conversion'), 0) AS revenue
+            FROM events e JOIN ads a ON e.ad_id = a.ad_id WHERE a.campaign_id = ?
+        """
+        return self._select(sql, [campaign_id])[0]
+
+    def _select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        def work(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+            cursor = con.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [{n: _from_db(n, v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
+
+        return self._run(work)
+
+
+def _to_db(column: str, value: Any) -> Any:
+    if column in JSON_COLUMNS and value is not None:
+        return json.dumps(value, ensure_ascii=False)
+    return value.value if hasattr(value, "value") else value
+
+
+def _from_db(column: str, value: Any) -> Any:
+    if column in JSON_COLUMNS and isinstance(value, str):
+        return json.loads(value)
+    return value

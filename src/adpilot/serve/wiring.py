@@ -1,0 +1,50 @@
+"""Builds what a server process runs on from the settings: the store snapshot, scorer, encoder and counters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from adpilot.config import Settings
+from adpilot.deliver.base import Counters, Scorer
+from adpilot.deliver.counters import InProcessCounters, RedisCounters
+from adpilot.deliver.engine import DecisionEngine
+from adpilot.deliver.scorer import SimilarityScorer
+from adpilot.deliver.snapshot import Snapshot
+from adpilot.errors import UserError
+from adpilot.store import Store
+
+
+def load_scorer(path: Path) -> Scorer:
+    """A saved scorer: the deliver room's similarity model (JSON) or an exported ranking model."""
+    if not path.exists():
+        raise UserError(f"scorer file {path} does not exist: train one first (see `adpilot train --help`)")
+    if path.suffix == ".json" and json.loads(path.read_text()).get("kind") == "SimilarityScorer":
+        return SimilarityScorer.load(path)
+    from adpilot.rank.scorer import load_scorer as load_rank_scorer
+
+    scorer: Scorer = load_rank_scorer(path)
+    return scorer
+
+
+def make_counters(settings: Settings) -> Counters:
+    """Redis when ``ADPILOT_REDIS_URL`` is set (several processes share budgets and caps), else in-process."""
+    return RedisCounters(settings.redis_url) if settings.redis_url else InProcessCounters()
+
+
+def engine_factory(settings: Settings, counters: Counters | None = None):  # type: ignore[no-untyped-def]
+    """A function building a fresh engine snapshot from the store; counters persist across refreshes."""
+    from adpilot.understand.registry import get_encoder
+
+    if settings.scorer_path is None:
+        raise UserError("set ADPILOT_SCORER_PATH to a trained scorer (the demo writes data/models/scorer.json)")
+    shared = counters if counters is not None else make_counters(settings)
+    encoder = get_encoder(settings.encoder, settings)
+    scorer_path = settings.scorer_path
+
+    def build() -> DecisionEngine:
+        with Store(settings.resolved_store_path) as store:
+            snapshot = Snapshot.from_store(store, load_scorer(scorer_path), encoder)
+        return DecisionEngine(snapshot, shared, settings)
+
+    return build

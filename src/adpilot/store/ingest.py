@@ -1,0 +1,360 @@
+"""Ingestion: validate → clean → pseudonymise → de-duplicate → store, one atomic batch at a time.
+
+Per file the counts reconcile exactly: ``rows_read = accepted + quarantined + duplicates``. Each batch
+commits together with the file's progress row in ``ingest_files``; a killed ingest therefore resumes after its
+last committed batch, and a file already ingested in full is recognised by its content hash and skipped.
+
+Missing-value policy, per field (from :mod:`adpilot.schema`): a required field that is missing or empty
+(``events``: user_id, ts, type; ``products``: product_id, title, price; ...) rejects the row; an optional one
+becomes its record default (``description`` → ``""``, ``category`` → ``[]``, ``language`` → ``zh``,
+consent flags → true, ``status`` → active) or NULL. An absent ``event_id`` is derived from the event's
+content, so a re-sent event gets the same id. Outliers are rejected with their reason (negative money,
+rating outside 0..5, unknown event type, a timestamp in the future or before 1990, an ad event without ad,
+a cart/purchase without item). Bursts of bot-like events are kept and flagged (``bot_flag``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from adpilot.config import Settings, SettingsError, get_settings
+from adpilot.errors import UserError
+from adpilot.store.db import Store
+from adpilot.store.kinds import KINDS, Kind, TimeWindow, resolve_kind
+from adpilot.store.privacy import install_pseudonym_macro, mask_sql
+from adpilot.store.readers import ArrowSource, Chunk, Reject, Source, open_source
+from adpilot.store.validate import input_kind, quote, validation_sql
+
+IN, VALID, KEYED, PSEUDONYMS = "_adpilot_in", "_adpilot_valid", "_adpilot_keyed", "_adpilot_pseudonyms"
+
+
+@dataclass(frozen=True)
+class IngestPolicy:
+    """Limits of ingestion; defaults suit shop logs. ``now`` is a parameter so tests can pin it."""
+
+    max_future: timedelta = timedelta(days=1)
+    earliest: datetime = datetime(1990, 1, 1, tzinfo=UTC)
+    burst_per_second: int = 10
+    clicks_per_minute: int = 60
+    batch_rows: int = 262_144
+    block_bytes: int = 16 << 20
+    max_record_bytes: int = 1 << 20
+    memory_limit: str = "600MB"
+    now: datetime | None = None
+
+    def window(self) -> TimeWindow:
+        return TimeWindow(self.earliest, (self.now or datetime.now(UTC)) + self.max_future)
+
+
+@dataclass
+class IngestReport:
+    """What one file (or table) did to the store."""
+
+    source: str
+    kind: str
+    rows_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    flagged: int = 0
+    already_ingested: bool = False
+    resumed_at_row: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_read == self.accepted + self.quarantined + self.duplicates
+
+
+Progress = Callable[[int, int], None]
+"""Called after each committed batch with (position reached, final position) in bytes or rows."""
+
+
+def _settings(settings: Settings | None) -> Settings:
+    settings = settings or get_settings()
+    try:
+        settings.require_production_secrets()
+    except SettingsError as error:
+        raise UserError(str(error)) from error
+    return settings
+
+
+def _fingerprint(path: Path, kind: str) -> str:
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256")
+    digest.update(kind.encode())
+    return digest.hexdigest()
+
+
+def _inputs(source: Source, table: pa.Table, kind: Kind) -> tuple[dict[str, tuple[str, str]], str | None]:
+    """How each field is read from the batch, and the pre-parse problem (JSON lines) if any."""
+    names = [s.name for s in kind.specs]
+    if source.json_lines:
+        paths = ", ".join(f"'$.\"{n}\"'" for n in names)
+        inputs = {n: (f"(CASE WHEN json_valid(_raw) AND json_type(_raw) = 'OBJECT' THEN "
+                      f"json_extract_string(_raw, [{paths}]) END)[{i + 1}]", "str") for i, n in enumerate(names)}
+        pre = ("CASE WHEN NOT json_valid(_raw) THEN 'line is not valid JSON' "
+               "WHEN json_type(_raw) <> 'OBJECT' THEN 'line is not a JSON object' END")
+        return inputs, pre
+    types = dict(zip(table.column_names, table.schema.types, strict=True))
+    return {n: (quote(n), input_kind(types[n])) for n in names if n in types}, None
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, source: str, kind: Kind, rejects: list[Reject]) -> int:
+    found = con.execute(
+        f"INSERT INTO quarantine (source_file, source_row, raw, reason, kind) "
+        f"SELECT ?, _row, _raw, _reason, ? FROM {VALID} WHERE _reason IS NOT NULL", [source, kind.name]
+    ).fetchone()
+    if rejects:
+        table = pa.table({"row": [r.row for r in rejects], "raw": [r.raw for r in rejects],
+                          "reason": [r.reason for r in rejects]})
+        con.register("_adpilot_rejects", table)
+        con.execute("INSERT INTO quarantine (source_file, source_row, raw, reason, kind) "
+                    "SELECT ?, row, raw, reason, ? FROM _adpilot_rejects", [source, kind.name])
+        con.unregister("_adpilot_rejects")
+    return (int(found[0]) if found else 0) + len(rejects)
+
+
+def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind) -> str:
+    """Valid rows with user ids pseudonymised and free text masked.
+
+    HMACs are computed once per distinct id and kept for the session in a temporary (never persisted) table,
+    so later batches of the same users only pay a hash join.
+    """
+    replaced = [f"{mask_sql(quote(c))} AS {quote(c)}" for c in kind.masked]
+    replaced += [f"_p.pid AS {quote(c)}" for c in kind.pseudonymised]
+    select = f"SELECT v.* REPLACE ({', '.join(replaced)})" if replaced else "SELECT v.*"
+    if not kind.pseudonymised:
+        return f"{select} FROM {VALID} v WHERE v._reason IS NULL"
+    (column,) = kind.pseudonymised
+    con.execute(f"""INSERT INTO {PSEUDONYMS} SELECT raw_id, adpilot_pseudonym(raw_id) FROM (
+        SELECT DISTINCT {quote(column)} AS raw_id FROM {VALID} WHERE _reason IS NULL) ANTI JOIN {PSEUDONYMS} USING (raw_id)""")
+    return (f"{select} FROM {VALID} v JOIN {PSEUDONYMS} _p ON v.{quote(column)} = _p.raw_id WHERE v._reason IS NULL")
+
+
+def _store_events(con: duckdb.DuckDBPyConnection, kind: Kind, source: str, span: tuple[object, object]) -> int:
+    """Insert new events. An event is known by (``event_id``, ``ts``); an absent id is derived from the
+    content, so exact copies and re-sent events are duplicates. Only stored events inside the batch's time
+    span are probed, which zone maps make cheap on time-ordered data whatever the table's size."""
+    content = [s.name for s in kind.specs if s.name not in ("event_id", "ts")]
+    parts = ", ".join(["CAST(epoch_us(ts) AS VARCHAR)"] + [f"coalesce(CAST({quote(c)} AS VARCHAR), '\\N')"
+                                                           for c in content])
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {KEYED} AS
+        SELECT *, md5_number(event_id) AS event_key FROM (
+            SELECT * REPLACE (coalesce(event_id, md5(concat_ws(chr(31), {parts}))) AS event_id)
+            FROM ({_cleaned(con, kind)}))""")
+    found = con.execute(f"""
+        INSERT INTO events BY NAME
+        SELECT k.* EXCLUDE (_row, _reason, _raw), k._row AS source_row, ? AS source_file, FALSE AS bot_flag
+        FROM {KEYED} k
+        LEFT JOIN (SELECT event_key, ts, min(_row) AS first FROM {KEYED} GROUP BY ALL HAVING count(*) > 1) dup
+            ON dup.event_key = k.event_key AND dup.ts = k.ts
+        ANTI JOIN (SELECT event_key, ts FROM events WHERE ts BETWEEN ? AND ?) e
+            ON e.event_key = k.event_key AND e.ts = k.ts
+        WHERE dup.first IS NULL OR k._row = dup.first""", [source, *span]).fetchone()
+    return int(found[0]) if found else 0
+
+
+def _store_entities(con: duckdb.DuckDBPyConnection, kind: Kind) -> int:
+    """Upsert by key: the last row of a key wins; a row identical to the stored one is a duplicate."""
+    names = [s.name for s in kind.specs]
+    key = quote(kind.key)
+
+    def digest(alias: str) -> str:
+        fields = ", ".join(f"{quote(n)} := {alias}{quote(n)}" for n in names)
+        return f"md5(CAST(to_json(struct_pack({fields})) AS VARCHAR))"
+
+    found = con.execute(f"""
+        INSERT OR REPLACE INTO {kind.table} BY NAME
+        SELECT {', '.join(f'd.{quote(n)}' for n in names)} FROM (
+            SELECT * FROM ({_cleaned(con, kind)}) QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _row DESC) = 1
+        ) d ANTI JOIN (SELECT {key}, {digest("")} AS _h FROM {kind.table}) e
+            ON e.{key} = d.{key} AND e._h = {digest("d.")}""").fetchone()
+    return int(found[0]) if found else 0
+
+
+def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: Chunk, kind: Kind,
+                window: TimeWindow) -> tuple[int, int, int, tuple[datetime | None, datetime | None]]:
+    """Validate and store one chunk; returns (accepted, quarantined, duplicates, time span of valid events)."""
+    inputs, pre = _inputs(source, chunk.table, kind)
+    sql = validation_sql(kind.specs, inputs, IN, extra=kind.extra(window), has_raw=source.has_raw, pre_reason=pre)
+    con.register(IN, chunk.table)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {VALID} AS {sql}")
+    finally:
+        con.unregister(IN)
+    quarantined = _quarantine(con, source.path, kind, chunk.rejects)
+    row = con.execute(f"SELECT count(*) FROM {VALID} WHERE _reason IS NULL").fetchone()
+    valid = int(row[0]) if row else 0
+    if kind.name == "events":
+        span = _span(con)
+        accepted = _store_events(con, kind, source.path, span) if valid else 0
+    else:
+        span, accepted = (None, None), _store_entities(con, kind)
+    return accepted, quarantined, valid - accepted, span
+
+
+def flag_bots(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, policy: IngestPolicy) -> None:
+    """Flag (never drop) events of users acting faster than people do, within [lo, hi].
+
+    A user with more than ``burst_per_second`` events in one second gets all of them flagged; more than
+    ``clicks_per_minute`` clicks (shop or ad) in one minute flags those clicks.
+    """
+    for unit, limit, types in (("second", policy.burst_per_second, None),
+                               ("minute", policy.clicks_per_minute, "('click', 'ad_click')")):
+        only = f"AND type IN {types}" if types else ""
+        con.execute(f"""
+            UPDATE events SET bot_flag = TRUE FROM (
+                SELECT user_id, date_trunc('{unit}', ts) AS t FROM events
+                WHERE ts BETWEEN ? AND ? {only} GROUP BY ALL HAVING count(*) > {int(limit)}
+            ) b
+            WHERE events.user_id = b.user_id AND date_trunc('{unit}', events.ts) = b.t {only.replace('type', 'events.type')}
+              AND NOT events.bot_flag AND events.ts BETWEEN ? AND ?""", [lo, hi, lo, hi])
+
+
+class _Session:
+    """Connection settings for one ingest: memory cap and the pseudonym macro; restored afterwards."""
+
+    def __init__(self, store: Store, settings: Settings, policy: IngestPolicy) -> None:
+        self.con = store.con
+        row = self.con.execute("SELECT current_setting('memory_limit')").fetchone()
+        self.previous = str(row[0]) if row else None
+        self.con.execute(f"SET memory_limit = '{policy.memory_limit}'")
+        install_pseudonym_macro(self.con, settings.secret)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {PSEUDONYMS} (raw_id VARCHAR, pid VARCHAR)")
+
+    def close(self) -> None:
+        for table in (VALID, KEYED, PSEUDONYMS):
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+        self.con.execute("DROP MACRO IF EXISTS adpilot_pseudonym")
+        if self.previous:
+            self.con.execute(f"SET memory_limit = '{self.previous}'")
+
+
+def ingest_file(store: Store, path: str | Path, kind: str | None = None, settings: Settings | None = None,
+                policy: IngestPolicy | None = None, progress: Progress | None = None) -> IngestReport:
+    """Ingest one CSV, JSONL or Parquet file; resumable, idempotent, atomic per batch."""
+    settings, policy, path = _settings(settings), policy or IngestPolicy(), Path(path)
+    source = open_source(path, batch_rows=policy.batch_rows, block_bytes=policy.block_bytes,
+                         max_record_bytes=policy.max_record_bytes)
+    chosen = resolve_kind(kind, source.columns, check_columns=not source.json_lines, source=str(path))
+    source.path = str(path.resolve())
+    known = {s.name for s in chosen.specs}
+    ignored = [c for c in source.columns if c not in known]
+    source.keep = [c for c in source.columns if c in known]
+    fingerprint = _fingerprint(path, chosen.name)
+    report = IngestReport(source=source.path, kind=chosen.name, notes=list(source.notes))
+    if ignored:
+        report.notes.append(f"ignored unknown column(s): {', '.join(ignored)}")
+    con = store.con
+    done = con.execute("SELECT done, resume_at, resume_row, rows_read, accepted, quarantined, duplicates, flagged, "
+                       "finished_at FROM ingest_files WHERE fingerprint = ?", [fingerprint]).fetchone()
+    if done is not None and done[0]:
+        report.already_ingested = True
+        report.notes.append(f"identical content already ingested on {done[8]:%Y-%m-%d %H:%M}Z; nothing added")
+        return report
+    if done is None:
+        con.execute("INSERT INTO ingest_files (fingerprint, source_file, kind) VALUES (?, ?, ?)",
+                    [fingerprint, source.path, chosen.name])
+        start, first_row = 0, 0
+    else:
+        _, start, first_row, report.rows_read, report.accepted, report.quarantined, report.duplicates, _, _ = done
+        report.resumed_at_row = report.rows_read
+        report.notes.append(f"resumed after {report.rows_read} rows committed by an interrupted run")
+    session = _Session(store, settings, policy)
+    total = source.extent()
+    try:
+        window = policy.window()
+        for chunk in source.chunks(start, first_row):
+            with store.transaction():
+                accepted, quarantined, duplicates, span = _load_chunk(con, source, chunk, chosen, window)
+                con.execute("""UPDATE ingest_files SET resume_at = ?, resume_row = ?, rows_read = rows_read + ?,
+                        accepted = accepted + ?, quarantined = quarantined + ?, duplicates = duplicates + ?,
+                        min_ts = least(min_ts, ?), max_ts = greatest(max_ts, ?) WHERE fingerprint = ?""",
+                            [chunk.end, _last_row(chunk, first_row), chunk.rows, accepted, quarantined, duplicates,
+                             *span, fingerprint])
+            first_row = _last_row(chunk, first_row)
+            report.rows_read += chunk.rows
+            report.accepted += accepted
+            report.quarantined += quarantined
+            report.duplicates += duplicates
+            if progress:
+                progress(chunk.end, total)
+        with store.transaction():
+            report.flagged = _finish(con, fingerprint, source.path, chosen, policy)
+    finally:
+        session.close()
+    return report
+
+
+def _span(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
+    row = con.execute(f"SELECT min(ts), max(ts) FROM {VALID} WHERE _reason IS NULL").fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def _last_row(chunk: Chunk, previous: int) -> int:
+    rows = [previous] + [r.row for r in chunk.rejects]
+    if chunk.table.num_rows:
+        rows.append(int(chunk.table.column("_row")[-1].as_py()))
+    return max(rows)
+
+
+def _finish(con: duckdb.DuckDBPyConnection, fingerprint: str, source: str, kind: Kind, policy: IngestPolicy) -> int:
+    """Flag bots over the file's time span and mark the file done; returns the file's flagged events."""
+    flagged = 0
+    span = con.execute("SELECT min_ts, max_ts FROM ingest_files WHERE fingerprint = ?", [fingerprint]).fetchone()
+    if kind.name == "events" and span and span[0] is not None:
+        flag_bots(con, span[0], span[1], policy)
+        row = con.execute("SELECT count(*) FROM events WHERE source_file = ? AND bot_flag AND ts BETWEEN ? AND ?",
+                          [source, span[0], span[1]]).fetchone()
+        flagged = int(row[0]) if row else 0
+    con.execute("UPDATE ingest_files SET done = TRUE, flagged = ?, finished_at = current_timestamp "
+                "WHERE fingerprint = ?", [flagged, fingerprint])
+    return flagged
+
+
+def ingest_table(store: Store, table: pa.Table, kind: str, source: str, settings: Settings | None = None,
+                 policy: IngestPolicy | None = None) -> IngestReport:
+    """Ingest an in-memory Arrow table (synthetic world, serving feedback) through the same checks.
+
+    Each batch is atomic and events are de-duplicated by id, but there is no file-level resume: a table
+    sent twice adds no events, while its rejected rows are quarantined again.
+    """
+    settings, policy = _settings(settings), policy or IngestPolicy()
+    chosen = resolve_kind(kind, table.column_names, check_columns=True, source=source)
+    columns = [c for c in table.column_names if c in {s.name for s in chosen.specs}]
+    arrow = ArrowSource(source, columns=columns, table=table.select(columns), batch_rows=policy.batch_rows)
+    report = IngestReport(source=source, kind=chosen.name)
+    session = _Session(store, settings, policy)
+    lo = hi = None
+    try:
+        window = policy.window()
+        for chunk in arrow.chunks():
+            with store.transaction():
+                accepted, quarantined, duplicates, span = _load_chunk(store.con, arrow, chunk, chosen, window)
+                if span[0] is not None:
+                    lo = span[0] if lo is None else min(lo, span[0])
+                    hi = span[1] if hi is None else max(hi, span[1])
+            report.rows_read += chunk.rows
+            report.accepted += accepted
+            report.quarantined += quarantined
+            report.duplicates += duplicates
+        if lo is not None and hi is not None:
+            with store.transaction():
+                flag_bots(store.con, lo, hi, policy)
+                row = store.con.execute("SELECT count(*) FROM events WHERE source_file = ? AND bot_flag "
+                                        "AND ts BETWEEN ? AND ?", [source, lo, hi]).fetchone()
+                report.flagged = int(row[0]) if row else 0
+    finally:
+        session.close()
+    return report
+
+
+__all__ = ["KINDS", "IngestPolicy", "IngestReport", "flag_bots", "ingest_file", "ingest_table"]

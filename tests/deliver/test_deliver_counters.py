@@ -1,0 +1,110 @@
+"""Both counters backends pass the same checks; the Redis one against a real redis-server on loopback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from deliver_redis import redis_server
+
+from adpilot.deliver.base import CountersUnavailable
+from adpilot.deliver.counters import InProcessCounters, RedisCounters
+
+DAY = "2026-03-02"
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    try:
+        with redis_server(tmp_path_factory.mktemp("redis")) as url:
+            yield url
+    except FileNotFoundError:
+        pytest.skip("redis-server is not installed")
+
+
+@pytest.fixture(params=["memory", "redis"])
+def counters(request: pytest.FixtureRequest) -> InProcessCounters | RedisCounters:
+    if request.param == "memory":
+        return InProcessCounters()
+    return RedisCounters(request.getfixturevalue("redis_url"), prefix=f"t{id(request)}")
+
+
+def test_reserve_respects_total_and_daily_budget(counters) -> None:
+    assert counters.reserve("c", DAY, 0.6, 1.0, 5.0, "r1", 100.0, 0.0)
+    assert not counters.reserve("c", DAY, 0.6, 1.0, 5.0, "r2", 100.0, 0.0)  # total budget 1.0
+    assert counters.reserve("c", DAY, 0.4, 1.0, 5.0, "r3", 100.0, 0.0)
+    assert counters.reserve("d", DAY, 2.0, 9.0, 2.0, "r1", 100.0, 0.0)
+    assert not counters.reserve("d", DAY, 0.5, 9.0, 2.0, "r2", 100.0, 0.0)  # daily budget 2.0
+    assert counters.reserve("d", "2026-03-03", 0.5, 9.0, 2.5, "r3", 100.0, 0.0)  # reservations count every day
+    assert not counters.reserve("c", DAY, 0.0, 1.0, 5.0, "r1", 100.0, 0.0)  # same reservation twice
+
+
+def test_commit_release_and_expiry(counters) -> None:
+    assert counters.reserve("c", DAY, 0.3, 1.0, 1.0, "r1", 100.0, 0.0)
+    assert counters.reserve("c", DAY, 0.3, 1.0, 1.0, "r2", 100.0, 0.0)
+    assert counters.reserve("c", DAY, 0.3, 1.0, 1.0, "r3", 10.0, 0.0)
+    assert counters.commit("c", "r1", now=50.0) == pytest.approx(0.3)
+    assert counters.commit("c", "r1", now=50.0) is None  # committed once only
+    counters.release("c", "r2")
+    total, day, reserved = counters.budget_state(["c"], [DAY], now=50.0)  # r3 expired at 10
+    assert (total[0], day[0], reserved[0]) == pytest.approx((0.3, 0.3, 0.0))
+    assert counters.commit("c", "r3", now=50.0) is None
+    total, day, reserved = counters.budget_state(["c", "unknown"], [DAY, DAY], now=50.0)
+    assert total.tolist() == pytest.approx([0.3, 0.0])
+
+
+def test_concurrent_reservations_never_overspend(counters) -> None:
+    budget, price, n_threads, per_thread = 10.0, 0.37, 8, 25
+    granted: list[int] = []
+
+    def work(t: int) -> None:
+        ok = 0
+        for i in range(per_thread):
+            if counters.reserve("c", DAY, price, budget, budget, f"r{t}-{i}", 1e12, 0.0):
+                ok += 1
+                if i % 2 == 0:
+                    counters.commit("c", f"r{t}-{i}", now=1.0)
+        granted.append(ok)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total, _, reserved = counters.budget_state(["c"], [DAY], now=1.0)
+    assert sum(granted) == int(budget // price)  # exactly as many as fit, no more
+    assert total[0] + reserved[0] <= budget + 1e-9
+
+
+def test_frequency_caps(counters) -> None:
+    assert counters.take_frequency("u", "c", DAY, 2, 3)
+    assert counters.take_frequency("u", "c", DAY, 2, 3)
+    assert not counters.take_frequency("u", "c", DAY, 2, 3)  # daily cap
+    assert counters.take_frequency("u", "c", "2026-03-03", 2, 3)
+    assert not counters.take_frequency("u", "c", "2026-03-04", 2, 3)  # lifetime cap
+    assert counters.take_frequency("u", "c", "2026-03-04", 0, 0)  # no caps
+    daily, life = counters.frequency("u", ["c", "other"], ["2026-03-03", DAY])
+    assert daily.tolist() == [1, 0] and life.tolist() == [4, 0]
+
+
+def test_dedup_and_bandit_counts(counters) -> None:
+    assert counters.first_seen("tok:click", ttl_s=60, now=0.0)
+    assert not counters.first_seen("tok:click", ttl_s=60, now=1.0)
+    counters.add_bandit("cr1", 10, 2)
+    counters.add_bandit("cr1", 1, 0)
+    impressions, clicks = counters.bandit_counts(["cr1", "cr2"])
+    assert impressions.tolist() == [11, 0] and clicks.tolist() == [2, 0]
+
+
+def test_redis_that_goes_away_raises_unavailable(tmp_path) -> None:
+    try:
+        with redis_server(tmp_path) as url:
+            counters = RedisCounters(url, socket_timeout_s=0.2)
+            assert counters.reserve("c", DAY, 1.0, 5.0, 5.0, "r1", 100.0, 0.0)
+    except FileNotFoundError:
+        pytest.skip("redis-server is not installed")
+    with pytest.raises(CountersUnavailable):
+        counters.reserve("c", DAY, 1.0, 5.0, 5.0, "r2", 100.0, 0.0)
+    with pytest.raises(CountersUnavailable):
+        counters.budget_state(["c"], [DAY], now=0.0)

@@ -1,0 +1,125 @@
+"""Ingestion end to end: formats, counts, idempotence, privacy, bot flags, every kind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+from conftest import make_events
+
+from adpilot.config import Settings
+from adpilot.errors import UserError
+from adpilot.schema import PRODUCT_ARROW_SCHEMA, USER_ARROW_SCHEMA
+from adpilot.store.ingest import ingest_file, ingest_table
+from adpilot.store.privacy import pseudonymise
+
+
+def _write(table: pa.Table, path: Path) -> Path:
+    if path.suffix == ".parquet":
+        pq.write_table(table, path)
+    elif path.suffix == ".csv":
+        pa_csv.write_csv(table, path)
+    else:
+        rows = table.to_pylist()
+        path.write_text("".join(json.dumps({k: (str(v) if k == "ts" else v) for k, v in r.items()}) + "\n"
+                                for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_counts_reconcile_and_reingest_adds_nothing(store, settings, policy, tmp_path, suffix):
+    events = make_events(2500)
+    bad = pa.table({"user_id": ["u1", "u2", ""], "ts": ["2026-03-01T00:00:00Z", "2099-01-01T00:00:00Z",
+                    "2026-03-01T00:00:00Z"], "type": ["teleport", "click", "click"], "item_id": ["i", "i", "i"],
+                    "price": [1.0, -3.0, 1.0], "query": pa.array([None] * 3, pa.string())})
+    table = pa.concat_tables([events.cast(bad.schema), bad, events.slice(0, 10).cast(bad.schema)])
+    path = _write(table, tmp_path / f"events{suffix}")
+    report = ingest_file(store, path, settings=settings, policy=policy)
+    assert (report.rows_read, report.accepted, report.quarantined, report.duplicates) == (2513, 2500, 3, 10)
+    assert report.reconciles
+    assert store.count("events") == 2500 and store.count("quarantine") == 3
+    reasons = dict(store.con.execute("SELECT source_row, reason FROM quarantine").fetchall())
+    assert "'teleport' is not one of" in reasons[2501]
+    assert "`price` must be >= 0" in reasons[2502] and "in the future" in reasons[2502]
+    assert reasons[2503] == "missing `user_id`"
+    again = ingest_file(store, path, settings=settings, policy=policy)
+    assert again.already_ingested and again.accepted == 0
+    assert store.count("events") == 2500 and store.count("quarantine") == 3
+
+
+def test_same_events_in_every_format_get_the_same_ids(store, settings, policy, tmp_path):
+    events = make_events(300)
+    ids = []
+    for suffix in (".csv", ".jsonl", ".parquet"):
+        path = _write(events, tmp_path / f"e{suffix}")
+        report = ingest_file(store, path, settings=settings, policy=policy)
+        ids.append(report.accepted)
+    assert ids == [300, 0, 0]  # re-sent in another format: every event is a duplicate
+    assert store.count("events") == 300
+
+
+def test_user_ids_are_pseudonymised_and_pii_masked(store, settings, policy):
+    table = pa.table({"user_id": ["alice@example.com", "bob"], "ts": ["2026-03-01 10:00:00"] * 2,
+                      "type": ["search", "review"], "query": ["call me 13812345678", None],
+                      "text": [None, "mail bob@shop.cn id 11010519491231002X"], "rating": ["4", "5"]})
+    report = ingest_table(store, table, "events", "feedback", settings=settings, policy=policy)
+    assert report.accepted == 2
+    rows = store.con.execute("SELECT user_id, query, text FROM events ORDER BY type DESC").fetchall()
+    assert rows[0] == (pseudonymise("alice@example.com", settings.secret), "call me [phone]", None)
+    assert rows[1][2] == "mail [email] id [id]"
+    dump = str(store.con.execute("SELECT * FROM events").fetchall())
+    assert "alice" not in dump and "13812345678" not in dump
+
+
+def test_production_mode_refuses_the_default_secret(store, policy):
+    with pytest.raises(UserError, match="ADPILOT_SECRET"):
+        ingest_table(store, make_events(3), "events", "x", settings=Settings(mode="prod"), policy=policy)
+
+
+def test_bursts_are_flagged_not_dropped(store, settings, policy):
+    burst = pa.table({"user_id": ["bot"] * 25 + ["human"] * 3,
+                      "ts": [f"2026-03-01 10:00:00.{i:03d}" for i in range(25)] + ["2026-03-01 10:00:00"] * 3,
+                      "type": ["click"] * 28, "item_id": [f"i{i}" for i in range(28)]})
+    report = ingest_table(store, burst, "events", "burst", settings=settings, policy=policy)
+    assert report.accepted == 28 and report.flagged == 25
+    flagged = store.con.execute("SELECT count(DISTINCT user_id) FROM events WHERE bot_flag").fetchone()
+    assert flagged == (1,)
+
+
+def test_missing_required_column_is_refused_with_a_clear_message(store, settings, policy, tmp_path):
+    path = tmp_path / "no_ts.csv"
+    path.write_text("user_id,type,item_id\nu1,click,i1\n")
+    with pytest.raises(UserError, match="lacks required column.*ts.*events"):
+        ingest_file(store, path, settings=settings, policy=policy)
+
+
+def test_catalogue_users_and_campaign_kinds(store, settings, policy, tmp_path):
+    products = pa.table({"product_id": ["p1", "p2", "p3"], "title": ["鞋", "Shirt", "Bad"],
+                         "description": ["", "cotton", ""], "category": [["运动", "鞋"], ["服装"], []],
+                         "attributes": [[("颜色", "红")], [], []], "price": [199.0, 59.0, -1.0],
+                         "brand": [None, "Acme", None], "language": ["zh", "en", "fr"]}, schema=PRODUCT_ARROW_SCHEMA)
+    report = ingest_file(store, _write(products, tmp_path / "products.parquet"), settings=settings, policy=policy)
+    assert (report.kind, report.accepted, report.quarantined) == ("products", 2, 1)
+    assert store.con.execute("SELECT category, attributes FROM products WHERE product_id = 'p1'").fetchone() == (
+        ["运动", "鞋"], {"颜色": "红"})
+    users = pa.table({"user_id": ["u1", "u2"], "gender": ["f", "q"], "age_band": ["25-34", None], "geo": ["CN", None],
+                      "consent_personalisation": [True, False], "consent_ads": [True, True]}, schema=USER_ARROW_SCHEMA)
+    report = ingest_file(store, _write(users, tmp_path / "users.parquet"), settings=settings, policy=policy)
+    assert (report.kind, report.accepted, report.quarantined) == ("users", 1, 1)
+    assert store.con.execute("SELECT user_id FROM users").fetchone() == (pseudonymise("u1", settings.secret),)
+    campaigns = tmp_path / "campaigns.jsonl"
+    campaigns.write_text(json.dumps({"campaign_id": "c1", "advertiser_id": "a1", "name": "Spring",
+                                     "total_budget": 1000, "daily_budget": 100,
+                                     "targeting": {"interests": ["running"], "hours": [9, 10]}}) + "\n")
+    report = ingest_file(store, campaigns, settings=settings, policy=policy)
+    assert (report.kind, report.accepted) == ("campaigns", 1)
+    row = store.con.execute("SELECT status, bid_strategy, targeting->>'$.interests[0]' FROM campaigns").fetchone()
+    assert row == ("active", "manual_cpc", "running")
+    ads = tmp_path / "ads.csv"
+    ads.write_text("ad_id,campaign_id,product_id,status\nad1,c1,p1,paused\nad1,c1,p1,paused\n")
+    report = ingest_file(store, ads, settings=settings, policy=policy)
+    assert (report.kind, report.accepted, report.duplicates) == ("ads", 1, 1)

@@ -1,0 +1,108 @@
+"""Profiles: what a build says about the hand-made users, consent, and incremental updates equal a rebuild."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from understand_helpers import events_frame, fill_store, products_frame, users_frame
+
+from adpilot.errors import UserError
+from adpilot.store import Store
+from adpilot.understand.encoders import USEEncoder
+from adpilot.understand.interest import load_interest_vectors
+from adpilot.understand.items import (
+    build_product_vectors,
+    load_ad_vectors,
+    load_product_vectors,
+    product_text,
+)
+from adpilot.understand.profiles import build_profiles, update_profiles
+
+
+def built(store: Store, encoder: USEEncoder) -> Store:
+    build_product_vectors(store, encoder)
+    build_profiles(store, encoder, half_life_days=7)
+    return store
+
+
+def row(store: Store, user: str) -> dict:
+    return store.con.sql("SELECT * FROM profiles WHERE user_id = ?", params=[user]).df().iloc[0].to_dict()
+
+
+def test_profile_reads_like_the_user(small_store: Store, use_encoder: USEEncoder) -> None:
+    built(small_store, use_encoder)
+    ball, tea = row(small_store, "u_ball"), row(small_store, "u_tea")
+    assert list(ball["top_categories"])[0] == "运动/篮球"
+    assert "篮球鞋" in list(ball["keywords"])
+    assert list(tea["top_categories"])[0] == "食品/茶叶"
+    assert list(ball["purchased_items"]) == ["p1"] and ball["n_purchases"] == 1 and ball["monetary"] == 499.0
+    assert list(ball["recent_items"])[-1] == "p1" and ball["device"] == "ios" and tea["geo"] == "杭州"
+    assert ball["peak_hour"] == 21  # 13:00 UTC is 21:00 in Shanghai
+    assert ball["price_band"] == "high" and tea["n_events"] == 5
+
+
+def test_interest_vector_points_at_the_users_products(small_store: Store, use_encoder: USEEncoder) -> None:
+    built(small_store, use_encoder)
+    users, vectors = load_interest_vectors(small_store)
+    ids, items = load_product_vectors(small_store, "use")
+    scores = dict(zip(users, vectors @ items.T, strict=True))
+    ball_items = {ids[i] for i in np.argsort(-scores["u_ball"])[:3]}
+    tea_items = {ids[i] for i in np.argsort(-scores["u_tea"])[:3]}
+    assert ball_items == {"p1", "p2", "p3"}
+    assert tea_items == {"p4", "p5", "p6"}
+
+
+def test_no_consent_means_no_interest_signal(small_store: Store, use_encoder: USEEncoder) -> None:
+    built(small_store, use_encoder)
+    private = row(small_store, "u_private")
+    assert private["interest_vector"] is None and private["keywords"] is None
+    assert private["n_events"] == 2  # activity is still counted
+    assert "u_private" not in load_interest_vectors(small_store)[0]
+
+
+def test_incremental_update_equals_rebuild(tmp_path, use_encoder: USEEncoder) -> None:
+    events = events_frame().sort_values("ts")
+    cut = events["ts"].quantile(0.5)
+    old, new = events[events["ts"] <= cut], events[events["ts"] > cut]
+    with Store(tmp_path / "full.duckdb") as full, Store(tmp_path / "inc.duckdb") as inc:
+        built(fill_store(full, products_frame(), events, users_frame()), use_encoder)
+        built(fill_store(inc, products_frame(), old, users_frame()), use_encoder)
+        touched = update_profiles(inc, use_encoder, events=new.drop(columns=["bot_flag"]))
+        assert touched == new["user_id"].nunique()
+        columns = "user_id, n_events, n_purchases, monetary, last_ts, decayed_events, top_categories, " \
+                  "recent_items, purchased_items, avg_price, rfm_m"
+        a = full.con.sql(f"SELECT {columns} FROM profiles ORDER BY user_id").fetchall()
+        b = inc.con.sql(f"SELECT {columns} FROM profiles ORDER BY user_id").fetchall()
+        for row_a, row_b in zip(a, b, strict=True):
+            for x, y in zip(row_a, row_b, strict=True):
+                assert x == (pytest.approx(y, rel=1e-6) if isinstance(y, float) else y)
+        decayed = ("SELECT user_id, kind, key, weight * pow(2, date_diff('second', as_of, anchor) / 86400 / "
+                   "half_life_days) FROM profile_affinity, profile_meta ORDER BY ALL")
+        for row_a, row_b in zip(full.con.sql(decayed).fetchall(), inc.con.sql(decayed).fetchall(), strict=True):
+            assert row_a[:3] == row_b[:3] and row_a[3] == pytest.approx(row_b[3], rel=1e-6)
+        ua, va = load_interest_vectors(full)
+        ub, vb = load_interest_vectors(inc)
+        assert ua == ub
+        np.testing.assert_allclose(va, vb, atol=1e-5)
+
+
+def test_update_needs_a_build_and_the_same_encoder(small_store: Store, use_encoder: USEEncoder) -> None:
+    with pytest.raises(UserError, match="profile build"):
+        update_profiles(small_store, use_encoder)
+    built(small_store, use_encoder)
+    assert update_profiles(small_store, use_encoder) == 0  # nothing newer than as_of
+    other = USEEncoder()
+    other.name = "use-other"
+    with pytest.raises(UserError, match="built with encoder 'use'"):
+        update_profiles(small_store, other)
+
+
+def test_product_text_and_ad_vectors(small_store: Store, use_encoder: USEEncoder) -> None:
+    build_product_vectors(small_store, use_encoder)
+    small_store.con.execute("INSERT INTO ads (ad_id, campaign_id, product_id) VALUES ('a1', 'c1', 'p4')")
+    ads, vectors = load_ad_vectors(small_store, "use")
+    ids, items = load_product_vectors(small_store, "use")
+    assert ads == ["a1"]
+    np.testing.assert_array_equal(vectors[0], items[ids.index("p4")])
+    text = product_text(products_frame().iloc[0].to_dict())
+    assert text.startswith("李宁 气垫篮球鞋 男款。品牌：李宁。类目：运动 > 篮球 > 篮球鞋。产地：中国。")
