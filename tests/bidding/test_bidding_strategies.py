@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from adpilot.deliver.bidding import CampaignStats, LinearBidder, ReSolvingBidder, RLBBidder, rlb_value_table
-from adpilot.measure.replay import Episodes, evaluate, replay, tune_linear
+from adpilot.measure.replay import STRATEGIES, Episodes, evaluate, replay, tune_linear
 
 
 def published_value_table(horizon, budget, ctr, pdf, max_bid):
@@ -114,3 +114,22 @@ def test_same_input_same_output_and_cross_fitting_uses_both_halves():
     np.testing.assert_array_equal(first.result.clicks, again.result.clicks)
     assert len(first.result.clicks) == 6 and first.tuned.count("b0=") == 2
     assert isinstance(tune_linear(stats, log, budget), LinearBidder)
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_every_registered_strategy_keeps_the_contract(name):
+    """Shared conformance: deterministic, within budget, bids >= 0 of one per episode, a batch of one works."""
+    tune, _ = world(4, 120, seed=7)
+    test, _ = world(3, 120, seed=8)
+    stats = CampaignStats(cpm=float(tune.price.mean()), cpc=2e4, ctr=float(tune.pctr.mean()),
+                          price_counts=np.bincount(tune.price.ravel(), minlength=301))
+    budget = int(stats.cpm * 120 / 16)
+    bidder = STRATEGIES[name].build(stats, tune, budget)
+    first, second = replay(bidder, test, budget), replay(bidder, test, budget)
+    np.testing.assert_array_equal(first.clicks, second.clicks)
+    np.testing.assert_array_equal(first.spend, second.spend)
+    assert (first.spend <= budget).all() and first.impressions.sum() > 0
+    bidder.start(budget, 120, 1)
+    bids = bidder.select(test.pctr[0, :1], np.array([budget]), 120)
+    assert bids.shape == (1,) and bids[0] >= 0
+    bidder.update(np.array([True]), np.array([3]), np.array([False]))

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
-from adpilot.datasets.amazon import load_grocery, load_s3rec
+from adpilot.datasets.amazon import load_grocery, load_s3rec, sequence_records
 from adpilot.datasets.coat import load_coat
 from adpilot.datasets.copytext import load_advertisegen, load_kobe, parse_attributes
+from adpilot.datasets.export import EXPORTS, export_records
 from adpilot.datasets.ipinyou import ipinyou_campaigns, load_ipinyou_bidding, load_ipinyou_ctr, load_libfm
 from adpilot.datasets.open_bandit import load_open_bandit
 from adpilot.datasets.reviews import (
@@ -109,6 +111,11 @@ def test_amazon(shared_data: Path) -> None:
     assert len(beauty.users) == 22_363 and beauty.n_interactions == 198_502
     history, last = beauty.leave_last_out()
     assert len(last[0]) == 1 and len(history[0]) == len(beauty.sequences[0]) - 1
+    events, products = sequence_records(beauty)
+    assert events.num_rows == 198_502 and products.num_rows == 12_101
+    first_user = events.slice(0, len(beauty.sequences[0]))
+    assert first_user["item_id"].to_pylist() == [f"Beauty{i}" for i in beauty.sequences[0]]
+    assert pc.all(pc.is_in(events["item_id"], products["product_id"])).as_py()
     grocery = load_grocery(shared_data / "amazon_grocery_rechorus")
     assert grocery.events.num_rows == 121_892 and grocery.events.schema.equals(EVENT_ARROW_SCHEMA)
     assert pc.count_distinct(grocery.events["user_id"]).as_py() == 14_681
@@ -138,6 +145,8 @@ def test_missing_files_are_named(tmp_path: Path) -> None:
         load_coat(tmp_path / "coat")
     with pytest.raises(UserError, match="name"):
         load_sample("imagenet")
+    with pytest.raises(UserError, match="name"):
+        export_records("imagenet", tmp_path)
 
 
 def test_malformed_files_are_user_errors(tmp_path: Path) -> None:
@@ -149,3 +158,15 @@ def test_malformed_files_are_user_errors(tmp_path: Path) -> None:
     good.write_text("1 0:1 2:1\n0 1:1\n")
     data = load_libfm(good)
     assert data.X.shape == (2, 3) and data.y.tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("name", sorted(EXPORTS))
+def test_export_writes_schema_conformant_records(shared_data: Path, tmp_path: Path, name: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADPILOT_SHARED_DATA", str(shared_data))
+    written = export_records(name, tmp_path)
+    events = pq.read_table(tmp_path / "events.parquet")
+    assert events.schema.equals(EVENT_ARROW_SCHEMA) and events.num_rows == written["events.parquet"] > 0
+    assert pc.all(pc.is_valid(events["ts"])).as_py() and pc.all(pc.is_valid(events["user_id"])).as_py()
+    if "products.parquet" in written:
+        assert pq.read_schema(tmp_path / "products.parquet").remove_metadata().equals(PRODUCT_ARROW_SCHEMA)

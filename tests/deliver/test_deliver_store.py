@@ -31,13 +31,14 @@ def encoder() -> E5Encoder:
     return E5Encoder()
 
 
-def build_store(encoder: E5Encoder, interest_threshold: float) -> Store:
-    store = Store(":memory:")
+def build_store(encoder: E5Encoder, interest_threshold: float, path: str = ":memory:") -> Store:
+    store = Store(path)
     con = store.con
     ids = list(PRODUCTS)
     vectors = encoder.encode([PRODUCTS[p] for p in ids], kind="passage")
     con.execute("CREATE TABLE product_vectors (product_id VARCHAR, encoder VARCHAR, vector FLOAT[])")
-    con.executemany("INSERT INTO product_vectors VALUES (?, 'e5', ?)", [(p, v.tolist()) for p, v in zip(ids, vectors)])
+    rows = [(p, v.tolist()) for p, v in zip(ids, vectors, strict=True)]
+    con.executemany("INSERT INTO product_vectors VALUES (?, 'e5', ?)", rows)
     con.execute("""CREATE TABLE profiles (user_id VARCHAR PRIMARY KEY, interest_vector FLOAT[], segment_id INTEGER,
                    keywords VARCHAR[], recent_items VARCHAR[], purchased_items VARCHAR[], n_events BIGINT,
                    last_ts TIMESTAMPTZ)""")
@@ -49,7 +50,7 @@ def build_store(encoder: E5Encoder, interest_threshold: float) -> Store:
     con.executemany("INSERT INTO profiles VALUES (?, ?, ?, [], [], [], 10, NULL)",
                     [(u, v.tolist(), s) for u, v, s in profiles])
     con.execute("INSERT INTO users (user_id, consent_personalisation) VALUES ('optout', false)")
-    for i, p in enumerate(ids):
+    for p in ids:
         rules = {}
         if p == "p_phone":
             rules = {"interests": ["数码 电子产品"], "interest_threshold": interest_threshold}
@@ -105,3 +106,23 @@ def test_bad_vectors_and_campaign_rows_are_named(encoder) -> None:
         with pytest.raises(UserError, match="campaign 'c_p_tea' is invalid"):
             Snapshot.from_store(store, fitted_scorer(), encoder)
     assert np.isfinite(encoder.encode(["x"]).sum())
+
+
+def test_cli_decide_prints_the_decision_and_its_reasons(encoder, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    build_store(encoder, 0.8, str(tmp_path / "store.duckdb")).close()
+    fitted_scorer().save(tmp_path / "scorer.json")
+    env = {**os.environ, "ADPILOT_MODE": "test", "ADPILOT_ENCODER": "e5"}
+    base = [sys.executable, "-m", "adpilot.cli", "deliver", "decide", "--store", str(tmp_path / "store.duckdb"),
+            "--scorer", str(tmp_path / "scorer.json")]
+    out = subprocess.run([*base, "--slot", "search", "--query", "篮球鞋", "--explain"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    decision = json.loads(out.stdout)
+    assert decision["ads"][0]["ad_id"] == "a_p_ball" and decision["explanation"]["retrieval"]["probes"] == ["context"]
+    bad = subprocess.run([*base, "--slot", "search", "--n-ads", "50"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and "`n_ads`" in bad.stderr and "Traceback" not in bad.stderr

@@ -29,7 +29,7 @@ def settings() -> Settings:
 
 @pytest.fixture
 def policy() -> IngestPolicy:
-    return IngestPolicy(now=NOW, batch_rows=1000, block_bytes=4096)
+    return IngestPolicy(now=NOW, batch_rows=1000, block_bytes=64 << 10)
 
 
 def make_events(rows: int, seed: int = 0, users: int = 50) -> pa.Table:

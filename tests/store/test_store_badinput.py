@@ -6,10 +6,10 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_events
 
 from adpilot.errors import UserError
 from adpilot.store.ingest import IngestPolicy, ingest_file
+from conftest import make_events
 
 HEADER = "user_id,ts,type,item_id,price,text\n"
 

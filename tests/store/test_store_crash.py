@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-from conftest import NOW, make_events
 
 from adpilot.store import Store
 from adpilot.store.ingest import IngestPolicy, ingest_file
+from conftest import NOW, make_events
 
 CHILD = textwrap.dedent("""
     import sys
@@ -23,7 +23,7 @@ CHILD = textwrap.dedent("""
     from adpilot.config import Settings
     from adpilot.store import Store
     from adpilot.store.ingest import IngestPolicy, ingest_file
-    policy = IngestPolicy(now=datetime.fromisoformat(sys.argv[3]), batch_rows=1000, block_bytes=16384)
+    policy = IngestPolicy(now=datetime.fromisoformat(sys.argv[3]), batch_rows=2000, block_bytes=128 << 10)
     with Store(sys.argv[2]) as store:
         ingest_file(store, sys.argv[1], settings=Settings(mode="test", secret=sys.argv[4]), policy=policy,
                     progress=lambda done, total: print("batch", done, flush=True))
@@ -59,7 +59,7 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_clean_run(tmp_path, settings, suf
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert child.returncode == -signal.SIGKILL
-    policy = IngestPolicy(now=NOW, batch_rows=1000, block_bytes=16384)
+    policy = IngestPolicy(now=NOW, batch_rows=2000, block_bytes=128 << 10)
     with Store(killed) as store:
         partial = store.count("events")
         assert 0 < partial < 30_000

@@ -9,13 +9,13 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_events
 
 from adpilot.config import Settings
 from adpilot.errors import UserError
 from adpilot.schema import PRODUCT_ARROW_SCHEMA, USER_ARROW_SCHEMA
 from adpilot.store.ingest import ingest_file, ingest_table
 from adpilot.store.privacy import pseudonymise
+from conftest import make_events
 
 
 def _write(table: pa.Table, path: Path) -> Path:

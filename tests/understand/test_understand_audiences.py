@@ -70,13 +70,13 @@ def test_lookalikes_share_the_seeds_taste(tmp_path: Path, use_encoder: USEEncode
             lookalike(store, ["nobody"], n=5)
 
 
-def test_hnsw_and_flat_agree_on_clear_neighbours() -> None:
+def test_ivf_and_flat_agree_on_clear_neighbours() -> None:
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(3000, 32)).astype(np.float32)
     ids = [f"u{i}" for i in range(3000)]
-    flat = LookalikeIndex(hnsw_above=10_000).fit(ids, vectors).query(["u0"], n=10)
-    hnsw = LookalikeIndex(hnsw_above=100).fit(ids, vectors).query(["u0"], n=10)
-    assert len(set(flat["user_id"]) & set(hnsw["user_id"])) >= 8
+    flat = LookalikeIndex(ann_above=10_000).fit(ids, vectors).query(["u0"], n=10)
+    ivf = LookalikeIndex(ann_above=100, nlist=16, nprobe=8).fit(ids, vectors).query(["u0"], n=10)
+    assert len(set(flat["user_id"]) & set(ivf["user_id"])) >= 8
 
 
 def test_bot_with_burst_and_blind_clicks_is_flagged_with_reasons(small_store: Store) -> None:

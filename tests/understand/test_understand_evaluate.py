@@ -9,8 +9,10 @@ import pytest
 from adpilot.datasets.world import WorldConfig, write_world
 from adpilot.errors import InputFileError
 from adpilot.store import Store
+from adpilot.understand.anomalies import flag_users
 from adpilot.understand.encoders import USEEncoder
 from adpilot.understand.evaluate import (
+    bot_flag_quality,
     hold_out_last_items,
     interest_recovery,
     load_world_store,
@@ -45,3 +47,11 @@ def test_interest_vectors_beat_popularity_on_a_world(world: Path, tmp_path: Path
 def test_world_loader_names_the_missing_file(tmp_path: Path) -> None:
     with Store(tmp_path / "w.duckdb") as store, pytest.raises(InputFileError, match="events.parquet is missing"):
         load_world_store(tmp_path, store)
+
+
+def test_bot_flags_find_the_worlds_bots(world: Path, tmp_path: Path) -> None:
+    with Store(tmp_path / "w.duckdb") as store:
+        load_world_store(world, store)
+        quality = bot_flag_quality(flag_users(store), world / "truth")
+    assert quality["bots"] >= 1
+    assert quality["recall"] >= 0.9 and quality["precision"] >= 0.8

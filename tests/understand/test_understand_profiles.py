@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from understand_helpers import events_frame, fill_store, products_frame, users_frame
 
@@ -106,3 +107,14 @@ def test_product_text_and_ad_vectors(small_store: Store, use_encoder: USEEncoder
     np.testing.assert_array_equal(vectors[0], items[ids.index("p4")])
     text = product_text(products_frame().iloc[0].to_dict())
     assert text.startswith("李宁 气垫篮球鞋 男款。品牌：李宁。类目：运动 > 篮球 > 篮球鞋。产地：中国。")
+
+
+def test_withdrawn_consent_clears_interests_on_update(small_store: Store, use_encoder: USEEncoder) -> None:
+    built(small_store, use_encoder)
+    assert row(small_store, "u_ball")["interest_vector"] is not None
+    small_store.con.execute("UPDATE users SET consent_personalisation = FALSE WHERE user_id = 'u_ball'")
+    late = events_frame().iloc[:1].assign(event_id="late", ts=pd.Timestamp("2026-03-02", tz="UTC"))
+    update_profiles(small_store, use_encoder, events=late.drop(columns=["bot_flag"]))
+    ball = row(small_store, "u_ball")
+    assert ball["interest_vector"] is None and ball["keywords"] is None and ball["top_categories"] is None
+    assert ball["n_events"] == 7

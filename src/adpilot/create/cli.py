@@ -18,6 +18,15 @@ Variants = Annotated[int, typer.Option("--n", help="variants generated per (ad, 
 Shots = Annotated[int, typer.Option("--k", help="retrieved few-shot examples")]
 Seed = Annotated[int, typer.Option(help="sampling seed")]
 Encoder = Annotated[str, typer.Option(help="retrieval similarity: tfidf | e5 | use")]
+Threads = Annotated[int | None, typer.Option(help="llama.cpp threads (default: ADPILOT_LLM_THREADS); 1 is "
+                                                  "much faster than 2 on a busy machine")]
+
+
+def _settings(threads: int | None):  # type: ignore[no-untyped-def]
+    from adpilot.config import get_settings
+
+    settings = get_settings()
+    return settings if threads is None else settings.model_copy(update={"llm_threads": threads})
 
 
 def _pool(examples: list, k: int, encoder: str):  # type: ignore[no-untyped-def]
@@ -45,10 +54,9 @@ def generate(
     slot: Annotated[str, typer.Option(help="banner | title | feed | detail")] = "feed",
     max_tokens: int = 160, temperature: float = 0.8, seed: Seed = 0,
     fluency: Annotated[bool, typer.Option(help="score perplexity under the local model")] = False,
-    encoder: Encoder = "tfidf",
+    encoder: Encoder = "tfidf", threads: Threads = None,
 ) -> None:
     """Write copy for a campaign × segments (or one product / ad) into `creatives`; resumable and cached."""
-    from adpilot.config import get_settings
     from adpilot.create.cache import CachedLLM
     from adpilot.create.factory import make_llm
     from adpilot.create.prompts import CopySpec
@@ -58,15 +66,17 @@ def generate(
     from adpilot.store.db import Store
 
     CopySpec(slot=slot)  # validates the slot before any model loads
-    settings = get_settings()
+    settings = _settings(threads)
     with Store(settings.resolved_store_path) as store:
         todo = jobs(store.con, campaign, product, ad, with_segments=segments)
         llm = make_llm(settings, backend, model)
         cached = CachedLLM(llm, store.con)
         examples = read_examples(pool) if pool is not None else human_pool(store.con)
         index = _pool(examples, k, encoder) if examples and k > 0 else None
+        text_encoder = index.encoder if index is not None else None
         perplexity = getattr(llm, "perplexity", None) if fluency else None
-        studio = Studio(store.con, CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature),
+        writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature, encoder=text_encoder)
+        studio = Studio(store.con, writer,
                         index, slot=slot, seed=seed, perplexity=perplexity)
         with typer.progressbar(length=len(todo), label=f"writing with {llm.name}") as bar:
             stats = studio.run(todo, on_progress=bar.update)
@@ -86,11 +96,12 @@ def evaluate_command(
     baseline: Annotated[str | None, typer.Option(help="'nearest': output the nearest pool copy, no LLM")] = None,
     cache: Annotated[Path | None, typer.Option(help="completion cache (DuckDB file)")] = None,
     out: Annotated[Path | None, typer.Option(help="write outputs and per-item scores as JSONL")] = None,
+    threads: Threads = None,
+    shard: Annotated[str, typer.Option(help="i/m: evaluate every m-th sampled reference from the i-th")] = "0/1",
 ) -> None:
     """BLEU-4, ROUGE-1/2/L (AdvertiseGen protocol) and violation rate of generated copy against references."""
     import duckdb
 
-    from adpilot.config import get_settings
     from adpilot.create.cache import CachedLLM
     from adpilot.create.evaluate import evaluate
     from adpilot.create.factory import make_llm
@@ -99,19 +110,25 @@ def evaluate_command(
 
     if baseline not in (None, "nearest"):
         raise UserError(f"`--baseline` must be 'nearest', got {baseline!r}")
+    try:
+        shard_at = tuple(int(x) for x in shard.split("/"))
+        if len(shard_at) != 2:
+            raise ValueError
+    except ValueError:
+        raise UserError(f"`--shard` must look like 0/2, got {shard!r}") from None
     references = read_examples(refs)
     examples = read_examples(pool) if pool is not None else None
-    settings = get_settings()
+    settings = _settings(threads)
     writer, cached = None, None
     if baseline is None:
         cache_path = cache or settings.home / "create_cache.duckdb"
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         cached = CachedLLM(make_llm(settings, backend, model), duckdb.connect(str(cache_path)))
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature)
-    total = min(limit or len(references), len(references))
+    total = len(range(shard_at[0], min(limit or len(references), len(references)), shard_at[1]))
     with typer.progressbar(length=total, label="evaluating") as bar:
         result = evaluate(references, writer, examples, k=k, limit=limit, seed=seed,
-                          on_item=lambda _done: bar.update(1))
+                          on_item=lambda _done: bar.update(1), shard=(shard_at[0], shard_at[1]))
     typer.echo(f"n={len(result.rows)} refs={refs} pool={pool or 'leave-one-out'} k={k} variants={n} "
                f"model={cached.name if cached else 'nearest-copy'}")
     for name, (mean, low, high) in result.summary(seed).items():
@@ -128,6 +145,7 @@ def evaluate_command(
 def show(ad: Annotated[str, typer.Argument(help="ad id")]) -> None:
     """Print an ad's creatives with their scores, and how many drafts were rejected and why."""
     from adpilot.config import get_settings
+    from adpilot.create.studio import table_exists
     from adpilot.store.db import Store
 
     with Store(get_settings().resolved_store_path) as store:
@@ -137,8 +155,7 @@ def show(ad: Annotated[str, typer.Argument(help="ad id")]) -> None:
             raise UserError(f"ad {ad!r} has no creatives")
         for cid, audience, source, model, text, scores in rows:
             typer.echo(f"{cid}  [{audience}] {source}/{model}  {scores}\n    {text}")
-        store.con.execute("CREATE TABLE IF NOT EXISTS creative_decisions (ad_id VARCHAR)")
-        rejected = store.con.execute("SELECT reasons FROM creative_decisions WHERE ad_id = ? AND action = "
+        rejected = [] if not table_exists(store.con, "creative_decisions") else store.con.execute("SELECT reasons FROM creative_decisions WHERE ad_id = ? AND action = "
                                      "'rejected'", [ad]).fetchall()
         if rejected:
             typer.echo(f"rejected drafts: {len(rejected)}: " + "; ".join(r[0] for r in rejected[:5]))

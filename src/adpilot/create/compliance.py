@@ -32,8 +32,8 @@ MEDICAL_EN = re.compile(rf"{L}(cures?|cured|heals?|anti-?cancer|clinically prove
 FINANCE_ZH = ("保本", "稳赚", "包赚", "无风险", "零风险", "保收益", "稳赚不赔", "高收益", "保证收益")
 FINANCE_EN = re.compile(rf"{L}(risk-free|no risk|sure profit){R}", re.IGNORECASE)
 MEDICAL_CATEGORIES = ("药", "医疗", "medicine", "pharma", "medical")
-ARTEFACTS = re.compile(r"```|\*\*|<UNK>|(?<![A-Za-z])BRAND(?![A-Za-z])|^\s*(商品|属性|目标人群|Product|Attributes)\s*[:：]|^#+\s",
-                       re.MULTILINE)
+BRIEF_ECHO = r"^\s*(商品|属性|目标人群|注意|Product|Attributes|Note)\s*[:：]"
+ARTEFACTS = re.compile(r"```|\*\*|<UNK>|(?<![A-Za-z])BRAND(?![A-Za-z])|上一稿|不合规|^#+\s|" + BRIEF_ECHO, re.MULTILINE)
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;.])")
 MIN_CHARS = 8
 
@@ -194,7 +194,7 @@ def rewrite(text: str, policy: Policy) -> str:
     text = normalise(text)
     text = re.sub(r"```\w*|\*\*|<UNK>|(?<![A-Za-z])BRAND(?![A-Za-z])|^#+\s*", "", text, flags=re.MULTILINE)
     text = "".join(line for line in text.splitlines(keepends=True)
-                   if not re.match(r"\s*(商品|属性|目标人群|Product|Attributes)\s*[:：]", line)).strip()
+                   if not re.match(BRIEF_ECHO, line)).strip()
     for old, new in REWRITES:
         text = text.replace(old, new)
     text = re.sub("最(?!近|后|初|终)", "很", text)

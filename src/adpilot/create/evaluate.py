@@ -30,9 +30,11 @@ class EvalResult:
 
     def summary(self, seed: int = 0) -> dict[str, tuple[float, float, float]]:
         """Mean and 95 % bootstrap interval per metric, plus the final and draft violation rates (%)."""
-        result = {m: mean_interval([r[m] for r in self.rows], seed=seed) for m in (*METRICS, "violation")}
-        rate = 100.0 * self.draft_violations / self.drafts if self.drafts else float("nan")
-        result["draft-violation"] = (rate, rate, rate)
+        names = [name for name in self.rows[0] if name != "violation"] + ["violation"] if self.rows else []
+        result = {m: mean_interval([r[m] for r in self.rows], seed=seed) for m in names}
+        if self.drafts:
+            rate = 100.0 * self.draft_violations / self.drafts
+            result["draft-violation"] = (rate, rate, rate)
         return result
 
 
@@ -42,24 +44,34 @@ def compliant_pool(examples: Sequence[CopyExample], spec: CopySpec) -> list[Copy
     return [e for e in examples if not check(e.copy, policy)]
 
 
-def sample_indices(n_refs: int, limit: int | None, seed: int) -> list[int]:
-    """``limit`` reference indices drawn without replacement (all, in order, when ``limit`` is None)."""
+def sample_indices(n_refs: int, limit: int | None, seed: int, shard: tuple[int, int] = (0, 1)) -> list[int]:
+    """``limit`` reference indices drawn without replacement (all, in order, when ``limit`` is None); shard
+    ``(i, m)`` keeps every m-th from the i-th, so m processes split one sample.
+
+    >>> sample_indices(10, None, 0, shard=(1, 3))
+    [1, 4, 7]
+    """
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"`shard` must be i/m with 0 <= i < m, got {index}/{count}")
     if limit is None or limit >= n_refs:
-        return list(range(n_refs))
-    check_scalar(limit, "limit", ge=1)
-    return sorted(np.random.default_rng(seed).choice(n_refs, size=limit, replace=False).tolist())
+        chosen = list(range(n_refs))
+    else:
+        check_scalar(limit, "limit", ge=1)
+        chosen = sorted(np.random.default_rng(seed).choice(n_refs, size=limit, replace=False).tolist())
+    return chosen[index::count]
 
 
 def evaluate(refs: Sequence[CopyExample], writer: CopyWriter | None, pool: Sequence[CopyExample] | None = None,
              k: int = 3, limit: int | None = None, seed: int = 0, spec: CopySpec | None = None,
-             on_item: Callable[[int], None] | None = None) -> EvalResult:
+             on_item: Callable[[int], None] | None = None, shard: tuple[int, int] = (0, 1)) -> EvalResult:
     """Score the writer on ``refs``; without ``pool``, leave-one-out over ``refs``. With ``writer=None`` the
     nearest pool copy itself is the output (a retrieval-only baseline)."""
     spec = spec or CopySpec(slot="detail")
     index = CopyPool(k=k).fit(compliant_pool(pool if pool is not None else refs, spec))
     result = EvalResult()
     policy = Policy(max_chars=spec.max_chars, language=spec.language)
-    for done, i in enumerate(sample_indices(len(refs), limit, seed), start=1):
+    for done, i in enumerate(sample_indices(len(refs), limit, seed, shard), start=1):
         ref = refs[i]
         shots = [index.examples_[j] for j in index.query(ref.product, k=max(k, 1), exclude_copy=ref.copy)]
         if writer is None:
@@ -69,9 +81,13 @@ def evaluate(refs: Sequence[CopyExample], writer: CopyWriter | None, pool: Seque
             result.drafts += len(decisions)
             result.draft_violations += sum(bool(d.reasons) and d.action != "duplicate" for d in decisions)
             output = decisions[0].text or ""
+            first = next((d.text or "" for d in decisions if d.order == 0), "")
         result.outputs.append(output)
         row = {"bleu-4": bleu4(output, ref.copy), **rouge(output, ref.copy),
                "violation": 100.0 * bool(output and check(output, policy))}
+        if writer is not None:  # the first sampled variant, i.e. the same run without selection
+            row["unselected-bleu-4"] = bleu4(first, ref.copy)
+            row["unselected-rouge-l"] = rouge(first, ref.copy)["rouge-l"]
         result.rows.append(row)
         if on_item is not None:
             on_item(done)

@@ -88,7 +88,7 @@ class LocalLLM:
     def perplexity(self, texts: Sequence[str]) -> list[float]:
         """Per-token perplexity of each text under the model (lower = more fluent); ``inf`` for empty text."""
         if self._scorer is None:
-            self._scorer = _load(self.path, self.threads, min(self.context, 1024), logits_all=True)
+            self._scorer = _load(self.path, self.threads, min(self.context, 384), logits_all=True)
         model = self._scorer
         result = []
         for text in texts:

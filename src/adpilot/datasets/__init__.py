@@ -11,9 +11,12 @@ and raises :class:`~adpilot.errors.InputFileError` naming a missing file:
 - :mod:`.reviews` ``load_chinese_reviews() / load_womens_reviews() -> Table``, ``*_review_records -> (events,
   products)``
 - :mod:`.coat` ``load_coat() -> CoatData``
-- :mod:`.amazon` ``load_s3rec(name) -> SequenceData``, ``load_grocery() -> GroceryData``
+- :mod:`.amazon` ``load_s3rec(name) -> SequenceData``, ``sequence_records(data) -> (events, products)``,
+  ``load_grocery() -> GroceryData``
 - :mod:`.taobao` ``load_taobao_behavior() -> Table``, ``taobao_events(table) -> (events, items)``
 - :mod:`.samples` ``load_sample(name) -> Table`` for the tiny Criteo/Avazu/MovieLens/TaobaoAd/Ali-CCP/... samples
+- :mod:`.export` ``export_records(name, out)``: the sets above that map to events/products, as Parquet for ingest
+  (CLI ``adpilot datasets export NAME --out DIR``)
 - :mod:`.world` the synthetic shop with its truth oracle (``World``, ``WorldConfig``, ``write_world``)
 
 Modules are imported on use (``from adpilot.datasets.coat import load_coat``) so that the CLI starts fast.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -12,6 +14,15 @@ from adpilot.errors import InputFileError
 from adpilot.schema import EVENT_ARROW_SCHEMA, PRODUCT_ARROW_SCHEMA
 
 PathLike = str | Path
+
+PLACEHOLDER_TS = datetime(2020, 1, 1, tzinfo=UTC)
+"""Start of the stand-in clock for sources without timestamps: event ``i`` gets ``PLACEHOLDER_TS + i`` seconds."""
+
+
+def placeholder_ts(order: np.ndarray) -> pa.Array:
+    """Timestamps ``PLACEHOLDER_TS + order`` seconds: keeps a source's row order where it has no time."""
+    base = int(PLACEHOLDER_TS.timestamp()) * 1_000_000
+    return pa.array(base + np.asarray(order, dtype=np.int64) * 1_000_000).cast(pa.timestamp("us", tz="UTC"))
 
 
 def shared_root() -> Path:

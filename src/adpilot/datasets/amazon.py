@@ -10,7 +10,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from adpilot.datasets._common import PathLike, events_table, member, products_table, read_csv, source_path
+from adpilot.datasets._common import (
+    PathLike,
+    events_table,
+    member,
+    placeholder_ts,
+    products_table,
+    read_csv,
+    source_path,
+)
 from adpilot.errors import InputFileError
 
 
@@ -54,6 +62,30 @@ def load_s3rec(name: str = "Beauty", path: PathLike | None = None) -> SequenceDa
     with gzip.open(member(folder, f"{name}_item2attributes.json.gz"), "rt") as handle:
         attributes = {int(k): list(v) for k, v in json.load(handle).items()}
     return SequenceData(name, np.asarray(users, np.int64), sequences, attributes)
+
+
+def sequence_records(data: SequenceData) -> tuple[pa.Table, pa.Table]:
+    """(events, products) of S3-Rec sequences: one ``purchase`` per interaction (user ``<name>-u<id>``, item
+    ``<name><id>``); no timestamps exist, so ``ts`` counts seconds from the placeholder clock in each user's order.
+    Products carry the attribute ids as ``category`` (``["a12", "a7"]``); no titles (title = id) or prices (0).
+    """
+    lengths = np.array([len(s) for s in data.sequences], dtype=np.int64)
+    items = np.concatenate(data.sequences) if data.sequences else np.zeros(0, np.int64)
+    n = len(items)
+    users = np.repeat(data.users, lengths)
+    item_ids = pc.binary_join_element_wise(data.name, pc.cast(pa.array(items), pa.string()), "")
+    events = events_table(
+        n, event_id=pc.binary_join_element_wise(f"{data.name}-e", pc.cast(pa.array(np.arange(n)), pa.string()), ""),
+        user_id=pc.binary_join_element_wise(f"{data.name}-u", pc.cast(pa.array(users), pa.string()), ""),
+        ts=placeholder_ts(np.arange(n)), type=pa.array(["purchase"] * n), item_id=item_ids)
+    known = sorted(data.item_attributes)
+    product_ids = [f"{data.name}{i}" for i in known]
+    products = products_table(
+        len(known), product_id=pa.array(product_ids), title=pa.array(product_ids),
+        description=pa.array([""] * len(known)),
+        category=pa.array([[f"a{a}" for a in data.item_attributes[i]] for i in known], pa.list_(pa.string())),
+        price=pa.array(np.zeros(len(known))), language=pa.array(["en"] * len(known)))
+    return events, products
 
 
 @dataclass(frozen=True)

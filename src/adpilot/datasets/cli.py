@@ -1,4 +1,5 @@
-"""``adpilot world``: write a synthetic e-commerce world to a folder of Parquet files."""
+"""``adpilot world`` writes a synthetic e-commerce world; ``adpilot datasets export`` turns a public set into
+adpilot records (Parquet) ready for ingest."""
 
 from __future__ import annotations
 
@@ -26,6 +27,25 @@ def world(
                f"{stats.n_ads:,} ads to {stats.out} ({stats.seconds_events:.1f} s of events, {rate:,.0f} events/s)")
 
 
+datasets_app = typer.Typer(help="Public data sets: export them as adpilot records.", no_args_is_help=True)
+
+
+@datasets_app.command("export")
+def export(
+    name: Annotated[str, typer.Argument(help="talkingdata, taobao, chinese_reviews, womens_reviews, amazon_grocery, "
+                                             "amazon_beauty or amazon_sports.")],
+    out: Annotated[Path, typer.Option(help="Folder for events.parquet (+ products.parquet).")],
+    path: Annotated[Path | None, typer.Option(help="Source file or folder (default: under ADPILOT_SHARED_DATA).")
+                    ] = None,
+) -> None:
+    """Write a public set's events (and products) in adpilot's Arrow schemas."""
+    from adpilot.datasets.export import export_records
+
+    for file, rows in export_records(name, out, path).items():
+        typer.echo(f"wrote {rows:,} rows to {out / file}")
+
+
 def register(app: typer.Typer) -> None:
-    """Mount ``adpilot world`` on the main app."""
+    """Mount ``adpilot world`` and ``adpilot datasets`` on the main app."""
     app.command("world")(world)
+    app.add_typer(datasets_app, name="datasets")

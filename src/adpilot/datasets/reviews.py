@@ -1,27 +1,25 @@
 """Product reviews: Chinese ``online_shopping_10_cats`` (sentiment) and English Women's Clothing reviews (ratings).
 
 Both map to adpilot records: ``review`` events (one anonymous reviewer per review) plus the reviewed products.
-Neither source has timestamps, so event ``ts`` is a fixed placeholder day (:data:`PLACEHOLDER_TS`) + row seconds.
+Neither source has timestamps, so event ``ts`` is :data:`~adpilot.datasets._common.PLACEHOLDER_TS` + row seconds.
 """
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from adpilot.datasets._common import PathLike, events_table, member, products_table, read_csv, source_path
-
-PLACEHOLDER_TS = datetime(2020, 1, 1, tzinfo=UTC)
-_PLACEHOLDER_US = int(PLACEHOLDER_TS.timestamp()) * 1_000_000
-
-
-def _ts(n: int) -> pa.Array:
-    return pa.array(_PLACEHOLDER_US + np.arange(n, dtype=np.int64) * 1_000_000).cast(
-        pa.timestamp("us", tz="UTC"))
+from adpilot.datasets._common import (
+    PathLike,
+    events_table,
+    member,
+    placeholder_ts,
+    products_table,
+    read_csv,
+    source_path,
+)
 
 
 def _row_ids(prefix: str, n: int) -> pa.Array:
@@ -53,7 +51,7 @@ def chinese_review_records(reviews: pa.Table) -> tuple[pa.Table, pa.Table]:
         category=pa.array([[c] for c in categories.to_pylist()], pa.list_(pa.string())),
         price=pa.array(np.zeros(len(categories))), language=pa.array(["zh"] * len(categories)))
     events = events_table(
-        n, event_id=_row_ids("zhrev", n), user_id=_row_ids("zhrev-user", n), ts=_ts(n),
+        n, event_id=_row_ids("zhrev", n), user_id=_row_ids("zhrev-user", n), ts=placeholder_ts(np.arange(n)),
         type=pa.array(["review"] * n), item_id=pc.binary_join_element_wise("zhrev-", reviews["category"], ""),
         text=reviews["review"], rating=pa.array(np.where(reviews["label"].to_numpy() == 1, 5.0, 1.0)))
     return events, products
@@ -80,7 +78,7 @@ def womens_review_records(reviews: pa.Table) -> tuple[pa.Table, pa.Table]:
     text = pc.binary_join_element_wise(pc.fill_null(reviews["title"], ""), pc.fill_null(reviews["text"], ""), ". ")
     text = pc.utf8_trim(text, ". ")
     item_ids = pc.binary_join_element_wise("wcr-", pc.cast(reviews["clothing_id"], pa.string()), "")
-    events = events_table(n, event_id=_row_ids("wcr", n), user_id=_row_ids("wcr-user", n), ts=_ts(n),
+    events = events_table(n, event_id=_row_ids("wcr", n), user_id=_row_ids("wcr-user", n), ts=placeholder_ts(np.arange(n)),
                           type=pa.array(["review"] * n), item_id=item_ids, text=text, rating=reviews["rating"])
     first = pc.index_in(pc.unique(item_ids), item_ids)
     rows = reviews.take(first)

@@ -48,6 +48,25 @@ class AuctionResult:
     price: np.ndarray  # aligned with ``order``
 
 
+def rank(ecpm: np.ndarray, reserve_cpm: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the bidders at or above the reserve (finite, positive eCPM), best first, ties in random order."""
+    eligible = np.flatnonzero(np.isfinite(ecpm) & (ecpm > 0) & (ecpm >= reserve_cpm))
+    ties = rng.random(len(eligible))
+    return eligible[np.lexsort((ties, -ecpm[eligible]))]
+
+
+def prices(ecpm: np.ndarray, bid: np.ndarray, pctr: np.ndarray, reserve_cpm: float,
+           rule: PriceRule = "second", min_cpc: float = 0.0) -> np.ndarray:
+    """Price per click of each position of an already ranked list (arrays in rank order)."""
+    if rule == "first":
+        return bid.copy()
+    if rule != "second":
+        raise ValueError(f"`rule` must be 'second' or 'first', got {rule!r}")
+    next_ecpm = np.append(ecpm[1:], reserve_cpm)
+    price = np.maximum(next_ecpm, reserve_cpm) / (1000.0 * pctr)
+    return np.minimum(np.maximum(price, min_cpc), bid)
+
+
 def run_auction(ecpm: np.ndarray, bid: np.ndarray, pctr: np.ndarray, reserve_cpm: float,
                 rng: np.random.Generator, rule: PriceRule = "second", min_cpc: float = 0.0) -> AuctionResult:
     """Rank all bidders at or above the reserve and price every position.
@@ -57,15 +76,5 @@ def run_auction(ecpm: np.ndarray, bid: np.ndarray, pctr: np.ndarray, reserve_cpm
     >>> r.order.tolist(), [round(p, 6) for p in r.price]
     ([1, 2, 0], [2.0, 1.0, 0.5])
     """
-    eligible = np.flatnonzero(np.isfinite(ecpm) & (ecpm > 0) & (ecpm >= reserve_cpm))
-    ties = rng.random(len(eligible))
-    order = eligible[np.lexsort((ties, -ecpm[eligible]))]
-    if rule == "first":
-        return AuctionResult(order, bid[order].copy())
-    if rule != "second":
-        raise ValueError(f"`rule` must be 'second' or 'first', got {rule!r}")
-    ranked = ecpm[order]
-    next_ecpm = np.append(ranked[1:], reserve_cpm)
-    price = np.maximum(next_ecpm, reserve_cpm) / (1000.0 * pctr[order])
-    price = np.minimum(np.maximum(price, min_cpc), bid[order])
-    return AuctionResult(order, price)
+    order = rank(ecpm, reserve_cpm, rng)
+    return AuctionResult(order, prices(ecpm[order], bid[order], pctr[order], reserve_cpm, rule, min_cpc))

@@ -44,6 +44,8 @@ class CandidateBatch:
     device: str | None
     geo: str | None
     hour: int
+    campaign_ids: np.ndarray | None = None  # (k,) object
+    segment: str | None = None  # the user's segment key, when personalised
 
 
 @runtime_checkable

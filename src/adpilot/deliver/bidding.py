@@ -154,12 +154,17 @@ def rlb_value_table(horizon: int, budget: int, ctr: float, price_pdf: np.ndarray
     windows = np.lib.stride_tricks.sliding_window_view(padded, width)  # windows[b, j] = V(b - (width-1) + j)
     weights = pdf[::-1]  # weights[j] = m(d) with d = width - 1 - j
     best = np.arange(horizon) * ctr * pdf.sum()
-    gain = np.empty(windows.shape)  # reused: allocation would double the time of the pass
+    scratch = np.empty(windows.size)  # reused: allocation would double the time of the pass
+    budgets = np.arange(budget + 1)
     for n in range(1, horizon):
         padded[width - 1:] = value
-        np.subtract(windows, (value - ctr)[:, None], out=gain)
+        # prices above the largest optimal bid add nothing: keep only d <= max_b a(b), often far below max_bid
+        top = int((budgets - np.searchsorted(value, value - ctr, side="left")).max(initial=0))
+        keep = min(top, width - 1) + 1
+        gain = scratch[: (budget + 1) * keep].reshape(budget + 1, keep)
+        np.subtract(windows[:, width - keep:], (value - ctr)[:, None], out=gain)
         np.maximum(gain, 0.0, out=gain)
-        value = value + gain @ weights
+        value = value + gain @ weights[width - keep:]
         value[0] = 0.0
         reached = np.flatnonzero(np.abs(value[1:] - best[n]) < 1e-10)
         if reached.size:

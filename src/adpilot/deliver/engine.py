@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adpilot.config import Settings, get_settings
-from adpilot.deliver.auction import PriceRule, best_per_group, bids_per_click, run_auction
+from adpilot.deliver.auction import PriceRule, best_per_group, bids_per_click, prices, rank
 from adpilot.deliver.bandits import ThompsonCreatives
 from adpilot.deliver.base import CandidateBatch, Counters, CountersUnavailable
 from adpilot.deliver.counters import InProcessCounters
@@ -38,6 +38,7 @@ class EngineConfig:
     ``min_cpc`` is the smallest charge per click (one fen)."""
 
     n_candidates: int = 200
+    oversample: float = 1.5
     rule_share: float = 0.5
     price_rule: PriceRule = "second"
     reserve_cpm: float = 0.0
@@ -51,6 +52,7 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         check_scalar(self.n_candidates, "n_candidates", ge=1)
+        check_scalar(self.oversample, "oversample", ge=1)
         check_scalar(self.rule_share, "rule_share", ge=0, le=1)
         check_scalar(self.reserve_cpm, "reserve_cpm", ge=0)
         check_scalar(self.min_cpc, "min_cpc", ge=0)
@@ -99,7 +101,7 @@ class DecisionEngine:
                  seed: int = 0, config: EngineConfig | None = None, pacer: PIPacer | None = None) -> None:
         settings = settings if settings is not None else get_settings()
         self.config = config if config is not None else EngineConfig()
-        self.seed = seed
+        self.seed = int(check_scalar(seed, "seed", ge=0))
         self.counters: Counters = counters if counters is not None else InProcessCounters()
         self.signer = TokenSigner(settings.token_secret)
         self.pacer = (pacer if pacer is not None else PIPacer()).reset(snapshot.campaigns.ids.tolist())
@@ -120,14 +122,20 @@ class DecisionEngine:
         self._snapshot = snapshot
 
     def record(self, event: AdEvent) -> FeedbackOutcome:
-        """Apply one impression, click or conversion event (see :mod:`adpilot.deliver.feedback`)."""
-        return self.feedback.record(event)
+        """Apply one impression, click or conversion event (see :mod:`adpilot.deliver.feedback`); with the
+        counters unreachable the event is rejected with that reason (the sender may retry), never half-applied
+        into an overspend."""
+        try:
+            return self.feedback.record(event)
+        except CountersUnavailable as error:
+            return FeedbackOutcome(False, f"counters unavailable, retry later ({error})")
 
     def decide(self, request: AdRequest) -> Decision:
         """The decision for one request: placed ads with tokens, or a no-fill with the reason."""
         snapshot = self._snapshot
         now = request.ts.timestamp() if request.ts is not None else time.time()
-        rng = np.random.default_rng([self.seed, zlib.crc32(request.request_id.encode("utf-8"))])
+        key = (self.seed << 32) | zlib.crc32(request.request_id.encode("utf-8"))
+        rng = np.random.Generator(np.random.Philox(key=key))  # per request: reproducible under concurrency
         trace = _Trace(snapshot, request.explain, self.config.explain_limit)
         try:
             ads, reason = self._decide(snapshot, request, now, rng, trace)
@@ -174,14 +182,22 @@ class DecisionEngine:
                     rule = rule[np.argpartition(-sims, cap - 1)[:cap]]
                 else:
                     rule = rng.choice(rule, cap, replace=False)
-        want = n - len(rule)
+        want = int(n * self.config.oversample) - len(rule)
         if probes:
             each = -(-want // len(probes))
-            found = np.concatenate([snapshot.index.search(p, each) for p in probes])
-            source = 0
+            lists = [snapshot.index.search(p, each) for p in probes]
+            width = max(len(x) for x in lists)
+            merged = np.full((width, len(lists)), -1, dtype=np.int64)  # interleave: best of each probe first
+            for j, x in enumerate(lists):
+                merged[: len(x), j] = x
+            found, source = merged.ravel(), 0
+            found = found[found >= 0]
         else:
             found, source = snapshot.fallback[:want], 2
-        found = np.setdiff1d(found, rule)[:want] if len(rule) else np.unique(found)
+        _, first = np.unique(found, return_index=True)
+        found = found[np.sort(first)]  # de-duplicated, retrieval order kept
+        if len(rule):
+            found = found[~np.isin(found, rule)]
         rows = np.concatenate([rule, found])
         sources = np.concatenate([np.full(len(rule), 1), np.full(len(found), source)])
         return rows, sources
@@ -213,51 +229,16 @@ class DecisionEngine:
             alive = np.flatnonzero(keep)
             trace.drop(name, rows[alive], masks[name][alive])
             keep &= masks[name]
-        rows = rows[keep]
+        rows = rows[keep][: cfg.n_candidates]  # retrieval order: rule-targeted first, then the nearest
         if not len(rows):
             return [], trace.summary()
-        camp = snapshot.ads.campaign[rows]
-        ucamp, inverse = np.unique(camp, return_inverse=True)
-        ids = camps.ids[ucamp].tolist()
-        days = [clock.day[t] for t in camps.tz_row[ucamp]]
-        spent_total, spent_day, reserved = self.counters.budget_state(ids, days, now)
-        zero = (camps.total_budget[ucamp] <= 0) | (camps.daily_budget[ucamp] <= 0)
-        remaining = np.minimum(camps.total_budget[ucamp] - spent_total, camps.daily_budget[ucamp] - spent_day)
-        per_campaign = {"zero_budget": ~zero,
-                        "budget_exhausted": remaining - reserved >= max(cfg.min_cpc, 1e-9)}
-        capped = (camps.cap_daily[ucamp] > 0) | (camps.cap_lifetime[ucamp] > 0)
-        freq_ok = np.ones(len(ucamp), dtype=bool)
-        if request.user_id and capped.any():
-            sub = np.flatnonzero(capped)
-            daily, life = self.counters.frequency(request.user_id, [ids[i] for i in sub], [days[i] for i in sub])
-            cap_d, cap_l = camps.cap_daily[ucamp[sub]], camps.cap_lifetime[ucamp[sub]]
-            freq_ok[sub] = ~(((cap_d > 0) & (daily >= cap_d)) | ((cap_l > 0) & (life >= cap_l)))
-        per_campaign["frequency_cap"] = freq_ok
-        multiplier = np.ones(len(ucamp))
-        if cfg.pacing:
-            self.pacer.update(ucamp, spent_day + reserved, camps.daily_budget[ucamp],
-                              clock.day_fraction[camps.tz_row[ucamp]], now)
-            enters, multiplier = self.pacer.select(ucamp, rng)
-            per_campaign["pacing"] = enters | (camps.strategy[ucamp] == 2)
-        keep = np.ones(len(rows), dtype=bool)
-        for name, ok in per_campaign.items():
-            alive = np.flatnonzero(keep)
-            trace.drop(name, rows[alive], ok[inverse[alive]])
-            keep &= ok[inverse]
-        rows, camp, inverse = rows[keep], camp[keep], inverse[keep]
-        if not len(rows):
-            return [], trace.summary()
-        return self._auction(snapshot, request, now, rng, trace, rows, camp, multiplier[inverse],
-                             dict(zip(ucamp.tolist(), days, strict=True)), user_vector, context_vector)
+        return self._auction(snapshot, request, now, rng, trace, clock, rows, user_row, user_vector, context_vector)
 
     def _auction(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
-                 trace: _Trace, rows: np.ndarray, camp: np.ndarray, multiplier: np.ndarray,
-                 day_of: dict[int, str], user_vector: np.ndarray | None,
+                 trace: _Trace, clock: LocalClock, rows: np.ndarray, user_row: int, user_vector: np.ndarray | None,
                  context_vector: np.ndarray | None) -> tuple[list[PlacedAd], str]:
-        """Score, bid, rank, then place winners one by one while their budget and caps still allow it."""
-        ads, camps, cfg = snapshot.ads, snapshot.campaigns, self.config
-        users = snapshot.users
-        user_row = users.index.get(request.user_id, -1) if request.user_id else -1
+        """Score, bid and rank every candidate; admit campaigns down the ranking; price and place the winners."""
+        ads, camps, users, cfg = snapshot.ads, snapshot.campaigns, snapshot.users, self.config
         recent: tuple[str, ...] = ()
         if user_vector is not None:
             items = users.recent[users.recent_ptr[user_row]:users.recent_ptr[user_row + 1]]
@@ -267,13 +248,15 @@ class DecisionEngine:
             prior_ctr=ads.prior_ctr[rows], prior_cvr=ads.prior_cvr[rows], user_vector=user_vector,
             context_vector=context_vector, user_id=request.user_id if user_vector is not None else None,
             recent_items=recent, slot=request.slot, device=request.device, geo=request.geo,
-            hour=int(now // 3600 % 24))
+            hour=int(now // 3600 % 24), campaign_ids=camps.ids[ads.campaign[rows]],
+            segment=users.segment[user_row] if user_vector is not None else None)
         pctr, pcvr = (np.asarray(a, dtype=np.float64) for a in snapshot.scorer.score(batch))
         finite = np.isfinite(pctr) & np.isfinite(pcvr)
         trace.drop("nan_score", rows, finite)
-        rows, camp, multiplier = rows[finite], camp[finite], multiplier[finite]
+        rows = rows[finite]
+        camp = ads.campaign[rows]
         pctr, pcvr = np.clip(pctr[finite], 0.0, 1.0), np.clip(pcvr[finite], 0.0, 1.0)
-        bid = bids_per_click(camps, camp, pcvr, multiplier)
+        bid = bids_per_click(camps, camp, pcvr, self.pacer.rate_[camp] if cfg.pacing else np.ones(len(camp)))
         ecpm = 1000.0 * pctr * bid
         best = best_per_group(camp, ecpm)
         same = np.zeros(len(rows), dtype=bool)
@@ -281,10 +264,12 @@ class DecisionEngine:
         trace.drop("same_campaign_better_ad", rows, same)
         rows, camp, pctr, pcvr, bid, ecpm = (a[best] for a in (rows, camp, pctr, pcvr, bid, ecpm))
         reserve = max(cfg.reserve_cpm, request.floor_price)
-        result = run_auction(ecpm, bid, pctr, reserve, rng, cfg.price_rule, cfg.min_cpc)
+        order = rank(ecpm, reserve, rng)
         ranked = np.zeros(len(rows), dtype=bool)
-        ranked[result.order] = True
+        ranked[order] = True
         trace.drop("below_reserve", rows, ranked)
+        order = order[self._admit(snapshot, request, now, rng, trace, clock, rows[order], camp[order])]
+        price = prices(ecpm[order], bid[order], pctr[order], reserve, cfg.price_rule, cfg.min_cpc)
         if request.explain:
             top = np.argsort(-ecpm)[: cfg.explain_limit]
             trace.info["scored"] = [
@@ -292,17 +277,55 @@ class DecisionEngine:
                  "pcvr": float(pcvr[i]), "bid": float(bid[i]), "ecpm": float(ecpm[i])} for i in top]
             trace.info["auction"] = {
                 "rule": cfg.price_rule, "reserve_cpm": reserve,
-                "ranked": [{"ad_id": str(ads.ids[rows[i]]), "ecpm": float(ecpm[i]), "price": float(p)}
-                           for i, p in zip(result.order[: cfg.explain_limit], result.price, strict=False)]}
+                "admitted": [{"ad_id": str(ads.ids[rows[i]]), "ecpm": float(ecpm[i]), "price": float(p)}
+                             for i, p in zip(order, price, strict=True)]}
         placed: list[PlacedAd] = []
-        for i, price in zip(result.order, result.price, strict=True):
+        for i, p in zip(order, price, strict=True):
             if len(placed) == request.n_ads:
                 break
-            ad = self._place(snapshot, request, now, rng, trace, int(rows[i]), int(camp[i]), float(price),
-                             float(pctr[i]), float(pcvr[i]), float(ecpm[i]), day_of[int(camp[i])])
+            c = int(camp[i])
+            ad = self._place(snapshot, request, now, rng, trace, int(rows[i]), c, float(p), float(pctr[i]),
+                             float(pcvr[i]), float(ecpm[i]), clock.day[camps.tz_row[c]])
             if ad is not None:
                 placed.append(ad)
         return placed, trace.summary()
+
+    def _admit(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
+               trace: _Trace, clock: LocalClock, rows: np.ndarray, camp: np.ndarray) -> np.ndarray:
+        """Positions in the ranking (``rows``/``camp``, one per campaign, best first) that may win: budget left,
+        under the frequency caps, and let through by pacing. Walks down in chunks, so the counters are read only
+        for campaigns that could win: ``n_ads`` winners plus the runner-up that sets the last price."""
+        camps, cfg = snapshot.campaigns, self.config
+        need, chunk = request.n_ads + 1, max(2 * request.n_ads + 2, 8)
+        admitted: list[int] = []
+        for start in range(0, len(rows), chunk):
+            if len(admitted) >= need:
+                break
+            r, c = rows[start:start + chunk], camp[start:start + chunk]
+            ids, days = camps.ids[c].tolist(), [clock.day[t] for t in camps.tz_row[c]]
+            spent_total, spent_day, reserved = self.counters.budget_state(ids, days, now)
+            remaining = np.minimum(camps.total_budget[c] - spent_total, camps.daily_budget[c] - spent_day)
+            checks = {"zero_budget": (camps.total_budget[c] > 0) & (camps.daily_budget[c] > 0),
+                      "budget_exhausted": remaining - reserved >= max(cfg.min_cpc, 1e-9)}
+            capped = np.flatnonzero((camps.cap_daily[c] > 0) | (camps.cap_lifetime[c] > 0))
+            if request.user_id and len(capped):
+                daily, life = self.counters.frequency(request.user_id, [ids[i] for i in capped],
+                                                      [days[i] for i in capped])
+                cap_d, cap_l = camps.cap_daily[c[capped]], camps.cap_lifetime[c[capped]]
+                over = np.zeros(len(c), dtype=bool)
+                over[capped] = ((cap_d > 0) & (daily >= cap_d)) | ((cap_l > 0) & (life >= cap_l))
+                checks["frequency_cap"] = ~over
+            if cfg.pacing:
+                self.pacer.update(c, spent_day + reserved, camps.daily_budget[c],
+                                  clock.day_fraction[camps.tz_row[c]], now)
+                enters, _ = self.pacer.select(c, rng)
+                checks["pacing"] = enters | (camps.strategy[c] == 2)  # max-clicks is shaded, not throttled
+            keep = np.ones(len(c), dtype=bool)
+            for name, ok in checks.items():
+                trace.drop(name, r[keep], ok[keep])
+                keep &= ok
+            admitted.extend((start + np.flatnonzero(keep)).tolist())
+        return np.asarray(admitted[:need], dtype=np.int64)
 
     def _place(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
                trace: _Trace, row: int, c: int, price: float, pctr: float, pcvr: float, ecpm: float,

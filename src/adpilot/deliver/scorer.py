@@ -97,3 +97,64 @@ class SimilarityScorer:
         for key, value in data["state"].items():
             setattr(scorer, key, np.asarray(value) if isinstance(value, list) else value)
         return scorer
+
+
+class MappingScorerAdapter:
+    """Serves a scorer with the rank room's signature ``score(user, ads, context)`` (``adpilot.rank.scorer``)
+    through the deliver room's ``score(CandidateBatch)``: the batch becomes the three mappings of
+    ``adpilot.rank.base`` (fields a model does not read are ignored by it)."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def score(self, batch: CandidateBatch) -> tuple[np.ndarray, np.ndarray]:
+        user: dict[str, object] = {"user_id": batch.user_id, "segment_id": batch.segment,
+                                   "segment": batch.segment, "recent_items": list(batch.recent_items),
+                                   "hist_item_id": list(batch.recent_items)}
+        if batch.user_vector is not None:
+            user["hist_vec"] = batch.user_vector
+        ads: dict[str, object] = {"ad_id": batch.ad_ids, "item_id": batch.product_ids,
+                                  "product_id": batch.product_ids, "ad_vec": batch.ad_vectors}
+        if batch.campaign_ids is not None:
+            ads["campaign_id"] = batch.campaign_ids
+        context = {"slot": batch.slot, "device": batch.device, "geo": batch.geo, "hour": batch.hour}
+        pctr, pcvr = self.inner.score(user, ads, context)  # type: ignore[attr-defined]
+        return np.asarray(pctr, dtype=np.float64), np.asarray(pcvr, dtype=np.float64)
+
+
+def as_batch_scorer(scorer: object) -> object:
+    """``scorer`` itself when it takes one ``CandidateBatch``, wrapped when it has the rank room's
+    ``score(user, ads, context)``; anything else is a configuration mistake."""
+    import inspect
+
+    from adpilot.errors import UserError
+
+    method = getattr(scorer, "score", None)
+    if method is None:
+        raise UserError(f"the scorer {type(scorer).__name__} has no `score` method")
+    params = [p for p in inspect.signature(method).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(params) == 1:
+        return scorer
+    if [p.name for p in params[:2]] == ["user", "ads"]:
+        return MappingScorerAdapter(scorer)
+    raise UserError(f"the scorer {type(scorer).__name__}.score takes ({', '.join(p.name for p in params)}); "
+                    "expected (batch) or (user, ads, context)")
+
+
+def load_scorer(path: str | Path) -> object:
+    """A saved scorer ready for the engine: this module's JSON ``SimilarityScorer`` or the rank room's exported
+    model file (served through :class:`MappingScorerAdapter`)."""
+    from adpilot.errors import UserError
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"scorer file {path} does not exist: train one first (see `adpilot train --help`)")
+    if path.suffix == ".json":
+        try:
+            return SimilarityScorer.load(path)
+        except (ValueError, KeyError) as error:
+            raise UserError(f"scorer file {path} is not a saved SimilarityScorer: {error}") from error
+    from adpilot.rank.scorer import load_scorer as load_rank_scorer
+
+    return as_batch_scorer(load_rank_scorer(path))

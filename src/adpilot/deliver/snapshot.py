@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from adpilot.deliver.base import Encoder, Scorer
 from adpilot.deliver.retrieval import AdIndex, IndexKind
+from adpilot.deliver.scorer import as_batch_scorer
 from adpilot.errors import UserError
 from adpilot.schema import Ad, BidStrategy, Campaign, Creative, Status
 
@@ -165,7 +166,8 @@ class Snapshot:
         ``product_vectors`` is ``(product_ids, matrix (n, d))``; ``profiles`` has the ``profiles`` table columns
         (``user_id``, ``interest_vector``, ``segment_id``, ``purchased_items``, ``recent_items``); ``users``
         supplies consent flags; ``ad_stats`` has ``ad_id, impressions, clicks, conversions`` for the priors.
-        Only active ads of active, not yet ended campaigns are kept.
+        Only active ads of active campaigns are kept (start/end dates are checked per request, on the request's
+        clock). ``slots`` lists the known ad slots (default: the slots named by creatives; none = any slot).
         """
         product_ids = np.asarray(list(product_vectors[0]), dtype=object)
         matrix = _unit_rows(np.asarray(product_vectors[1], dtype=np.float32))
@@ -175,8 +177,7 @@ class Snapshot:
         dim = matrix.shape[1]
         camp_records = _campaign_records(campaigns)
         ads_df = _frame(ads, Ad)
-        now = time.time()
-        live = [c for c in camp_records if c.status == Status.active and (c.end is None or c.end.timestamp() > now)]
+        live = [c for c in camp_records if c.status == Status.active]  # dates are checked per request (sim clocks)
         camp_index = {c.campaign_id: i for i, c in enumerate(live)}
         ads_df = ads_df[(ads_df["status"].fillna("active") == "active") & ads_df["campaign_id"].isin(camp_index)]
         ads_df = ads_df.drop_duplicates("ad_id").reset_index(drop=True)
@@ -194,7 +195,8 @@ class Snapshot:
         return cls(
             campaigns=camp_t, ads=ad_t, users=users_t, product_ids=np.asarray(list(product_index), dtype=object),
             product_index=product_index, page_vectors=page_vectors,
-            index=AdIndex(ad_t.vectors, kind=index_kind), scorer=scorer, encoder=encoder,
+            index=AdIndex(ad_t.vectors, kind=index_kind), scorer=as_batch_scorer(scorer),  # type: ignore[arg-type]
+            encoder=encoder,
             slots=frozenset(slots) if slots is not None else frozenset(ad_t.slot_ok),
             fallback=np.argsort(-value, kind="stable")[:1000],
         )
@@ -320,8 +322,10 @@ def _user_table(profiles: Any, users: Any, product_index: dict[str, int], dim: i
         if bad.any():
             raise UserError(f"profile {ids[int(np.argmax(bad))]!r} has an interest_vector of length "
                             f"{int(lengths[bad][0])}, the ads' vectors have {dim}")
-        values = flat.to_numpy(zero_copy_only=False).astype(np.float32)
-        vectors[has_vector] = _unit_rows(values.reshape(-1, dim)).astype(dtype)
+        values = flat.to_numpy(zero_copy_only=False).reshape(-1, dim)
+        rows = np.flatnonzero(has_vector)
+        for s in range(0, len(rows), 65_536):  # in chunks: 1M profiles never need a second full float32 copy
+            vectors[rows[s:s + 65_536]] = _unit_rows(values[s:s + 65_536].astype(np.float32)).astype(dtype)
     segment = np.full(n, None, dtype=object)
     if "segment_id" in table.column_names:
         seg = table.column("segment_id").to_pylist()

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from adpilot.errors import UserError
 
@@ -70,7 +70,7 @@ class TokenSigner:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
 
     def sign(self, claims: TokenClaims) -> str:
-        payload = json.dumps(asdict(claims), separators=(",", ":"), sort_keys=True).encode("utf-8")
+        payload = json.dumps(vars(claims), separators=(",", ":"), sort_keys=True).encode("utf-8")
         return f"{_b64(payload)}.{_b64(self._mac(payload))}"
 
     def verify(self, token: str, now: float, grace_s: float = 0.0) -> TokenClaims:

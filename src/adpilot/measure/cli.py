@@ -86,6 +86,59 @@ def eval_policy(
     typer.echo(_reproduce())
 
 
+@eval_app.command("coat")
+def eval_coat(
+    train: Annotated[Path, typer.Option(help="Self-selected training ratings (users x items matrix, 0 = missing).")],
+    test: Annotated[Path, typer.Option(help="Ratings on uniformly random items, same shape.")],
+    propensities: Annotated[Path | None, typer.Option(help="Propensity matrix, same shape (enables ips-mf).")] = None,
+    model: Annotated[str, typer.Option(help="Comma-separated: random, popularity, mf, ips-mf.")] =
+    "random,popularity,mf,ips-mf",
+    k: Annotated[int, typer.Option(help="Cut-off of precision@k and NDCG@k.")] = 5,
+    threshold: Annotated[float, typer.Option(help="A test rating >= threshold is a positive.")] = 4.0,
+    n_bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (over users).")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of models, tie-breaking and bootstrap.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Also write the table as JSON (e.g. runs/NAME/coat.json).")] = None,
+) -> None:
+    """Train targeting models on MNAR ratings; precision@k, NDCG@k and AUC with 95% intervals on random test."""
+    from adpilot.measure.coat import evaluate, read_matrix
+
+    models = tuple(m.strip() for m in model.split(",") if m.strip())
+    if "ips-mf" in models and propensities is None:
+        raise UserError("model ips-mf needs --propensities (or leave it out of --model)")
+    with _user_errors():
+        table = evaluate(read_matrix(train, "train"), read_matrix(test, "test"),
+                         None if propensities is None else read_matrix(propensities, "propensities"),
+                         models=models, k=k, threshold=threshold, n_bootstrap=n_bootstrap, random_state=seed)
+    columns = {"precision": f"precision@{k}", "ndcg": f"ndcg@{k}", "auc": "auc",
+               "ndcg_lift_vs_popularity": f"ndcg@{k} / popularity"}
+    present = [c for c in columns if c in table.columns]
+    typer.echo(f"{'model':12s} " + " ".join(f"{columns[c] + ' [95% CI]':>26s}" for c in present))
+    rows = []
+    for _, row in table.iterrows():
+        typer.echo(f"{row['model']:12s} " + " ".join(f"{row[c].format(3):>26s}" for c in present))
+        rows.append({"model": row["model"]} | {f"{columns[c]}{suffix}": getattr(row[c], attr)
+                                                for c in present for suffix, attr in
+                                                (("", "estimate"), ("_lower", "lower"), ("_upper", "upper"))})
+    if out is not None:
+        from adpilot.measure.runs import write_json
+
+        write_json(out, {"rows": rows, "k": k, "threshold": threshold, "command": _reproduce()})
+        typer.echo(f"wrote {out}")
+    typer.echo(_reproduce())
+
+
+def report(
+    run: Annotated[Path, typer.Argument(help="Run folder holding result files (runs/<name>/).")],
+    title: Annotated[str | None, typer.Option(help="Report title.")] = None,
+) -> None:
+    """Write a self-contained HTML report (plots embedded, PNGs beside it) of a run folder; print its path."""
+    from adpilot.measure.report import build_report
+
+    page, pngs = build_report(run, title)
+    typer.echo(f"{len(pngs)} plot(s) written beside the report")
+    typer.echo(str(page))
+
+
 @ab_app.command("analyze")
 def ab_analyze(
     a: Annotated[Path, typer.Option("--a", help="Arm A (control) export: event log or per-user table, CSV/Parquet.")],
@@ -160,6 +213,7 @@ def register(app: typer.Typer) -> None:
     """Mount ``eval``, ``ab`` and ``report`` (and the replay commands when that module exists)."""
     app.add_typer(eval_app, name="eval")
     app.add_typer(ab_app, name="ab")
+    app.command("report")(report)
     import importlib
 
     try:

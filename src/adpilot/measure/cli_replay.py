@@ -55,11 +55,11 @@ def bidding_table(logs: list[Path], infos: list[Path], budget_ratio: float, stra
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
-    """Fixed-width text table, right-aligned numbers."""
-    cells = [list(COLUMNS)] + [[str(row[c]) for c in COLUMNS] for row in rows]
-    widths = [max(len(line[j]) for line in cells) for j in range(len(COLUMNS))]
-    return "\n".join("  ".join(cell.ljust(w) if j in (0, 1, len(COLUMNS) - 1) else cell.rjust(w)
+def format_table(rows: list[dict], columns: tuple[str, ...] = COLUMNS) -> str:
+    """Fixed-width text table: the two label columns and the last one left-aligned, numbers right-aligned."""
+    cells = [list(columns)] + [[str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(line[j]) for line in cells) for j in range(len(columns))]
+    return "\n".join("  ".join(cell.ljust(w) if j in (0, 1, len(columns) - 1) else cell.rjust(w)
                                for j, (cell, w) in enumerate(zip(line, widths, strict=True))).rstrip()
                      for line in cells)
 

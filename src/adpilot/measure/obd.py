@@ -99,7 +99,8 @@ def read_bandit_log(path: str | Path) -> BanditLog:
     items = items.sort_index()
     if not np.array_equal(items.index.to_numpy(), np.arange(len(items))):
         raise InputFileError(f"{items_csv}: item ids must be 0..{len(items) - 1}")
-    frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    # same (unstable) sort as obp's loader, so that tied timestamps land in the same order in both
+    frame = frame.sort_values("timestamp", kind="quicksort").reset_index(drop=True)
     pscore = pd.to_numeric(frame["propensity_score"], errors="coerce").to_numpy(float)
     bad = ~((pscore > 0) & (pscore <= 1))
     if bad.any():

@@ -56,32 +56,30 @@ class Episodes:
 
 def read_episodes(path: str | Path, horizon: int = 1000) -> Episodes:
     """Read an auction log, either the rlb-dp episode format (a ``<feature dim> <T>`` line, then per episode a
-    line with its number followed by its ``click price pCTR`` lines) or a flat ``click price pCTR`` log
-    (``test.theta.txt``), which is cut into consecutive episodes of ``horizon`` auctions as the authors do.
+    line with its number followed by its ``click price pCTR`` lines; parsed by
+    :func:`adpilot.datasets.ipinyou.read_episodes_file`) or a flat ``click price pCTR`` log (``test.theta.txt``),
+    which is cut into consecutive episodes of ``horizon`` auctions as the authors do.
     """
+    from adpilot.datasets.ipinyou import read_episodes_file
+
     path = Path(path)
     try:
         with path.open() as handle:
             first = handle.readline().split()
-        frame = pd.read_csv(path, sep=r"\s+", header=None, names=["click", "price", "pctr"],
-                            skiprows=1 if len(first) == 2 else 0, dtype=np.float64)
-    except (OSError, ValueError, pd.errors.ParserError) as error:
+        if len(first) == 2:
+            horizon = int(first[1])
+            _, episode, values = read_episodes_file(path)
+            number, episode_of = np.unique(episode, return_inverse=True)
+        elif len(first) == 3:
+            values = pd.read_csv(path, sep=r"\s+", header=None, dtype=np.float64).to_numpy()
+            episode_of = np.arange(len(values)) // horizon
+            number = np.arange(1, episode_of[-1] + 2)
+        else:
+            raise InputFileError(f"{path} is neither an episode file nor a `click price pCTR` log: first line "
+                                 f"{' '.join(first)!r}")
+    except (OSError, ValueError, IndexError, pd.errors.ParserError) as error:
         raise InputFileError(f"cannot read auction log {path}: {error}") from error
-    if len(first) == 2:
-        horizon = int(first[1])
-        starts = frame["price"].isna().to_numpy()
-        if not starts.size or not starts[0]:
-            raise InputFileError(f"{path} has a `<dim> <T>` header but no episode number on its second line")
-        episode_of = np.cumsum(starts) - 1
-        number = frame["click"].to_numpy()[starts].astype(np.int64)
-        frame, episode_of = frame[~starts], episode_of[~starts]
-    elif len(first) == 3:
-        episode_of = np.arange(len(frame)) // horizon
-        number = np.arange(1, episode_of[-1] + 2 if len(frame) else 1)
-    else:
-        raise InputFileError(f"{path} is neither an episode file nor a `click price pCTR` log: first line {first}")
-    values = frame.to_numpy()
-    if not len(values) or np.isnan(values).any():
+    if not len(values) or values.shape[1] != 3 or np.isnan(values).any():
         raise InputFileError(f"{path} must hold `click price pCTR` rows with three numbers each")
     click, price, pctr = values.T
     if not np.isin(click, (0, 1)).all() or (price < 0).any() or (price != np.round(price)).any() \
@@ -90,14 +88,15 @@ def read_episodes(path: str | Path, horizon: int = 1000) -> Episodes:
     length = np.bincount(episode_of, minlength=number.size)
     if length.max() > horizon:
         raise InputFileError(f"{path} has an episode of {length.max()} auctions, more than T = {horizon}")
-    column = np.arange(len(values)) - np.concatenate([[0], np.cumsum(length)[:-1]])[episode_of]
+    order = np.argsort(episode_of, kind="stable")  # an episode's auctions in file order, episodes by number
+    column = np.empty(len(values), np.int64)
+    column[order] = np.arange(len(values)) - np.repeat(np.cumsum(length) - length, length)
     shape = (number.size, horizon)
     grid = Episodes(np.zeros(shape, bool), np.full(shape, _NO_AUCTION, np.int64), np.zeros(shape), length, number)
     grid.click[episode_of, column] = click == 1
     grid.price[episode_of, column] = price.astype(np.int64)
     grid.pctr[episode_of, column] = pctr
-    keep = length > 0
-    return grid.subset(keep) if not keep.all() else grid
+    return grid
 
 
 def read_campaign_stats(path: str | Path) -> CampaignStats:
@@ -174,7 +173,7 @@ BidRule = Callable[[int, np.ndarray], np.ndarray]  # (auction position t, remain
 
 def _simulate(episodes: Episodes, budget: int, bid_rule: BidRule,
               observe: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None) -> ReplayResult:
-    """The protocol loop shared by every replay: cap, win, pay, count, reset nothing (budgets are per episode)."""
+    """The protocol loop shared by every replay: cap, win, pay, count; each row is its own episode and budget."""
     if budget < 0:
         raise ValueError(f"`budget` must be >= 0, got {budget}")
     n = len(episodes)
@@ -209,7 +208,7 @@ def tune_linear(stats: CampaignStats, episodes: Episodes, budget: int, step: int
                 patience: int = 5) -> LinearBidder:
     """Lin-bid's base bid by the published search: b0 = 6, 12, ... up to 300 keeping the best clicks (ties go to
     the larger b0), stopping after ``patience`` worse values in a row; when 300 is best the search goes on past
-    it while clicks do not drop. All candidates of a chunk replay side by side.
+    it while clicks do not drop (and bids still change). All candidates of a chunk replay side by side.
     """
     if len(episodes) == 0:
         raise UserError("Lin-bid needs tuning episodes, and the tuning log has none")
@@ -232,8 +231,10 @@ def tune_linear(stats: CampaignStats, episodes: Episodes, budget: int, step: int
             worse += 1
             if worse >= patience:
                 break
-    while best == grid[-1]:
-        grid = grid[-1] + step * np.arange(1, 9, dtype=np.float64)
+    positive = episodes.pctr[episodes.pctr > 0]
+    saturated = MAX_BID * tuner.ctr_ / positive.min() if positive.size else 0.0  # every bid at the cap beyond it
+    while best == grid[-1] and best < saturated:
+        grid = grid[-1] + step * np.arange(1, 51, dtype=np.float64)
         for b0, clicks in zip(grid, clicks_for(grid), strict=True):
             if clicks < best_clicks:
                 break

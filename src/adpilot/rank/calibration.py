@@ -1,7 +1,7 @@
 """Post-hoc calibration fitted on validation predictions; numpy-only to apply, so the scorer carries it.
 
-``platt`` fits ``sigmoid(a * logit(p) + b)`` (temperature scaling plus a shift; keeps the ranking, so AUC is
-unchanged); ``isotonic`` fits a monotone step function (more flexible, can create ties).
+``platt`` fits ``sigmoid(a * logit(p) + b)`` with ``a > 0`` (temperature scaling plus a shift; keeps the
+ranking, so AUC is unchanged; Platt's smoothed targets keep it sane with a handful of positives); ``isotonic`` fits a monotone step function (more flexible, can create ties).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from adpilot.errors import UserError
 
@@ -32,7 +33,7 @@ class Calibrator:
     def apply(self, p: np.ndarray) -> np.ndarray:
         if self.method == "platt":
             a, b = self.params
-            return 1.0 / (1.0 + np.exp(-(a * _logit(p) + b)))
+            return expit(a * _logit(p) + b)
         if self.method == "isotonic":
             return np.interp(p, self.xs, self.ys)
         return np.asarray(p, np.float64)
@@ -66,14 +67,16 @@ def fit_calibrator(y: np.ndarray, p: np.ndarray, method: str = "platt") -> Calib
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
         return Calibrator("isotonic", xs=tuple(iso.X_thresholds_), ys=tuple(iso.y_thresholds_))
     z = _logit(p)
+    n_pos, n_neg = y.sum(), len(y) - y.sum()
+    target = np.where(y > 0.5, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))  # Platt's smoothed targets
     a, b = 1.0, 0.0
-    for _ in range(50):  # Newton steps on the log loss of sigmoid(a z + b)
-        q = 1.0 / (1.0 + np.exp(-(a * z + b)))
+    for _ in range(100):  # damped Newton steps on the log loss of sigmoid(a z + b)
+        q = expit(a * z + b)
         w = q * (1 - q) + 1e-9
-        grad = np.array([((q - y) * z).sum(), (q - y).sum()])
+        grad = np.array([((q - target) * z).sum(), (q - target).sum()])
         hess = np.array([[(w * z * z).sum(), (w * z).sum()], [(w * z).sum(), w.sum()]]) + 1e-6 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        a, b = a - step[0], b - step[1]
+        step = np.clip(np.linalg.solve(hess, grad), -1.0, 1.0)
+        a, b = min(max(a - step[0], 1e-3), 100.0), b - step[1]  # a > 0 keeps the ranking
         if np.abs(step).max() < 1e-8:
             break
     return Calibrator("platt", params=(float(a), float(b)))

@@ -13,6 +13,16 @@ train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
 
 
+@train_app.callback()
+def _train_group() -> None:
+    """Train models (a group even with one command, so `train ctr` keeps its name)."""
+
+
+@eval_app.callback()
+def _eval_group() -> None:
+    """Evaluate models."""
+
+
 def _labels(label: str | None) -> tuple[str, ...] | None:
     return tuple(s.strip() for s in label.split(",") if s.strip()) if label else None
 
@@ -27,7 +37,7 @@ def train_ctr(
     drop: Annotated[str, typer.Option(help="Comma-separated columns not to use as features.")] = "",
     epochs: int = 10,
     batch_size: int = 1024,
-    learning_rate: float = 1e-3,
+    learning_rate: Annotated[float | None, typer.Option(help="Adam step (default: the model's own).")] = None,
     embedding_dim: int = 16,
     embedding_l2: float = 0.0,
     patience: int = 2,

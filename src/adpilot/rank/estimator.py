@@ -84,11 +84,12 @@ class CTRModel:
 
     Parameters are configuration only (scikit-learn style); learned state ends in ``_``. ``labels`` names the
     label column(s): one for single-task models, (click, conversion) for ``esmm``; ``None`` guesses one.
+    ``learning_rate=None`` takes the model's own default.
     """
 
     def __init__(self, model: str = "dcnv2", *, embedding_dim: int = 16, hidden: tuple[int, ...] = (128, 64),
                  dropout: float = 0.0, cross_layers: int = 3, attention_hidden: tuple[int, ...] = (64,),
-                 epochs: int = 10, batch_size: int = 1024, learning_rate: float = 1e-3, embedding_l2: float = 0.0,
+                 epochs: int = 10, batch_size: int = 1024, learning_rate: float | None = None, embedding_l2: float = 0.0,
                  patience: int = 2, calibration: str = "platt", labels: tuple[str, ...] | None = None,
                  drop: tuple[str, ...] = (), max_buckets: int = 2**20, max_seq_len: int = 50,
                  valid_fraction: float = 0.1, seed: int = 0, threads: int = 1) -> None:
@@ -120,7 +121,8 @@ class CTRModel:
     def _train_config(self):  # noqa: ANN202 - TrainConfig, imported lazily with torch
         from adpilot.rank.trainer import TrainConfig
 
-        return TrainConfig(self.epochs, self.batch_size, self.learning_rate, self.embedding_l2, self.patience,
+        rate = self.learning_rate if self.learning_rate is not None else REGISTRY[self.model].learning_rate
+        return TrainConfig(self.epochs, self.batch_size, rate, self.embedding_l2, self.patience,
                            self.seed).validate()
 
     def _validate(self) -> None:

@@ -66,6 +66,8 @@ class RankModel(nn.Module):
 
     name = ""
     heads: tuple[str, ...] = ("label",)
+    learning_rate = 1e-3
+    """Adam's default step for this model (a linear model with zero-initialised weights wants a larger one)."""
 
     def __init__(self, shape: InputShape, params: ModelParams) -> None:
         super().__init__()
@@ -109,6 +111,7 @@ class LogisticRegression(RankModel):
     """The floor: a weight per hashed id, per dense column and per vector component."""
 
     name = "lr"
+    learning_rate = 0.02
 
     def __init__(self, shape: InputShape, params: ModelParams) -> None:
         super().__init__(shape, params)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from adpilot.config import Settings, SettingsError, get_settings
 from adpilot.errors import UserError
@@ -30,9 +31,9 @@ from adpilot.store.db import Store
 from adpilot.store.kinds import KINDS, Kind, TimeWindow, resolve_kind
 from adpilot.store.privacy import install_pseudonym_macro, mask_sql
 from adpilot.store.readers import ArrowSource, Chunk, Reject, Source, open_source
-from adpilot.store.validate import input_kind, quote, validation_sql
+from adpilot.store.validate import as_text, input_kind, quote, validation_sql
 
-IN, VALID, KEYED, PSEUDONYMS = "_adpilot_in", "_adpilot_valid", "_adpilot_keyed", "_adpilot_pseudonyms"
+IN, VALID, PSEUDONYMS = "_adpilot_in", "_adpilot_valid", "_adpilot_pseudonyms"
 
 
 @dataclass(frozen=True)
@@ -107,54 +108,74 @@ def _inputs(source: Source, table: pa.Table, kind: Kind) -> tuple[dict[str, tupl
     return {n: (quote(n), input_kind(types[n])) for n in names if n in types}, None
 
 
+def _short(table: pa.Table, kind: Kind) -> set[str]:
+    """Text columns whose longest value in this batch, in bytes, is within the field's character limit."""
+    short = set()
+    for spec in kind.specs:
+        if spec.max_len is not None and spec.name in table.column_names:
+            column = table.column(spec.name)
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                longest = pc.max(pc.binary_length(column)).as_py()
+                if longest is None or longest <= spec.max_len:
+                    short.add(spec.name)
+    return short
+
+
 def _quarantine(con: duckdb.DuckDBPyConnection, source: str, kind: Kind, rejects: list[Reject]) -> int:
+    """Store rejected rows with their reasons; personal data in the raw text is masked like free text."""
     found = con.execute(
         f"INSERT INTO quarantine (source_file, source_row, raw, reason, kind) "
-        f"SELECT ?, _row, _raw, _reason, ? FROM {VALID} WHERE _reason IS NOT NULL", [source, kind.name]
+        f"SELECT ?, _row, {mask_sql('_raw')}, _reason, ? FROM {VALID} WHERE _reason IS NOT NULL", [source, kind.name]
     ).fetchone()
     if rejects:
         table = pa.table({"row": [r.row for r in rejects], "raw": [r.raw for r in rejects],
                           "reason": [r.reason for r in rejects]})
         con.register("_adpilot_rejects", table)
         con.execute("INSERT INTO quarantine (source_file, source_row, raw, reason, kind) "
-                    "SELECT ?, row, raw, reason, ? FROM _adpilot_rejects", [source, kind.name])
+                    f"SELECT ?, row, {mask_sql('raw')}, reason, ? FROM _adpilot_rejects", [source, kind.name])
         con.unregister("_adpilot_rejects")
     return (int(found[0]) if found else 0) + len(rejects)
 
 
-def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind) -> str:
-    """Valid rows with user ids pseudonymised and free text masked.
+def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind, validation: str, inputs: dict[str, tuple[str, str]]) -> str:
+    """``validation`` with user ids pseudonymised and free text masked (and, for events, ids and keys).
 
     HMACs are computed once per distinct id and kept for the session in a temporary (never persisted) table,
-    so later batches of the same users only pay a hash join.
+    so later batches of the same users only pay a hash join. ``event_key`` (128 bits, on which de-duplication
+    joins) is the MD5 of the given ``event_id``, or else of the cleaned content, whose hex becomes the id.
     """
-    replaced = [f"{mask_sql(quote(c))} AS {quote(c)}" for c in kind.masked]
-    replaced += [f"_p.pid AS {quote(c)}" for c in kind.pseudonymised]
-    select = f"SELECT v.* REPLACE ({', '.join(replaced)})" if replaced else "SELECT v.*"
-    if not kind.pseudonymised:
-        return f"{select} FROM {VALID} v WHERE v._reason IS NULL"
-    (column,) = kind.pseudonymised
-    con.execute(f"""INSERT INTO {PSEUDONYMS} SELECT raw_id, adpilot_pseudonym(raw_id) FROM (
-        SELECT DISTINCT {quote(column)} AS raw_id FROM {VALID} WHERE _reason IS NULL) ANTI JOIN {PSEUDONYMS} USING (raw_id)""")
-    return (f"{select} FROM {VALID} v JOIN {PSEUDONYMS} _p ON v.{quote(column)} = _p.raw_id WHERE v._reason IS NULL")
-
-
-def _store_events(con: duckdb.DuckDBPyConnection, kind: Kind, source: str, span: tuple[object, object]) -> int:
-    """Insert new events. An event is known by (``event_id``, ``ts``); an absent id is derived from the
-    content, so exact copies and re-sent events are duplicates. Only stored events inside the batch's time
-    span are probed, which zone maps make cheap on time-ordered data whatever the table's size."""
+    replaced = [f"CASE WHEN regexp_matches({quote(c)}, '[0-9@]') THEN {mask_sql(quote(c))} ELSE {quote(c)} END "
+                f"AS {quote(c)}" for c in kind.masked]
+    join = ""
+    for column in kind.pseudonymised:
+        expr, kind_of_input = inputs.get(column, ("NULL::VARCHAR", "str"))
+        con.execute(f"""INSERT INTO {PSEUDONYMS} SELECT raw_id, adpilot_pseudonym(raw_id) FROM (
+            SELECT DISTINCT {as_text(expr, kind_of_input)} AS raw_id FROM {IN})
+            ANTI JOIN {PSEUDONYMS} USING (raw_id) WHERE raw_id IS NOT NULL""")
+        replaced.append(f"_p.pid AS {quote(column)}")
+        join = f" LEFT JOIN {PSEUDONYMS} _p ON v.{quote(column)} = _p.raw_id"
+    select = f"SELECT v.* REPLACE ({', '.join(replaced)}) FROM ({validation}) v{join}" if replaced else validation
+    if kind.name != "events":
+        return select
     content = [s.name for s in kind.specs if s.name not in ("event_id", "ts")]
     parts = ", ".join(["CAST(epoch_us(ts) AS VARCHAR)"] + [f"coalesce(CAST({quote(c)} AS VARCHAR), '\\N')"
                                                            for c in content])
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {KEYED} AS
-        SELECT *, md5_number(event_id) AS event_key FROM (
-            SELECT * REPLACE (coalesce(event_id, md5(concat_ws(chr(31), {parts}))) AS event_id)
-            FROM ({_cleaned(con, kind)}))""")
+    return f"""SELECT * EXCLUDE (_ck) REPLACE (coalesce(event_id, lpad(lower(hex(_ck)), 32, '0')) AS event_id),
+            coalesce(md5_number(event_id), _ck) AS event_key
+        FROM (SELECT *, CASE WHEN event_id IS NULL THEN md5_number(concat_ws(chr(31), {parts})) END AS _ck
+              FROM ({select}))"""
+
+
+def _store_events(con: duckdb.DuckDBPyConnection, source: str, span: tuple[object, object]) -> int:
+    """Insert new events. An event is known by (``event_id``, ``ts``): exact copies and re-sent events are
+    duplicates. Only stored events inside the batch's time span are probed, which zone maps make cheap on
+    time-ordered data whatever the table's size."""
     found = con.execute(f"""
         INSERT INTO events BY NAME
         SELECT k.* EXCLUDE (_row, _reason, _raw), k._row AS source_row, ? AS source_file, FALSE AS bot_flag
-        FROM {KEYED} k
-        LEFT JOIN (SELECT event_key, ts, min(_row) AS first FROM {KEYED} GROUP BY ALL HAVING count(*) > 1) dup
+        FROM (SELECT * FROM {VALID} WHERE _reason IS NULL) k
+        LEFT JOIN (SELECT event_key, ts, min(_row) AS first FROM {VALID} WHERE _reason IS NULL
+                   GROUP BY ALL HAVING count(*) > 1) dup
             ON dup.event_key = k.event_key AND dup.ts = k.ts
         ANTI JOIN (SELECT event_key, ts FROM events WHERE ts BETWEEN ? AND ?) e
             ON e.event_key = k.event_key AND e.ts = k.ts
@@ -174,7 +195,8 @@ def _store_entities(con: duckdb.DuckDBPyConnection, kind: Kind) -> int:
     found = con.execute(f"""
         INSERT OR REPLACE INTO {kind.table} BY NAME
         SELECT {', '.join(f'd.{quote(n)}' for n in names)} FROM (
-            SELECT * FROM ({_cleaned(con, kind)}) QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _row DESC) = 1
+            SELECT * FROM {VALID} WHERE _reason IS NULL
+            QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _row DESC) = 1
         ) d ANTI JOIN (SELECT {key}, {digest("")} AS _h FROM {kind.table}) e
             ON e.{key} = d.{key} AND e._h = {digest("d.")}""").fetchone()
     return int(found[0]) if found else 0
@@ -184,10 +206,11 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: Chunk, ki
                 window: TimeWindow) -> tuple[int, int, int, tuple[datetime | None, datetime | None]]:
     """Validate and store one chunk; returns (accepted, quarantined, duplicates, time span of valid events)."""
     inputs, pre = _inputs(source, chunk.table, kind)
-    sql = validation_sql(kind.specs, inputs, IN, extra=kind.extra(window), has_raw=source.has_raw, pre_reason=pre)
+    sql = validation_sql(kind.specs, inputs, IN, extra=kind.extra(window), has_raw=source.has_raw, pre_reason=pre,
+                         short=_short(chunk.table, kind))
     con.register(IN, chunk.table)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {VALID} AS {sql}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {VALID} AS {_cleaned(con, kind, sql, inputs)}")
     finally:
         con.unregister(IN)
     quarantined = _quarantine(con, source.path, kind, chunk.rejects)
@@ -195,7 +218,7 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: Chunk, ki
     valid = int(row[0]) if row else 0
     if kind.name == "events":
         span = _span(con)
-        accepted = _store_events(con, kind, source.path, span) if valid else 0
+        accepted = _store_events(con, source.path, span) if valid else 0
     else:
         span, accepted = (None, None), _store_entities(con, kind)
     return accepted, quarantined, valid - accepted, span
@@ -231,11 +254,51 @@ class _Session:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {PSEUDONYMS} (raw_id VARCHAR, pid VARCHAR)")
 
     def close(self) -> None:
-        for table in (VALID, KEYED, PSEUDONYMS):
+        for table in (VALID, PSEUDONYMS):
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
         self.con.execute("DROP MACRO IF EXISTS adpilot_pseudonym")
         if self.previous:
             self.con.execute(f"SET memory_limit = '{self.previous}'")
+
+
+Bookkeeping = Callable[[Chunk, tuple[int, int, int], tuple[datetime | None, datetime | None]], None]
+
+
+def _run(store: Store, source: Source, kind: Kind, settings: Settings, policy: IngestPolicy, report: IngestReport,
+         *, start: int = 0, first_row: int = 0, bookkeeping: Bookkeeping | None = None,
+         progress: Progress | None = None) -> tuple[datetime | None, datetime | None]:
+    """Load every chunk of ``source``, each in its own transaction with ``bookkeeping``; returns the time span."""
+    session, total, window = _Session(store, settings, policy), source.extent(), policy.window()
+    lo: datetime | None = None
+    hi: datetime | None = None
+    try:
+        for chunk in source.chunks(start, first_row):
+            with store.transaction():
+                accepted, quarantined, duplicates, span = _load_chunk(store.con, source, chunk, kind, window)
+                if bookkeeping:
+                    bookkeeping(chunk, (accepted, quarantined, duplicates), span)
+            report.rows_read += chunk.rows
+            report.accepted += accepted
+            report.quarantined += quarantined
+            report.duplicates += duplicates
+            if span[0] is not None and span[1] is not None:
+                lo, hi = (span[0], span[1]) if lo is None or hi is None else (min(lo, span[0]), max(hi, span[1]))
+            if progress:
+                progress(chunk.end, total)
+    finally:
+        session.close()
+    return lo, hi
+
+
+def _flag(con: duckdb.DuckDBPyConnection, source: str, lo: datetime | None, hi: datetime | None,
+          policy: IngestPolicy) -> int:
+    """Flag bots over [lo, hi]; returns how many events of ``source`` are flagged."""
+    if lo is None or hi is None:
+        return 0
+    flag_bots(con, lo, hi, policy)
+    row = con.execute("SELECT count(*) FROM events WHERE source_file = ? AND bot_flag AND ts BETWEEN ? AND ?",
+                      [source, lo, hi]).fetchone()
+    return int(row[0]) if row else 0
 
 
 def ingest_file(store: Store, path: str | Path, kind: str | None = None, settings: Settings | None = None,
@@ -254,43 +317,34 @@ def ingest_file(store: Store, path: str | Path, kind: str | None = None, setting
     if ignored:
         report.notes.append(f"ignored unknown column(s): {', '.join(ignored)}")
     con = store.con
-    done = con.execute("SELECT done, resume_at, resume_row, rows_read, accepted, quarantined, duplicates, flagged, "
+    done = con.execute("SELECT done, resume_at, resume_row, rows_read, accepted, quarantined, duplicates, "
                        "finished_at FROM ingest_files WHERE fingerprint = ?", [fingerprint]).fetchone()
     if done is not None and done[0]:
         report.already_ingested = True
-        report.notes.append(f"identical content already ingested on {done[8]:%Y-%m-%d %H:%M}Z; nothing added")
+        report.notes.append(f"identical content already ingested on {done[7]:%Y-%m-%d %H:%M}Z; nothing added")
         return report
     if done is None:
         con.execute("INSERT INTO ingest_files (fingerprint, source_file, kind) VALUES (?, ?, ?)",
                     [fingerprint, source.path, chosen.name])
         start, first_row = 0, 0
     else:
-        _, start, first_row, report.rows_read, report.accepted, report.quarantined, report.duplicates, _, _ = done
+        _, start, first_row, report.rows_read, report.accepted, report.quarantined, report.duplicates, _ = done
         report.resumed_at_row = report.rows_read
         report.notes.append(f"resumed after {report.rows_read} rows committed by an interrupted run")
-    session = _Session(store, settings, policy)
-    total = source.extent()
-    try:
-        window = policy.window()
-        for chunk in source.chunks(start, first_row):
-            with store.transaction():
-                accepted, quarantined, duplicates, span = _load_chunk(con, source, chunk, chosen, window)
-                con.execute("""UPDATE ingest_files SET resume_at = ?, resume_row = ?, rows_read = rows_read + ?,
-                        accepted = accepted + ?, quarantined = quarantined + ?, duplicates = duplicates + ?,
-                        min_ts = least(min_ts, ?), max_ts = greatest(max_ts, ?) WHERE fingerprint = ?""",
-                            [chunk.end, _last_row(chunk, first_row), chunk.rows, accepted, quarantined, duplicates,
-                             *span, fingerprint])
-            first_row = _last_row(chunk, first_row)
-            report.rows_read += chunk.rows
-            report.accepted += accepted
-            report.quarantined += quarantined
-            report.duplicates += duplicates
-            if progress:
-                progress(chunk.end, total)
-        with store.transaction():
-            report.flagged = _finish(con, fingerprint, source.path, chosen, policy)
-    finally:
-        session.close()
+
+    def bookkeeping(chunk: Chunk, counts: tuple[int, int, int], span: tuple[datetime | None, ...]) -> None:
+        con.execute("""UPDATE ingest_files SET resume_at = ?, resume_row = ?, rows_read = rows_read + ?,
+                accepted = accepted + ?, quarantined = quarantined + ?, duplicates = duplicates + ?,
+                min_ts = least(min_ts, ?), max_ts = greatest(max_ts, ?) WHERE fingerprint = ?""",
+                    [chunk.end, chunk.last_row, chunk.rows, *counts, *span, fingerprint])
+
+    _run(store, source, chosen, settings, policy, report, start=start, first_row=first_row,
+         bookkeeping=bookkeeping, progress=progress)
+    with store.transaction():
+        span = con.execute("SELECT min_ts, max_ts FROM ingest_files WHERE fingerprint = ?", [fingerprint]).fetchone()
+        report.flagged = _flag(con, source.path, *(span or (None, None)), policy)
+        con.execute("UPDATE ingest_files SET done = TRUE, flagged = ?, finished_at = current_timestamp "
+                    "WHERE fingerprint = ?", [report.flagged, fingerprint])
     return report
 
 
@@ -299,61 +353,21 @@ def _span(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | N
     return (row[0], row[1]) if row else (None, None)
 
 
-def _last_row(chunk: Chunk, previous: int) -> int:
-    rows = [previous] + [r.row for r in chunk.rejects]
-    if chunk.table.num_rows:
-        rows.append(int(chunk.table.column("_row")[-1].as_py()))
-    return max(rows)
-
-
-def _finish(con: duckdb.DuckDBPyConnection, fingerprint: str, source: str, kind: Kind, policy: IngestPolicy) -> int:
-    """Flag bots over the file's time span and mark the file done; returns the file's flagged events."""
-    flagged = 0
-    span = con.execute("SELECT min_ts, max_ts FROM ingest_files WHERE fingerprint = ?", [fingerprint]).fetchone()
-    if kind.name == "events" and span and span[0] is not None:
-        flag_bots(con, span[0], span[1], policy)
-        row = con.execute("SELECT count(*) FROM events WHERE source_file = ? AND bot_flag AND ts BETWEEN ? AND ?",
-                          [source, span[0], span[1]]).fetchone()
-        flagged = int(row[0]) if row else 0
-    con.execute("UPDATE ingest_files SET done = TRUE, flagged = ?, finished_at = current_timestamp "
-                "WHERE fingerprint = ?", [flagged, fingerprint])
-    return flagged
-
-
 def ingest_table(store: Store, table: pa.Table, kind: str, source: str, settings: Settings | None = None,
                  policy: IngestPolicy | None = None) -> IngestReport:
     """Ingest an in-memory Arrow table (synthetic world, serving feedback) through the same checks.
 
-    Each batch is atomic and events are de-duplicated by id, but there is no file-level resume: a table
-    sent twice adds no events, while its rejected rows are quarantined again.
+    Each batch is atomic and events are de-duplicated, but there is no file-level resume: a table sent twice
+    adds no events, while its rejected rows are quarantined again.
     """
     settings, policy = _settings(settings), policy or IngestPolicy()
     chosen = resolve_kind(kind, table.column_names, check_columns=True, source=source)
     columns = [c for c in table.column_names if c in {s.name for s in chosen.specs}]
     arrow = ArrowSource(source, columns=columns, table=table.select(columns), batch_rows=policy.batch_rows)
     report = IngestReport(source=source, kind=chosen.name)
-    session = _Session(store, settings, policy)
-    lo = hi = None
-    try:
-        window = policy.window()
-        for chunk in arrow.chunks():
-            with store.transaction():
-                accepted, quarantined, duplicates, span = _load_chunk(store.con, arrow, chunk, chosen, window)
-                if span[0] is not None:
-                    lo = span[0] if lo is None else min(lo, span[0])
-                    hi = span[1] if hi is None else max(hi, span[1])
-            report.rows_read += chunk.rows
-            report.accepted += accepted
-            report.quarantined += quarantined
-            report.duplicates += duplicates
-        if lo is not None and hi is not None:
-            with store.transaction():
-                flag_bots(store.con, lo, hi, policy)
-                row = store.con.execute("SELECT count(*) FROM events WHERE source_file = ? AND bot_flag "
-                                        "AND ts BETWEEN ? AND ?", [source, lo, hi]).fetchone()
-                report.flagged = int(row[0]) if row else 0
-    finally:
-        session.close()
+    lo, hi = _run(store, arrow, chosen, settings, policy, report)
+    with store.transaction():
+        report.flagged = _flag(store.con, source, lo, hi, policy)
     return report
 
 

@@ -41,10 +41,13 @@ class Reject:
 
 @dataclass
 class Chunk:
+    """Rows read in one go: ``rows`` counts table rows and rejects; ``end``/``last_row`` say where to resume."""
+
     table: pa.Table
     rejects: list[Reject]
     rows: int
     end: int
+    last_row: int = 0
 
 
 @dataclass
@@ -70,7 +73,7 @@ def record_ends(buf: np.ndarray, quote_aware: bool, parity: int = 0) -> np.ndarr
     """Positions of the newlines that end a record in ``buf`` (uint8), given the quote parity at its start.
 
     >>> record_ends(np.frombuffer(b'a,"x\\ny"\\nb\\n', np.uint8), quote_aware=True).tolist()
-    [8, 10]
+    [7, 9]
     """
     newlines = np.flatnonzero(buf == NEWLINE)
     if not quote_aware or len(newlines) == 0:
@@ -137,7 +140,7 @@ class TextSource(Source):
     header_end: int = 0
     delimiter: str = ","
 
-    def _blocks(self, start: int, first_row: int) -> Iterator[tuple[_Records, list[Reject], int]]:
+    def _blocks(self, start: int, first_row: int) -> Iterator[tuple[_Records, list[Reject], int, int]]:
         """Yield complete records, records refused for size, and the offset after them."""
         with open(self.path, "rb") as handle:
             handle.seek(max(start, self.header_end))
@@ -177,13 +180,13 @@ class TextSource(Source):
                 row = max([row] + [r.row for r in rejects])
                 offset += complete
                 if len(records.rows) or rejects:
-                    yield records, rejects, offset
+                    yield records, rejects, offset, row
                 if not data:
                     if skipping is not None:
                         skip_row, prefix, size, _ = skipping
                         yield _Records(b"", *(np.zeros(0, np.int64),) * 3), [Reject(
                             skip_row, _shown(prefix), f"record of {size} bytes exceeds the cap of "
-                            f"{self.max_record_bytes} bytes (`max_record_bytes`); truncated file?")], offset + size
+                            f"{self.max_record_bytes} bytes (`max_record_bytes`); truncated file?")], offset + size, skip_row
                     return
 
     def _split(self, body: bytes, row: int, rejects: list[Reject]) -> tuple[_Records, int]:
@@ -235,9 +238,9 @@ class JsonLinesSource(TextSource):
     """One JSON object per line; fields are extracted in SQL, so each chunk is just ``_row`` and ``_raw``."""
 
     def chunks(self, start: int = 0, first_row: int = 0) -> Iterator[Chunk]:
-        for records, rejects, end in self._blocks(start, first_row):
+        for records, rejects, end, row in self._blocks(start, first_row):
             table = pa.table({"_row": pa.array(records.rows, pa.int64()), "_raw": _string_array(records)})
-            yield Chunk(table, rejects, len(records.rows) + len(rejects), end)
+            yield Chunk(table, rejects, len(records.rows) + len(rejects), end, row)
 
 
 @dataclass
@@ -262,7 +265,7 @@ class CsvSource(TextSource):
         return table, invalid
 
     def chunks(self, start: int = 0, first_row: int = 0) -> Iterator[Chunk]:
-        for records, rejects, end in self._blocks(start, first_row):
+        for records, rejects, end, row in self._blocks(start, first_row):
             n, refused = len(records.rows), len(rejects)
             table = None
             if n:
@@ -279,7 +282,7 @@ class CsvSource(TextSource):
                 if table is None:
                     table = self._one_by_one(records, rejects)
             yield Chunk(table if table is not None else pa.table({"_row": pa.array([], pa.int64())}),
-                        rejects, n + refused, end)
+                        rejects, n + refused, end, row)
 
     def _reject(self, records: _Records, i: int, detail: str = "") -> Reject:
         raw = records.data[records.starts[i]:records.ends[i]]
@@ -328,7 +331,7 @@ class ParquetSource(Source):
                     continue
                 table = pa.Table.from_batches([batch.slice(skip)])
                 rows = np.arange(position - table.num_rows, position, dtype=np.int64) + 1
-                yield Chunk(table.append_column("_row", pa.array(rows)), [], table.num_rows, position)
+                yield Chunk(table.append_column("_row", pa.array(rows)), [], table.num_rows, position, position)
         except (OSError, pa.ArrowException) as error:
             raise InputFileError(f"{self.path} is unreadable after row {position}: {error}") from error
 
@@ -340,12 +343,16 @@ class ArrowSource(Source):
     table: pa.Table | None = None
     batch_rows: int = 262_144
 
+    def extent(self) -> int:
+        return self.table.num_rows if self.table is not None else 0
+
     def chunks(self, start: int = 0, first_row: int = 0) -> Iterator[Chunk]:
         assert self.table is not None
         for offset in range(start, self.table.num_rows, self.batch_rows):
             part = self.table.slice(offset, self.batch_rows)
             rows = np.arange(offset, offset + part.num_rows, dtype=np.int64) + 1
-            yield Chunk(part.append_column("_row", pa.array(rows)), [], part.num_rows, offset + part.num_rows)
+            end = offset + part.num_rows
+            yield Chunk(part.append_column("_row", pa.array(rows)), [], part.num_rows, end, end)
 
 
 TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}

@@ -8,7 +8,7 @@ separated) and ``_raw`` (the row as read, only for rejected rows). Nothing loops
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,7 +71,8 @@ def input_kind(arrow_type: pa.DataType) -> InputKind:
     return "other"
 
 
-def _text(expr: str, kind: InputKind) -> str:
+def as_text(expr: str, kind: InputKind) -> str:
+    """The input as text, empty text meaning missing."""
     return f"NULLIF({expr}, '')" if kind == "str" else f"CAST({expr} AS VARCHAR)"
 
 
@@ -115,7 +116,7 @@ def _shown(s: str) -> str:
     return f"'''' || left(CAST({s} AS VARCHAR), 60) || ''''"
 
 
-def _checks(spec: FieldSpec, s: str) -> list[Check]:
+def _checks(spec: FieldSpec, s: str, short: bool) -> list[Check]:
     name, p = spec.name, parsed(spec.name)
     tag = f"'`{name}`"
     checks = []
@@ -130,7 +131,7 @@ def _checks(spec: FieldSpec, s: str) -> list[Check]:
     for bound, op, fails in ((spec.ge, ">=", "<"), (spec.gt, ">", "<="), (spec.le, "<=", ">"), (spec.lt, "<", ">=")):
         if bound is not None:
             checks.append(Check(f"{p} {fails} {bound}", f"{tag} must be {op} {bound}, got ' || {p}"))
-    if spec.max_len is not None:
+    if spec.max_len is not None and not short:
         checks.append(Check(f"length({p}) > {spec.max_len}",
                             f"{tag} has ' || length({p}) || ' characters, more than {spec.max_len}'"))
     if spec.pattern is not None:
@@ -145,23 +146,25 @@ def _checks(spec: FieldSpec, s: str) -> list[Check]:
 
 
 def validation_sql(specs: Sequence[FieldSpec], inputs: Mapping[str, tuple[str, InputKind]], relation: str, *,
-                   extra: Sequence[Check] = (), has_raw: bool = False, pre_reason: str | None = None) -> str:
+                   extra: Sequence[Check] = (), has_raw: bool = False, pre_reason: str | None = None,
+                   short: Collection[str] = ()) -> str:
     """The SELECT validating ``relation``.
 
     ``inputs`` maps a field name to ``(sql expression over relation, input kind)``; fields absent from it are
     missing in the source. ``pre_reason`` is an SQL expression naming a problem found before field parsing
-    (such as a line that is not JSON); it then becomes the only reason.
+    (such as a line that is not JSON); it then becomes the only reason. Fields in ``short`` are known to fit
+    their length limit (the caller measured the batch), so their length check is left out.
     """
     level1 = ["_row"] + (["_raw"] if has_raw else []) + [f"{pre_reason or 'NULL::VARCHAR'} AS _pre"]
     level2, values, checks = [], [], []
     for spec in specs:
         s = quote("s$" + spec.name)
         expr, kind = inputs.get(spec.name, ("NULL::VARCHAR", "str"))
-        level1.append(f"{_text(expr, kind) if kind == 'str' else expr} AS {s}")
+        level1.append(f"{as_text(expr, kind) if kind == 'str' else expr} AS {s}")
         level2.append(f"{_parse(spec, s, kind)} AS {parsed(spec.name)}")
         value = parsed(spec.name) if spec.default is None else f"coalesce({parsed(spec.name)}, {literal(spec.default)})"
         values.append(f"{value} AS {quote(spec.name)}")
-        checks.extend(_checks(spec, s))
+        checks.extend(_checks(spec, s, spec.name in short))
     checks.extend(extra)
     reasons = ", ".join(f"CASE WHEN {c.condition} THEN {c.message} END" for c in checks)
     shown = ", ".join(f"{quote(n)} := {quote('s$' + n)}" for n in inputs)

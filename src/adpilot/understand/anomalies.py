@@ -2,8 +2,10 @@
 
 Each source gets behaviour features (volume, the busiest minute, the median gap between events, fan-out over
 devices/apps/places, ad clicks without an impression), is scored by an IsolationForest (unsupervised: fraud
-has no labels at ingest time) and checked against plain rules. A source is flagged when a rule fires or its
-isolation score is in the top ``contamination`` share; every flag carries its reasons.
+has no labels at ingest time) and checked against plain rules. A source is flagged when a strong rule fires
+(burst, fan-out, clicks without views) or when two weaker signs agree (no dwell, an isolation score in the top
+``contamination`` share): a fast human alone, or an odd but slow one, is not a bot. Every source carries its
+reasons, flagged or not.
 """
 
 from __future__ import annotations
@@ -48,12 +50,12 @@ class AnomalyDetector:
 
     contamination: float = 0.02
     burst_limit: int = 20
-    min_gap_seconds: float = 2.0
+    min_gap_seconds: float = 1.0
     fanout_limit: int = 5
     blind_share_limit: float = 0.8
     min_events: int = 5
     random_state: int = 0
-    rules: tuple[str, ...] = field(default=("burst", "no_dwell", "fan_out", "clicks_without_views"))
+    strong: tuple[str, ...] = field(default=("burst", "fan_out", "clicks_without_views"))
 
     def fit_flag(self, features: pd.DataFrame) -> pd.DataFrame:
         """``features`` + ``score`` (higher = stranger), ``flagged`` and ``reasons`` (list of words)."""
@@ -74,14 +76,18 @@ class AnomalyDetector:
             "fan_out": out["fanout"] >= self.fanout_limit,
             "clicks_without_views": busy & (out["blind_click_share"] >= self.blind_share_limit),
         }
-        reasons = [[] for _ in range(len(out))]
-        for name in self.rules:
-            for i in np.flatnonzero(fired[name].to_numpy()):
+        unknown = set(self.strong) - set(fired)
+        if unknown:
+            raise ValueError(f"`strong` must name rules among {sorted(fired)}, got {sorted(unknown)}")
+        reasons: list[list[str]] = [[] for _ in range(len(out))]
+        for name, hits in fired.items():
+            for i in np.flatnonzero(hits.to_numpy()):
                 reasons[i].append(name)
         for i in np.flatnonzero(outlier):
             reasons[i].append(f"isolation_score_top_{self.contamination:.0%}")
         out["reasons"] = reasons
-        out["flagged"] = out["reasons"].map(bool)
+        strong = set(self.strong)
+        out["flagged"] = [len(r) >= 2 or bool(strong & set(r)) for r in reasons]
         return out
 
 

@@ -43,7 +43,7 @@ def evaluate_talkingdata(path: str | Path, detector: AnomalyDetector | None = No
         FROM read_csv('{str(path).replace("'", "''")}', header = true) c
         JOIN flags f ON f.source = CAST(c.ip AS VARCHAR) GROUP BY f.flagged ORDER BY f.flagged""").fetchall()
     result: dict[str, Any] = {"sources": len(flagged), "flagged_sources": int(flagged["flagged"].sum()),
-                              "reasons": flagged.explode("reasons")["reasons"].value_counts().to_dict()}
+                              "reason_counts": flagged.explode("reasons")["reasons"].value_counts().to_dict()}
     for is_flagged, sources, clicks, conversions in per_group:
         key = "flagged" if is_flagged else "unflagged"
         result[key] = {"sources": sources, "clicks": clicks, "conversions": conversions,

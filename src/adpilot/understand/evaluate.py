@@ -162,3 +162,14 @@ def _item_cf_hits(train: pd.DataFrame, position: pd.Series, held: pd.DataFrame, 
         top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
         hits[start : start + 4096] = (top == target[start : start + 4096, None]).any(1)
     return hits
+
+
+def bot_flag_quality(flags: pd.DataFrame, truth_dir: str | Path) -> dict[str, Any]:
+    """Precision and recall of user flags (``source``, ``flagged`` from :func:`flag_users`) against the world's
+    true bots (``truth/users.parquet`` ``is_bot``)."""
+    truth = pq.read_table(Path(truth_dir) / "users.parquet", columns=["user_id", "is_bot"]).to_pandas()
+    joined = flags.merge(truth, left_on="source", right_on="user_id", how="inner")
+    tp = int((joined["flagged"] & joined["is_bot"]).sum())
+    flagged, bots = int(joined["flagged"].sum()), int(joined["is_bot"].sum())
+    return {"users": len(joined), "bots": bots, "flagged": flagged, "true_positives": tp,
+            "precision": tp / flagged if flagged else None, "recall": tp / bots if bots else None}

@@ -24,8 +24,8 @@ from adpilot.understand.vectors import from_list_column, to_list_array
 def interest_sums(store: Store, encoder: TextEncoder, chunk: int = 200_000) -> pa.Table:
     """Merged interest (user_id, interest_vector, interest_norm) for every user in temp table ``_delta``.
 
-    Reads the batch ``_ev`` (user_id, item_id, query, text, type, w) prepared by the profile builder; users
-    listed in ``_noconsent`` get no vector. Old sums come from ``profiles``.
+    Reads the batch ``_ev`` (user_id, item_id, query, text, type, w, consent) prepared by the profile builder;
+    events of users without consent add nothing, so those users get no vector. Old sums come from ``profiles``.
     """
     con = store.con
     ids, items = load_product_vectors(store, encoder.name)
@@ -48,14 +48,14 @@ def interest_sums(store: Store, encoder: TextEncoder, chunk: int = 200_000) -> p
     uidx = pa.table({"user_id": users, "uidx": pa.array(np.arange(len(users), dtype=np.int64))})  # noqa: F841
     pairs = con.sql("""
         WITH src AS (
-            SELECT e.user_id, pv.sidx, e.w FROM _ev e JOIN pv ON pv.product_id = e.item_id
+            SELECT e.user_id, pv.sidx, e.w FROM _ev e JOIN pv ON pv.product_id = e.item_id WHERE e.consent
             UNION ALL
             SELECT e.user_id, tx.sidx, e.w FROM _ev e JOIN tx
               ON tx.body = CASE WHEN e.type = 'search' THEN e.query ELSE e.text END
              AND tx.kind = CASE WHEN e.type = 'search' THEN 'query' ELSE 'passage' END
-             AND e.type IN ('search', 'review'))
+             AND e.type IN ('search', 'review') AND e.consent)
         SELECT u.uidx, s.sidx, sum(s.w)::FLOAT AS w FROM src s JOIN uidx u USING (user_id)
-        WHERE s.w > 0 AND s.user_id NOT IN (SELECT user_id FROM _noconsent) GROUP BY ALL""").fetchnumpy()
+        WHERE s.w > 0 GROUP BY ALL""").fetchnumpy()
     weights = sparse.csr_matrix((pairs["w"], (pairs["uidx"], pairs["sidx"])), shape=(len(users), len(sources)),
                                 dtype=np.float32)
     parts = [_merge_chunk(store, users.slice(a, chunk), weights[a : a + chunk] @ sources)

@@ -59,14 +59,14 @@ PROFILE_TABLES = {
         rfm_r INTEGER, rfm_f INTEGER, rfm_m INTEGER
     """,
     "profile_affinity": "user_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, key VARCHAR NOT NULL, weight DOUBLE",
-    "profile_meta": "anchor TIMESTAMPTZ, as_of TIMESTAMPTZ, encoder VARCHAR, half_life_days DOUBLE, tz VARCHAR",
+    "profile_meta": "anchor TIMESTAMPTZ, as_of TIMESTAMPTZ, encoder VARCHAR, half_life_days DOUBLE, utc_offset_hours DOUBLE",
 }
 
 # The per-user scalar sums of one batch; "a" is the anchored decay factor and "w" = a * event weight.
 _DELTA_SQL = f"""
 SELECT user_id, count(*) AS n_events,
-  count(DISTINCT coalesce(session_id, strftime(ts, '%Y-%m-%d'))) AS n_sessions,
-  count(DISTINCT CAST(ts AS DATE)) AS active_days, min(ts) AS first_ts, max(ts) AS last_ts,
+  count(DISTINCT coalesce(session, CAST(day AS UBIGINT))) AS n_sessions,
+  count(DISTINCT day) AS active_days, min(ts) AS first_ts, max(ts) AS last_ts,
   count(*) FILTER (type = 'purchase') AS n_purchases,
   coalesce(sum(coalesce(value, price)) FILTER (type = 'purchase'), 0) AS monetary,
   max(ts) FILTER (type = 'purchase') AS last_purchase_ts,
@@ -80,18 +80,25 @@ SELECT user_id, count(*) AS n_events,
 FROM _ev GROUP BY user_id
 """
 
+# Item-derived kinds are summed per (user, item) first: a user views, clicks and carts the same item, and each
+# item fans out to several keywords. Device, geo and hour come from one grouping-sets scan.
 _AFFINITY_SQL = """
+WITH ui AS (SELECT user_id, item_id, sum(w) AS w FROM _ev WHERE consent AND item_id IS NOT NULL AND w > 0
+            GROUP BY ALL),
+habits AS (SELECT user_id, device, geo, hour, sum(a) AS weight FROM _ev
+           GROUP BY GROUPING SETS ((user_id, device), (user_id, geo), (user_id, hour)))
 SELECT user_id, kind, key, sum(weight) AS weight FROM (
-  SELECT user_id, 'category' AS kind, category AS key, w AS weight FROM _ev WHERE category IS NOT NULL AND consent
-  UNION ALL SELECT user_id, 'brand', brand, w FROM _ev WHERE brand IS NOT NULL AND consent
-  UNION ALL SELECT user_id, 'device', device, a FROM _ev WHERE device IS NOT NULL
-  UNION ALL SELECT user_id, 'geo', geo, a FROM _ev WHERE geo IS NOT NULL
-  UNION ALL SELECT user_id, 'hour', CAST(hour AS VARCHAR), a FROM _ev
-  UNION ALL SELECT e.user_id, 'keyword', k.keyword, e.w FROM _ev e JOIN product_keywords k ON k.product_id = e.item_id
-    WHERE e.consent
+  SELECT ui.user_id, 'category' AS kind, array_to_string(p.category[1:2], '/') AS key, ui.w AS weight
+    FROM ui JOIN products p ON p.product_id = ui.item_id WHERE len(p.category) > 0
+  UNION ALL SELECT ui.user_id, 'brand', p.brand, ui.w FROM ui JOIN products p ON p.product_id = ui.item_id
+    WHERE p.brand IS NOT NULL
+  UNION ALL SELECT ui.user_id, 'keyword', k.keyword, ui.w FROM ui JOIN product_keywords k ON k.product_id = ui.item_id
   UNION ALL SELECT e.user_id, 'keyword', k.keyword, e.w FROM _ev e
     JOIN _tkw k ON k.text = CASE WHEN e.type = 'search' THEN e.query ELSE e.text END
     WHERE e.consent AND e.type IN ('search', 'review')
+  UNION ALL SELECT user_id, 'device', device, weight FROM habits WHERE device IS NOT NULL
+  UNION ALL SELECT user_id, 'geo', geo, weight FROM habits WHERE geo IS NOT NULL
+  UNION ALL SELECT user_id, 'hour', CAST(hour AS VARCHAR), weight FROM habits WHERE hour IS NOT NULL
 ) WHERE weight > 0 GROUP BY ALL
 """
 
@@ -108,7 +115,9 @@ FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _delta) GROUP BY use
 """
 
 _MERGE_SQL = f"""
-SELECT d.user_id, v.interest_vector, v.interest_norm, p.segment_id,
+SELECT d.user_id,
+  CASE WHEN d.user_id IN (SELECT user_id FROM _noconsent) THEN NULL ELSE v.interest_vector END,
+  CASE WHEN d.user_id IN (SELECT user_id FROM _noconsent) THEN NULL ELSE v.interest_norm END, p.segment_id,
   CASE WHEN d.user_id IN (SELECT user_id FROM _noconsent) THEN NULL ELSE x.keywords END AS keywords,
   list_concat(coalesce(p.recent_items, []), d.recent_items)[-{RECENT_ITEMS}:] AS recent_items,
   list_distinct(list_concat(d.purchased_items, coalesce(p.purchased_items, [])))[1:{PURCHASED_ITEMS}]
@@ -153,12 +162,16 @@ def ensure_profile_tables(store: Store) -> None:
 
 
 def build_profiles(store: Store, encoder: TextEncoder, half_life_days: float = 30.0,
-                   tz: str = "Asia/Shanghai") -> int:
+                   utc_offset_hours: float = 8.0) -> int:
     """Rebuild every profile from all events in the store; returns the number of profiles.
+
+    Hours and days (habits, active days) are local at ``utc_offset_hours`` (default China Standard Time):
+    a fixed offset, so no time-zone database is consulted per row.
 
     Product vectors for ``encoder`` must exist (:func:`~adpilot.understand.items.build_product_vectors`).
     """
     check_scalar(half_life_days, "half_life_days", gt=0)
+    check_scalar(utc_offset_hours, "utc_offset_hours", ge=-12, le=14)
     ensure_profile_tables(store)
     con = store.con
     anchor = fetch_row(con, "SELECT max(ts) FROM events")[0]  # type: ignore[index]
@@ -166,7 +179,8 @@ def build_profiles(store: Store, encoder: TextEncoder, half_life_days: float = 3
         con.execute(f"DELETE FROM {table}")
     if anchor is None:
         return 0
-    con.execute("INSERT INTO profile_meta VALUES (?, ?, ?, ?, ?)", [anchor, anchor, encoder.name, half_life_days, tz])
+    con.execute("INSERT INTO profile_meta VALUES (?, ?, ?, ?, ?)", [anchor, anchor, encoder.name, half_life_days,
+                                                                 utc_offset_hours])
     return _apply(store, encoder, "SELECT * FROM events", [])
 
 
@@ -200,9 +214,9 @@ def update_profiles(store: Store, encoder: TextEncoder, events: Any = None, sinc
 @contextmanager
 def _step(name: str) -> Iterator[None]:
     """Log how long one step of a build took (benchmarks show these at INFO level)."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     yield
-    LOG.info("profiles: %s %.2f s", name, time.perf_counter() - start)
+    LOG.info("profiles: %-10s %6.2f s wall %6.2f s CPU", name, time.perf_counter() - start, time.process_time() - cpu)
 
 
 def _apply(store: Store, encoder: TextEncoder, source_sql: str, params: list[Any]) -> int:
@@ -216,11 +230,11 @@ def _apply(store: Store, encoder: TextEncoder, source_sql: str, params: list[Any
     with _step("events"):
         con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ev AS
-        WITH m AS (SELECT anchor, half_life_days * 86400.0 AS hl, tz FROM profile_meta)
-        SELECT e.user_id, e.session_id, e.ts, e.type, e.item_id, e.query, e.text, e.device, e.geo, e.value,
-          coalesce(e.price, p.price) AS price, p.brand,
-          CASE WHEN len(p.category) > 0 THEN array_to_string(p.category[1:2], '/') END AS category,
-          hour(timezone(m.tz, e.ts)) AS hour,
+        WITH m AS (SELECT anchor, half_life_days * 86400.0 AS hl, utc_offset_hours * 3600 AS off FROM profile_meta)
+        SELECT e.user_id, hash(e.session_id) AS session, e.ts, e.type, e.item_id, e.query, e.text, e.device, e.geo, e.value,
+          coalesce(e.price, p.price) AS price,
+          CAST(floor((epoch(e.ts) + m.off) / 3600) AS BIGINT) % 24 AS hour,
+          CAST(floor((epoch(e.ts) + m.off) / 86400) AS BIGINT) AS day,
           pow(2, date_diff('second', m.anchor, e.ts) / m.hl) AS a,
           a * CASE e.type {weights} ELSE 0 END AS w,
           e.user_id NOT IN (SELECT user_id FROM _noconsent) AS consent
@@ -237,8 +251,7 @@ def _apply(store: Store, encoder: TextEncoder, source_sql: str, params: list[Any
     with _step("derived"):
         con.execute(f"CREATE OR REPLACE TEMP TABLE _derived AS {_DERIVED_SQL}")
     with _step("interest"):
-        vec = interest_sums(store, encoder)  # noqa: F841  (read by DuckDB by name)
-        con.execute("CREATE OR REPLACE TEMP TABLE _vec AS SELECT * FROM vec")
+        con.register("_vec", interest_sums(store, encoder))
     with _step("merge"):
         con.execute(f"CREATE OR REPLACE TEMP TABLE _merged AS {_MERGE_SQL}")
         con.execute("DELETE FROM profiles WHERE user_id IN (SELECT user_id FROM _delta)")
@@ -246,7 +259,8 @@ def _apply(store: Store, encoder: TextEncoder, source_sql: str, params: list[Any
     with _step("refresh"):
         con.execute(_REFRESH_SQL)
     touched = fetch_row(con, "SELECT count(*) FROM _delta")[0]  # type: ignore[index]
-    for temp in ("_ev", "_delta", "_derived", "_vec", "_merged", "_tkw", "_noconsent"):
+    con.unregister("_vec")
+    for temp in ("_ev", "_delta", "_derived", "_merged", "_tkw", "_noconsent"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     return int(touched)
 
@@ -264,9 +278,12 @@ def _merge_affinities(store: Store) -> None:
         SELECT * FROM (
           SELECT user_id, kind, key, sum(weight) AS weight FROM (
             SELECT * FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _delta)
-            UNION ALL {_AFFINITY_SQL}) GROUP BY ALL)
+            UNION ALL SELECT * FROM ({_AFFINITY_SQL})) GROUP BY ALL)
         QUALIFY kind <> 'keyword'
           OR row_number() OVER (PARTITION BY user_id, kind ORDER BY weight DESC, key) <= {KEEP_KEYWORDS}""")
     con.execute("DELETE FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _delta)")
     con.execute("INSERT INTO profile_affinity SELECT * FROM _aff")
+    # consent withdrawn since the last run: interest signals kept from before go too
+    con.execute("DELETE FROM profile_affinity WHERE kind IN ('category', 'brand', 'keyword') "
+                "AND user_id IN (SELECT user_id FROM _noconsent)")
     con.execute("DROP TABLE _aff")

@@ -59,6 +59,7 @@ class WorldStats:
     n_ads: int
     seconds_entities: float
     seconds_events: float
+    cpu_seconds_events: float  # all threads of this process, during the event stream
 
 
 def day_counts(n_events: int, n_days: int, start_weekday: int) -> np.ndarray:
@@ -105,7 +106,7 @@ def write_world(out: str | Path, config: WorldConfig, chunk_rows: int = CHUNK_RO
     (out / "truth" / "leaves.json").write_text(json.dumps(
         {"leaves": world.leaf_names, "leaves_en": world.leaf_names_en, "styles": world.style_names},
         ensure_ascii=False, indent=1))
-    t1 = time.perf_counter()
+    t1, cpu = time.perf_counter(), time.process_time()
     generator = DayGenerator(world, review_pool(world))
     counts = day_counts(config.n_events, config.n_days, config.start.weekday())
     # One writer thread overlaps compressing chunk k (Arrow releases the GIL) with drawing chunk k + 1.
@@ -121,4 +122,5 @@ def write_world(out: str | Path, config: WorldConfig, chunk_rows: int = CHUNK_RO
                 pending = pool.submit(writer.write_table, table, row_group_size=chunk_rows)
         pending.result()
     (out / "truth" / "world.json").write_text(config.to_json())
-    return WorldStats(out, config.n_events, pop.n, cat.n, len(market.ad_product), t1 - t0, time.perf_counter() - t1)
+    return WorldStats(out, config.n_events, pop.n, cat.n, len(market.ad_product), t1 - t0, time.perf_counter() - t1,
+                      time.process_time() - cpu)

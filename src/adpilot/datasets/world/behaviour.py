@@ -11,12 +11,15 @@ A step emits, with these probabilities:
 - ``click`` (listing click, 60%) then ``page_view`` (always);
 - ``add_to_cart`` expit(−3.6 + 0.8 z); ``purchase`` given cart expit(−0.8 + 0.6 z − 0.5 β r); ``review`` given
   purchase 35%, with a rating from z and a text of matching sentiment that names the product's attribute values;
-- for users who accept ads, an ``ad_impression`` (30%) of a uniformly random active ad whose product has launched, and
-  a uniformly random creative of it (a uniform logging policy: propensity 1 / number of live ads that day), an ``ad_click`` drawn from the true p_click and a
-  ``conversion`` drawn from the true p_convert with the product price as value.
+- for users who accept ads, an ``ad_impression`` (30%) of a uniformly random active ad whose product has
+  launched, with a uniformly random creative of it (a uniform logging policy: propensity 1 / number of live ads
+  that day), in slot ``home_banner`` or ``search_top`` on a session's first step and ``item_related`` (70%) or
+  ``feed`` later; an ``ad_click`` drawn from the true p_click and a ``conversion`` from the true p_convert, valued
+  at the product price.
 
-Bots (``truth/users.parquet`` ``is_bot``) make bursts of 10–30 clicks seconds apart on random items and ads, and
-never buy. Each chunk of events is sorted by time; reviews come 1–48 hours after the purchase.
+Bots (``truth/users.parquet`` ``is_bot``) make bursts of 10–30 clicks seconds apart on random items, see an ad at
+every step and click about a third of them (their true p_click carries +4.5 on the logit), and never buy.
+Each chunk of events is sorted by time; reviews come 1–48 hours after the purchase.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ TYPES = ("search", "click", "page_view", "ad_impression", "ad_click", "conversio
          "review")
 SEARCH, CLICK, VIEW, IMP, ADCLICK, CONV, CART, BUY, REVIEW = range(len(TYPES))
 _CANDIDATES = 4
+# Page code (home, search, item, feed) of an event by (type, session searched?, ad slot): searches are on the
+# search page, listing clicks on the search page or the feed, ad events on their slot's page, the rest on the item.
+_PAGE_OF = np.full((len(TYPES), 2, 4), 2, dtype=np.int8)
+_PAGE_OF[SEARCH] = 1
+_PAGE_OF[CLICK, 0], _PAGE_OF[CLICK, 1] = 3, 1
+_PAGE_OF[IMP:CONV + 1] = np.arange(4, dtype=np.int8)
 _US = 1_000_000
 
 
@@ -90,7 +99,7 @@ class DayGenerator:
         if not plans:
             return EVENT_ARROW_SCHEMA.empty_table()
         plan = {k: np.concatenate([p[k] for p in plans])[:n_events] for k in plans[0]}
-        order = np.argsort(plan["ts"], kind="stable")
+        order = np.argsort(plan["ts"])
         return self._table({k: v[order] for k, v in plan.items()}, (day * 1000 + part) * 10**10)
 
     def _table(self, e: dict[str, np.ndarray], base: int) -> pa.Table:
@@ -148,7 +157,8 @@ class DayGenerator:
         style_t = pop.style[ut]
         s_c = np.log(np.clip(8.0 * np.take_along_axis(style_t, cat.style[cand], axis=1), 0.1, 8.0))
         z_c = 0.35 * s_c - beta_t[:, None] * w.log_relative_price[cand] + 0.3 * cat.appeal[cand]
-        pick = np.argmax(z_c + self.log_popularity[cand] + rng.gumbel(size=z_c.shape), axis=1)
+        # Gumbel-max choice; −log E with E ~ Exp(1) is a Gumbel draw at one logarithm instead of two.
+        pick = np.argmax(z_c + self.log_popularity[cand] - np.log(rng.standard_exponential(z_c.shape)), axis=1)
         item = cand[np.arange(t_n), pick]
         item[bt] = cand[bt, 0]
         m_t = np.log(np.clip(w.n_leaves * pop.interest[ut, leaf_t], 0.05, 20.0))
@@ -177,7 +187,7 @@ class DayGenerator:
         mask[:, CLICK] = bt | (rng.random(t_n) < 0.6)
         mask[:, VIEW] = human
         mask[:, IMP] = pop.consent_ads[ut] & (bt | (rng.random(t_n) < 0.3))
-        mask[:, ADCLICK] = mask[:, IMP] & (rng.random(t_n) < np.where(bt, 0.9, p_click))
+        mask[:, ADCLICK] = mask[:, IMP] & (rng.random(t_n) < p_click)
         mask[:, CONV] = mask[:, ADCLICK] & (rng.random(t_n) < p_conv)
         mask[:, CART] = human & (rng.random(t_n) < expit(-3.6 + 0.8 * z))
         mask[:, BUY] = mask[:, CART] & (rng.random(t_n) < expit(-0.8 + 0.6 * z - 0.5 * beta_t * r_item))
@@ -196,26 +206,32 @@ class DayGenerator:
         step, kind = np.nonzero(mask)
         n = len(step)
         is_review = kind == REVIEW
-        rating = np.clip(np.round(3.9 + 0.8 * z[step] + rng.normal(0, 0.8, n)), 1, 5)
-        sentiment = np.where(rating >= 4, 0, np.where(rating >= 3, 1, 2))
-        ad_ev = (kind == IMP) | (kind == ADCLICK) | (kind == CONV)
-        item_idx = np.where(kind == CONV, market.ad_product[ad[step]], item[step])
-        searched_ev = searched[sess[step]]
+        reviewed = step[is_review]
+        rating = np.zeros(n)
+        rating[is_review] = np.clip(np.round(3.9 + 0.8 * z[reviewed] + rng.normal(0, 0.8, len(reviewed))), 1, 5)
+        review = np.zeros(n, dtype=np.int64)
+        sentiment = np.where(rating[is_review] >= 4, 0, np.where(rating[is_review] >= 3, 1, 2))
+        review[is_review] = item[reviewed] * 6 + sentiment * 2 + (rng.random(len(reviewed)) < 0.5)
+        sess_e = sess[step]
+        slot_e = slot.astype(np.int8)[step]
+        item_idx = item.astype(np.int32)[step]
+        conv = kind == CONV
+        ad_e = ad.astype(np.int32)[step]
+        item_idx[conv] = market.ad_product[ad_e[conv]]
         return {
             "ts": t_step[step] + offset[step, kind],
             "kind": kind.astype(np.int8),
-            "user": ut[step],
-            "session": sess[step],
+            "user": ut.astype(np.int32)[step],
+            "session": sess_e,
             "item": item_idx,
-            "ad": ad[step],
-            "creative": creative[step],
+            "ad": ad_e,
+            "creative": creative.astype(np.int32)[step],
             "price": cat.price[item_idx],
             "rating": rating,
-            "review": np.where(is_review, item[step] * 6 + sentiment * 2 + (rng.random(n) < 0.5), 0),
-            "query": query[sess[step]],
-            "device": device[sess[step]],
-            "page": np.where(kind == SEARCH, 1, np.where(kind == CLICK, np.where(searched_ev, 1, 3),
-                                                         np.where(ad_ev, slot[step], 2))),
-            "slot": slot[step],
+            "review": review.astype(np.int32),
+            "query": query.astype(np.int32)[sess_e],
+            "device": device.astype(np.int8)[sess_e],
+            "page": _PAGE_OF[kind, searched.astype(np.int8)[sess_e], slot_e],
+            "slot": slot_e,
             "n_sessions": np.array([s_n]),
         }

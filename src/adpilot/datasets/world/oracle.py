@@ -9,7 +9,7 @@ The choice model (documented here once; the behaviour generator and the oracle s
     r_{up} = \log(\mathrm{price}_p / \mathrm{median}_{\mathrm{leaf}(p)})
 
     \mathrm{logit}\,P(\mathrm{click}) = b_c + 0.7 m + 0.35 s - 0.2 \beta_u r + 0.3 a_p + \mathrm{slot} + \mathrm{device}
-        + 0.25\cos(2\pi(h - 21)/24) + q + 0.5\,\mathrm{ment}\cdot\mathrm{clip}(s, -1, 1) + 2\,[\mathrm{bot}],
+        + 0.25\cos(2\pi(h - 21)/24) + q + 0.5\,\mathrm{ment}\cdot\mathrm{clip}(s, -1, 1) + 4.5\,[\mathrm{bot}],
         \qquad q = 1.2 (\mathrm{cov} - 0.5) - 0.4\,[\mathrm{bad\ length}]
 
     \mathrm{logit}\,P(\mathrm{conversion} \mid \mathrm{click}) = b_v + 0.6 m + 0.4 s - 0.8 \beta_u r + 0.5 a_p
@@ -18,7 +18,7 @@ The choice model (documented here once; the behaviour generator and the oracle s
 with θ the user's leaf interest, φ their style taste, β their price sensitivity, a the product's appeal, cov the
 share of the product's attribute values that the creative mentions and ment whether it names the product's style
 word (which helps users who like that style and hurts those who do not). :math:`b_c, b_v` are calibrated so that a
-uniformly random ad shown to a random user in random context has CTR 1.5% and post-click CVR 5%; matching ads to
+uniformly random ad shown to a random human user in random context has CTR 1.5% and post-click CVR 5%; matching ads to
 interests raises both. Organic browsing uses the same m, s, r as its utility.
 """
 
@@ -217,7 +217,7 @@ class World:
         pop = self.population
         return (self._bias_click + 0.7 * m + 0.35 * s - 0.2 * pop.price_sensitivity[u] * r
                 + 0.3 * self.catalog.appeal[p] + context + creative.quality
-                + 0.5 * creative.mention * np.clip(s, -1, 1) + 2.0 * pop.is_bot[u])
+                + 0.5 * creative.mention * np.clip(s, -1, 1) + 4.5 * pop.is_bot[u])
 
     def conversion_logit(self, u: np.ndarray, ads: np.ndarray, desktop: np.ndarray, creative: CreativeTerms
                          ) -> np.ndarray:
@@ -263,7 +263,8 @@ class World:
         return u, ads
 
     def _calibrate(self, rng: np.random.Generator, n: int = 20_000) -> None:
-        """Set the click and conversion intercepts so random ads in random context hit the target rates."""
+        """Set the click and conversion intercepts so that random ads shown to random human users in random
+        context hit the target rates (bots are left out: their clicks are not the market's CTR)."""
         u = rng.integers(0, self.population.n, n)
         ads = rng.integers(0, len(self.market.ad_product), n)
         c = self.market.ad_creative_start[ads] + (rng.random(n) * self.market.ad_creative_count[ads]).astype(int)
@@ -271,16 +272,16 @@ class World:
                             rng.choice(SLOTS, n))
         creative = self.creatives.take(c)
         base_click = self.click_logit(u, ads, ctx, creative)
-        self._bias_click = _solve_bias(base_click, CTR_TARGET)
-        weight = expit(base_click + self._bias_click) * ~self.population.is_bot[u]
+        human = (~self.population.is_bot[u]).astype(np.float64)
+        self._bias_click = _solve_bias(base_click, CTR_TARGET, human)
+        weight = expit(base_click + self._bias_click) * human
         base_conv = self.conversion_logit(u, ads, rng.random(n) < 0.2, creative)
         self._bias_conv = _solve_bias(base_conv, CVR_TARGET, weight)
 
     # ------------------------------------------------------------------ sampling shared by events and traffic
     def draw_leaf(self, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One intent leaf per user position, drawn from the user's interest θ (inverse CDF, vectorised)."""
-        cdf = np.cumsum(self.population.interest[u], axis=1)
-        return np.minimum((cdf < rng.random(len(u))[:, None] * cdf[:, -1:]).sum(axis=1), self.n_leaves - 1)
+        return _draw_rows(self.population.interest[u], rng)
 
     def product_sampler(self, day: int) -> ProductSampler:
         """Draws products of a leaf among those launched by ``day``."""
@@ -301,8 +302,7 @@ class World:
 
     def draw_query(self, leaf: np.ndarray, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Index into the query pool for searches about ``leaf`` by users ``u`` (style drawn from their taste)."""
-        cdf = np.cumsum(self.population.style[u], axis=1)
-        style = np.minimum((cdf < rng.random(len(u))[:, None] * cdf[:, -1:]).sum(axis=1), 7)
+        style = _draw_rows(self.population.style[u], rng)
         return (leaf * 8 + style) * QUERIES_PER_TOPIC + rng.integers(0, QUERIES_PER_TOPIC, len(u))
 
     @property
@@ -363,6 +363,13 @@ class World:
             "consent_personalisation": pop.consent_personalisation[u],
             "consent_ads": pop.consent_ads[u],
         })
+
+
+def _draw_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One column per row of an (n, k) row-stochastic matrix, by inverse CDF; shape (n,)."""
+    cdf = np.cumsum(probabilities, axis=1)
+    below = cdf < rng.random(len(cdf)).astype(cdf.dtype)[:, None] * cdf[:, -1:]
+    return np.minimum(below.sum(axis=1), probabilities.shape[1] - 1)
 
 
 def _hour_effect(hour: np.ndarray) -> np.ndarray:

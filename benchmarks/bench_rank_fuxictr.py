@@ -1,0 +1,307 @@
+"""Our sequence model and DCNv2 against FuxiCTR's DIN, DeepFM and DCNv2 on the DIN-protocol Amazon task.
+
+Same task, same split, same inputs: each user's last item (positive) and a sampled item (negative) are the test
+rows; the second-to-last item is validation; earlier items train (``adpilot.rank.readers.sequence_task``).
+FuxiCTR runs in its own virtualenv (``--fuxi-python``, default ``/tmp/fuxi-venv/bin/python``) on the very arrays
+we write here, with its own ``BaseModel`` training loop (Adam, early stopping on validation AUC). Its models are
+assembled from FuxiCTR's pip-package layers as its model zoo assembles them (the zoo is not on PyPI).
+
+Reproduce::
+
+    .venv/bin/python benchmarks/bench_rank_fuxictr.py --train ../shared/data/amazon_seq_s3rec/Beauty.txt.gz
+
+Install FuxiCTR (kept out of our environment)::
+
+    python3.11 -m venv /tmp/fuxi-venv && /tmp/fuxi-venv/bin/pip install torch==2.13.0 fuxictr==2.3.10 \
+        pyarrow==17.0.0 "numpy<2"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SEQ_FIELDS = ("hist_item_id", "hist_cate", "hist_brand")
+TARGETS = {"hist_item_id": "item_id", "hist_cate": "cate", "hist_brand": "brand"}
+
+
+# --------------------------------------------------------------------------------------- FuxiCTR worker side
+def fuxi_worker(data_dir: Path, model_name: str, args: dict) -> dict:
+    """Runs inside the FuxiCTR venv: no adpilot imports."""
+    import torch
+    from fuxictr.features import FeatureMap
+    from fuxictr.pytorch.layers import (
+        CrossNetV2,
+        DIN_Attention,
+        FactorizationMachine,
+        FeatureEmbedding,
+        FeatureEmbeddingDict,
+        MLP_Block,
+    )
+    from fuxictr.pytorch.models import BaseModel
+
+    torch.set_num_threads(args["threads"])
+    torch.manual_seed(args["seed"])
+    meta = json.loads((data_dir / "meta.json").read_text())
+    fmap = FeatureMap("bench", str(data_dir))
+    fmap.labels = ["label"]
+    fmap.default_emb_dim = args["embedding_dim"]
+    for name in meta["categorical"]:
+        fmap.features[name] = {"type": "categorical", "vocab_size": meta["vocab"][name], "padding_idx": 0,
+                               "source": ""}
+    for name in meta["sequences"]:
+        spec = {"type": "sequence", "vocab_size": meta["vocab"][TARGETS[name]], "padding_idx": 0,
+                "max_len": meta["max_len"], "share_embedding": TARGETS[name], "source": ""}
+        if model_name != "din":
+            spec["feature_encoder"] = "layers.MaskedAveragePooling()"
+        fmap.features[name] = spec
+    common = dict(model_root=str(data_dir / "ckpt"), verbose=0, metrics=["AUC", "logloss"], optimizer="adam",
+                  loss="binary_crossentropy", early_stop_patience=args["patience"])
+    emb = args["embedding_dim"]
+
+    class FuxiDIN(BaseModel):
+        def __init__(self):
+            super().__init__(fmap, model_id="DIN", **common)
+            self.embedding_layer = FeatureEmbeddingDict(fmap, emb)
+            width = emb * len(meta["sequences"])
+            self.attention = DIN_Attention(width, attention_units=list(args["attention_hidden"]),
+                                           hidden_activations="Dice")
+            self.dnn = MLP_Block(input_dim=fmap.sum_emb_out_dim(), output_dim=1, hidden_units=list(args["hidden"]),
+                                 hidden_activations="ReLU", output_activation=self.output_activation)
+            self.compile(common["optimizer"], common["loss"], args["learning_rate"])
+            self.reset_parameters()
+            self.model_to_device()
+
+        def forward(self, inputs):
+            X = self.get_inputs(inputs)
+            emb_dict = self.embedding_layer(X)
+            targets = torch.cat([emb_dict[TARGETS[s]] for s in meta["sequences"]], dim=-1)
+            history = torch.cat([emb_dict[s] for s in meta["sequences"]], dim=-1)
+            mask = X[meta["sequences"][0]].long() != 0
+            pooled = self.attention(targets, history, mask)
+            for name, part in zip(meta["sequences"], pooled.split(emb, dim=-1), strict=True):
+                emb_dict[name] = part
+            return {"y_pred": self.dnn(self.embedding_layer.dict2tensor(emb_dict, flatten_emb=True))}
+
+    class FuxiDeepFM(BaseModel):
+        def __init__(self):
+            super().__init__(fmap, model_id="DeepFM", **common)
+            self.embedding_layer = FeatureEmbedding(fmap, emb)
+            self.fm = FactorizationMachine(fmap)
+            self.mlp = MLP_Block(input_dim=fmap.sum_emb_out_dim(), output_dim=1, hidden_units=list(args["hidden"]),
+                                 hidden_activations="ReLU")
+            self.compile(common["optimizer"], common["loss"], args["learning_rate"])
+            self.reset_parameters()
+            self.model_to_device()
+
+        def forward(self, inputs):
+            X = self.get_inputs(inputs)
+            feature_emb = self.embedding_layer(X)
+            y = self.fm(X, feature_emb) + self.mlp(feature_emb.flatten(start_dim=1))
+            return {"y_pred": self.output_activation(y)}
+
+    class FuxiDCNv2(BaseModel):
+        def __init__(self):
+            super().__init__(fmap, model_id="DCNv2", **common)
+            self.embedding_layer = FeatureEmbedding(fmap, emb)
+            dim = fmap.sum_emb_out_dim()
+            self.crossnet = CrossNetV2(dim, args["cross_layers"])
+            self.parallel_dnn = MLP_Block(input_dim=dim, output_dim=None, hidden_units=list(args["hidden"]),
+                                          hidden_activations="ReLU")
+            self.fc = torch.nn.Linear(dim + args["hidden"][-1], 1)
+            self.compile(common["optimizer"], common["loss"], args["learning_rate"])
+            self.reset_parameters()
+            self.model_to_device()
+
+        def forward(self, inputs):
+            X = self.get_inputs(inputs)
+            x = self.embedding_layer(X, flatten_emb=True)
+            y = self.fc(torch.cat([self.crossnet(x), self.parallel_dnn(x)], dim=-1))
+            return {"y_pred": self.output_activation(y)}
+
+    class Loader:
+        def __init__(self, split: str, shuffle: bool):
+            data = np.load(data_dir / f"{split}.npz")
+            self.arrays = {k: torch.from_numpy(data[k]) for k in data.files}
+            self.n = len(self.arrays["label"])
+            self.shuffle = shuffle
+            self.rng = np.random.default_rng(args["seed"])
+
+        def __len__(self):
+            return (self.n + args["batch_size"] - 1) // args["batch_size"]
+
+        def __iter__(self):
+            order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+            for s in range(0, self.n, args["batch_size"]):
+                idx = torch.from_numpy(order[s:s + args["batch_size"]])
+                yield {k: v[idx] for k, v in self.arrays.items()}
+
+    model = {"din": FuxiDIN, "deepfm": FuxiDeepFM, "dcnv2": FuxiDCNv2}[model_name]()
+    Path(model.checkpoint).parent.mkdir(parents=True, exist_ok=True)
+    train, valid, test = Loader("train", True), Loader("valid", False), Loader("test", False)
+    if args.get("throughput_only"):
+        model.train()
+        batches = iter(train)
+        next(batches)
+        start, rows = time.perf_counter(), 0
+        for _, batch in zip(range(args["throughput_batches"]), batches, strict=False):
+            model.train_step(batch)
+            rows += len(batch["label"])
+        return {"rows_per_s": rows / (time.perf_counter() - start)}
+    start = time.perf_counter()
+    model.fit(train, epochs=args["epochs"], validation_data=valid)
+    seconds = time.perf_counter() - start
+    pred = model.predict(test)
+    np.save(data_dir / f"pred_fuxi_{model_name}.npy", pred)
+    return {"train_seconds": seconds}
+
+
+# --------------------------------------------------------------------------------------- our side
+def write_fuxi_arrays(frames: dict, out: Path, max_len: int) -> dict:
+    """Exact vocabularies (0 = padding) per field, shared by a sequence and its target; arrays per split."""
+    import pandas as pd
+
+    categorical = [c for c in ("user_id", "item_id", "cate", "brand") if c in frames["train"].columns]
+    sequences = [s for s in SEQ_FIELDS if s in frames["train"].columns]
+    vocab: dict[str, dict] = {}
+    for name in categorical:
+        values = set()
+        for frame in frames.values():
+            values |= set(frame[name].dropna().tolist())
+            seq = next((s for s in sequences if TARGETS[s] == name), None)
+            if seq:
+                values |= {v for h in frame[seq] for v in h if not pd.isna(v)}
+        vocab[name] = {v: i + 1 for i, v in enumerate(sorted(values, key=str))}
+    for split, frame in frames.items():
+        arrays = {name: np.array([vocab[name].get(v, 0) if not pd.isna(v) else 0 for v in frame[name]], np.int64)
+                  for name in categorical}
+        for seq in sequences:
+            table = vocab[TARGETS[seq]]
+            padded = np.zeros((len(frame), max_len), np.int64)
+            for r, h in enumerate(frame[seq]):
+                ids = [table.get(v, 0) if not pd.isna(v) else 0 for v in list(h)[-max_len:]]
+                padded[r, :len(ids)] = ids
+            arrays[seq] = padded
+        arrays["label"] = frame["label"].to_numpy(np.float32)
+        np.savez(out / f"{split}.npz", **arrays)
+    meta = {"categorical": categorical, "sequences": sequences, "max_len": max_len,
+            "vocab": {k: len(v) + 1 for k, v in vocab.items()}}
+    (out / "meta.json").write_text(json.dumps(meta))
+    return meta
+
+
+def our_throughput(model, frame, batch_size: int, n_batches: int) -> float:
+    """Rows per second of our training step (encoding done beforehand, as our trainer caches it)."""
+    from adpilot.rank.trainer import _optimizers, tensors
+
+    enc, labels = model.encoder_.encode(frame), frame[["label"]].to_numpy(np.float64)
+    rng = np.random.default_rng(0)
+    optimizers = _optimizers(model.module_, model._train_config().learning_rate)
+    y = __import__("torch").from_numpy(labels.astype(np.float32))
+    model.module_.train()
+    order = rng.permutation(len(enc))
+    start, rows = time.perf_counter(), 0
+    for b in range(n_batches + 1):
+        if b == 1:
+            start, rows = time.perf_counter(), 0
+        index = order[b * batch_size:(b + 1) * batch_size]
+        batch = enc.take(index)
+        loss = model.module_.loss(model.module_(*tensors(batch)), y[index])
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
+        rows += len(index)
+    return rows / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--train", type=Path, required=False)
+    parser.add_argument("--fuxi-python", default="/tmp/fuxi-venv/bin/python")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--embedding-dim", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--max-seq-len", type=int, default=30)
+    parser.add_argument("--models", default="din,deepfm")
+    parser.add_argument("--ours", default="din")
+    parser.add_argument("--throughput-batches", type=int, default=60)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-boot", type=int, default=200)
+    parser.add_argument("--fuxi-worker", nargs=3, metavar=("DIR", "MODEL", "ARGS"), help=argparse.SUPPRESS)
+    a = parser.parse_args()
+    if a.fuxi_worker:
+        print(json.dumps(fuxi_worker(Path(a.fuxi_worker[0]), a.fuxi_worker[1], json.loads(a.fuxi_worker[2]))))
+        return
+    import torch
+
+    from adpilot.rank.estimator import CTRModel
+    from adpilot.rank.metrics import auc, bootstrap
+    from adpilot.rank.readers import open_source
+
+    torch.set_num_threads(a.threads)
+    frames = {role: open_source(a.train, role, None, a.seed).frame for role in ("train", "valid", "test")}
+    test = frames["test"]
+    y, users = test["label"].to_numpy(np.float64), test["user_id"].to_numpy()
+    work = Path(tempfile.mkdtemp(prefix="bench_rank_fuxi_"))
+    meta = write_fuxi_arrays(frames, work, a.max_seq_len)
+    shared = {"embedding_dim": a.embedding_dim, "hidden": [128, 64], "attention_hidden": [64], "cross_layers": 3,
+              "learning_rate": a.learning_rate, "batch_size": a.batch_size, "epochs": a.epochs, "patience": 2,
+              "seed": a.seed, "threads": a.threads, "throughput_batches": a.throughput_batches}
+    print(f"task {a.train.name}: train {len(frames['train'])} rows, valid {len(frames['valid'])}, test {len(test)} "
+          f"(features {meta['categorical'] + meta['sequences']})")
+    cmd = " ".join(sys.argv)
+    results: dict[str, np.ndarray] = {}
+    timing: dict[str, float] = {}
+    for name in a.ours.split(","):
+        start = time.perf_counter()
+        model = CTRModel(name, embedding_dim=a.embedding_dim, hidden=(128, 64), epochs=a.epochs,
+                         batch_size=a.batch_size, learning_rate=a.learning_rate, max_seq_len=a.max_seq_len,
+                         seed=a.seed, threads=a.threads).fit(frames["train"], frames["valid"])
+        timing[f"ours {name}"] = time.perf_counter() - start
+        results[f"ours {name}"] = model.predict_heads(test)[:, 0]
+        timing[f"ours {name} rows/s"] = our_throughput(model, frames["train"].iloc[:200_000], a.batch_size,
+                                                       a.throughput_batches)
+    for name in a.models.split(","):
+        run = [a.fuxi_python, __file__, "--fuxi-worker", str(work), name, json.dumps(shared)]
+        out = subprocess.run(run, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            print(f"FuxiCTR {name} failed:\n{out.stderr[-3000:]}")
+            continue
+        timing[f"fuxictr {name}"] = json.loads(out.stdout.strip().splitlines()[-1])["train_seconds"]
+        results[f"fuxictr {name}"] = np.load(work / f"pred_fuxi_{name}.npy")
+        out = subprocess.run(run[:-1] + [json.dumps({**shared, "throughput_only": True})], capture_output=True,
+                             text=True, check=False)
+        if out.returncode == 0:
+            timing[f"fuxictr {name} rows/s"] = json.loads(out.stdout.strip().splitlines()[-1])["rows_per_s"]
+    print(f"\ntest AUC with bootstrap 95% intervals (resampling users, {a.n_boot} resamples); command: {cmd}")
+    for key, p in results.items():
+        est = bootstrap(lambda i, p=p: auc(y[i], p[i]), len(y), users, a.n_boot, a.seed)
+        print(f"  {key:18s} AUC {est}   train {timing[key]:.0f}s")
+    ours = results.get(f"ours {a.ours.split(',')[0]}")
+    for key, p in results.items():
+        if key.startswith("fuxictr") and ours is not None:
+            diff = bootstrap(lambda i, p=p: auc(y[i], ours[i]) - auc(y[i], p[i]), len(y), users, a.n_boot, a.seed)
+            print(f"  ours - {key}: AUC difference {diff}")
+    print("\ntraining throughput (rows/s, same batches, 1 process):")
+    for key, value in timing.items():
+        if key.endswith("rows/s"):
+            print(f"  {key:28s} {value:10.0f}")
+    for name in a.ours.split(","):
+        peer = timing.get(f"fuxictr {name} rows/s")
+        if peer:
+            print(f"  ratio ours/fuxictr {name}: {timing[f'ours {name} rows/s'] / peer:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
