@@ -32,8 +32,13 @@ def main() -> None:
     parser.add_argument("--random-state", type=int, default=12345)
     args = parser.parse_args()
     from obp.dataset import OpenBanditDataset
-    from obp.ope import DirectMethod, DoublyRobust, InverseProbabilityWeighting, RegressionModel
-    from obp.ope import SelfNormalizedInverseProbabilityWeighting
+    from obp.ope import (
+        DirectMethod,
+        DoublyRobust,
+        InverseProbabilityWeighting,
+        RegressionModel,
+        SelfNormalizedInverseProbabilityWeighting,
+    )
     from obp.policy import BernoulliTS
     from sklearn.linear_model import LogisticRegression
 

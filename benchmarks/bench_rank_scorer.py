@@ -7,7 +7,7 @@ TorchScript figure is the forward pass alone on pre-encoded tensors (a lower bou
 
 Reproduce::
 
-    .venv/bin/python benchmarks/bench_rank_scorer.py --model din
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --model din
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ def synthetic_log(n: int, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def median_ms(fn, repeats: int) -> float:
+    """Median CPU time of one call in ms (process time: on a shared, oversubscribed machine wall time
+    measures the neighbours; run with OPENBLAS_NUM_THREADS=1 so that CPU time is one core's time)."""
     fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return 1000 * float(np.median(times))
 
 
@@ -78,12 +80,12 @@ def main() -> None:
     with torch.no_grad():
         torch_ms = median_ms(lambda: scripted(*inputs), a.repeats)
     encode_ms = median_ms(lambda: scorer.encoder.encode({**context, **ads}, n=n, strict=False), a.repeats)
-    print(f"model {a.model}, {n} candidates, median of {a.repeats} requests, 1 thread")
+    print(f"model {a.model}, {n} candidates, median CPU time of {a.repeats} requests, 1 thread")
     print(f"  numpy scorer (hashing + forward + calibration): {numpy_ms:.3f} ms")
     print(f"    of which feature hashing/encoding:            ~{encode_ms:.3f} ms")
     print(f"  TorchScript forward on pre-encoded tensors:      {torch_ms:.3f} ms")
     print(f"  ratio numpy scorer / TorchScript forward: {numpy_ms / torch_ms:.2f}")
-    print(f"command: .venv/bin/python benchmarks/bench_rank_scorer.py --model {a.model} --candidates {n}")
+    print(f"command: OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --model {a.model} --candidates {n}")
 
 
 if __name__ == "__main__":

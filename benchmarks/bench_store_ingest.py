@@ -92,8 +92,15 @@ def _child(phase: str, path: str, store: str, batch_rows: int) -> None:
         extra = {"accepted": report.accepted, "quarantined": report.quarantined,
                  "duplicates": report.duplicates, "flagged": report.flagged, "reconciles": report.reconciles}
     seconds = time.perf_counter() - started
-    print(json.dumps({"rows": rows, "seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                      / 1024, **extra}))
+    print(json.dumps({"rows": rows, "seconds": seconds, "rss_mb": _peak_rss_mb(), **extra}))
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it does not inherit the parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _run(phase: str, path: Path, workdir: Path, batch_rows: int) -> dict[str, float]:

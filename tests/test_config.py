@@ -13,7 +13,7 @@ def test_default_secret_refused_in_prod() -> None:
 
 
 def test_private_secret_accepted_in_prod() -> None:
-    Settings(mode="prod", secret="x" * 32, token_secret="y" * 32).require_production_secrets()
+    Settings(mode="prod", secret="x" * 32, token_secret="y" * 32, admin_api_key="z" * 32).require_production_secrets()
 
 
 @pytest.mark.parametrize("mode", ["test", "demo"])

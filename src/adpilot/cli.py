@@ -48,7 +48,7 @@ def demo(
     print_summary(result, echo=typer.echo)
 
 
-ROOMS = ("datasets", "store", "understand", "rank", "create", "deliver", "measure", "serve")
+ROOMS = ("datasets", "store", "understand", "measure", "rank", "create", "deliver", "serve")  # measure first: rank adds `eval ctr` to its `eval` group
 
 
 def _mount() -> None:

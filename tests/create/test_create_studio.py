@@ -84,3 +84,21 @@ def test_near_duplicates_are_dropped_and_odd_products_still_get_copy(store) -> N
     store.con.execute("INSERT INTO ads VALUES ('a4', 'c4', 'p4', NULL, 'active')")
     stats = Studio(store.con, CopyWriter(TemplateLLM(), n=1)).run(jobs(store.con, ad_id="a4"))
     assert stats.pairs == 2 and stats.written + stats.rejected == 2
+
+
+class SilentLLM:
+    """A backend that answers with no completions at all (or None)."""
+
+    name = "silent"
+    source = "llm"
+
+    def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0):  # type: ignore[no-untyped-def]
+        return [] if seed % 2 else None
+
+
+def test_a_backend_that_returns_nothing_leaves_only_rejections(store) -> None:  # type: ignore[no-untyped-def]
+    stats = Studio(store.con, CopyWriter(SilentLLM(), n=2)).run(jobs(store.con, ad_id="a1"))
+    assert stats.written == 0 and stats.rejected == 4
+    assert store.con.execute("SELECT count(*) FROM creatives").fetchone()[0] == 0
+    actions = store.con.execute("SELECT DISTINCT action FROM creative_decisions").fetchall()
+    assert actions == [("rejected",)]

@@ -123,3 +123,13 @@ def test_catalogue_users_and_campaign_kinds(store, settings, policy, tmp_path):
     ads.write_text("ad_id,campaign_id,product_id,status\nad1,c1,p1,paused\nad1,c1,p1,paused\n")
     report = ingest_file(store, ads, settings=settings, policy=policy)
     assert (report.kind, report.accepted, report.duplicates) == ("ads", 1, 1)
+
+
+def test_click_rates_per_minute_are_flagged(store, settings, policy):
+    """70 clicks in one minute at a human pace per second (< 10/s) still exceed 60 clicks a minute."""
+    clicks = pa.table({"user_id": ["fast"] * 70 + ["slow"] * 30,
+                       "ts": [f"2026-03-01 10:00:{i * 0.8:06.3f}" for i in range(70)]
+                       + [f"2026-03-01 10:{i:02d}:00" for i in range(30)],
+                       "type": ["click"] * 100, "item_id": ["i"] * 100})
+    report = ingest_table(store, clicks, "events", "clicks", settings=settings, policy=policy)
+    assert report.accepted == 100 and report.flagged == 70

@@ -45,8 +45,9 @@ def compliant_pool(examples: Sequence[CopyExample], spec: CopySpec) -> list[Copy
 
 
 def sample_indices(n_refs: int, limit: int | None, seed: int, shard: tuple[int, int] = (0, 1)) -> list[int]:
-    """``limit`` reference indices drawn without replacement (all, in order, when ``limit`` is None); shard
-    ``(i, m)`` keeps every m-th from the i-th, so m processes split one sample.
+    """The first ``limit`` indices of a seeded permutation (all, in order, when ``limit`` is None); shard
+    ``(i, m)`` keeps every m-th from the i-th, so m processes split one sample. Prefix-stable: a smaller
+    ``limit`` evaluates a prefix of a larger one's items, so an interrupted run's cache is reused.
 
     >>> sample_indices(10, None, 0, shard=(1, 3))
     [1, 4, 7]
@@ -58,7 +59,7 @@ def sample_indices(n_refs: int, limit: int | None, seed: int, shard: tuple[int, 
         chosen = list(range(n_refs))
     else:
         check_scalar(limit, "limit", ge=1)
-        chosen = sorted(np.random.default_rng(seed).choice(n_refs, size=limit, replace=False).tolist())
+        chosen = np.random.default_rng(seed).permutation(n_refs)[:limit].tolist()
     return chosen[index::count]
 
 

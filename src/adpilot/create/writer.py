@@ -40,6 +40,12 @@ def tidy(text: str) -> str:
     return text
 
 
+def _exactly(texts: Sequence[str] | None, n: int) -> list[str]:
+    """``n`` strings from whatever a backend returned: missing answers become empty drafts (rejected later)."""
+    texts = [t if isinstance(t, str) else "" for t in (texts or [])][:n]
+    return texts + [""] * (n - len(texts))
+
+
 @dataclass(frozen=True)
 class Decision:
     """What happened to one draft: ``text`` is the compliant copy (``None`` when rejected or duplicate);
@@ -90,16 +96,16 @@ class CopyWriter:
         pairs = [(s.product, s.copy) for s in shots]
         target = int(statistics.median(len(s.copy) for s in shots)) if shots else spec.max_chars * 3 // 4
         messages = build_messages(product, audience, spec, pairs, target_chars=target)
-        drafts = self.llm.generate(messages, n=self.n, max_tokens=self.max_tokens, temperature=self.temperature,
-                                   seed=seed)
+        drafts = _exactly(self.llm.generate(messages, n=self.n, max_tokens=self.max_tokens,
+                                            temperature=self.temperature, seed=seed), self.n)
         decisions = [self._review(d, policy, i) for i, d in enumerate(drafts)]
         failing = [i for i, d in enumerate(decisions) if d.action != "accepted"]
         if failing and self.repair:
             reasons = "；".join(sorted({r for i in failing for r in decisions[i].reasons}))[:300]
-            retry = self.llm.generate(build_messages(product, audience, spec, pairs, repair_reason=reasons,
-                                                     target_chars=target),
-                                      n=len(failing), max_tokens=self.max_tokens, temperature=self.temperature,
-                                      seed=seed + REPAIR_SEED_OFFSET)
+            retry = _exactly(self.llm.generate(
+                build_messages(product, audience, spec, pairs, repair_reason=reasons, target_chars=target),
+                n=len(failing), max_tokens=self.max_tokens, temperature=self.temperature,
+                seed=seed + REPAIR_SEED_OFFSET), len(failing))
             for i, new in zip(failing, retry, strict=True):
                 decisions[i] = self._repair(decisions[i], new, policy)
         return self._rank(self._dedupe(decisions), [s.copy for s in shots], product)

@@ -23,9 +23,8 @@ def bids_per_click(campaigns: CampaignTable, camp: np.ndarray, pcvr: np.ndarray,
     """Bid per click of each candidate: manual CPC -> ``max_cpc``; target CPA (oCPC) -> ``target_cpa x pCVR``;
     max clicks -> ``max_cpc`` shaded by the pacing ``multiplier`` (its budget, not its bid, is the constraint)."""
     strategy = campaigns.strategy[camp]
-    manual = campaigns.max_cpc[camp]
-    ocpc = campaigns.target_cpa[camp] * pcvr
-    return np.select([strategy == 0, strategy == 1], [manual, ocpc], default=manual * multiplier)
+    capped = campaigns.max_cpc[camp] * np.where(strategy == 2, multiplier, 1.0)
+    return np.where(strategy == 1, campaigns.target_cpa[camp] * pcvr, capped)
 
 
 def best_per_group(groups: np.ndarray, value: np.ndarray) -> np.ndarray:

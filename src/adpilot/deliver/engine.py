@@ -183,19 +183,20 @@ class DecisionEngine:
                 else:
                     rule = rng.choice(rule, cap, replace=False)
         want = int(n * self.config.oversample) - len(rule)
-        if probes:
-            each = -(-want // len(probes))
-            lists = [snapshot.index.search(p, each) for p in probes]
+        if len(probes) == 1:
+            found, source = snapshot.index.search(probes[0], want), 0
+        elif probes:
+            lists = [snapshot.index.search(p, -(-want // 2)) for p in probes]
             width = max(len(x) for x in lists)
-            merged = np.full((width, len(lists)), -1, dtype=np.int64)  # interleave: best of each probe first
+            merged = np.full((width, 2), -1, dtype=np.int64)  # interleave: the best of each probe first
             for j, x in enumerate(lists):
                 merged[: len(x), j] = x
             found, source = merged.ravel(), 0
+            _, first = np.unique(found, return_index=True)
+            found = found[np.sort(first)]  # de-duplicated, retrieval order kept
             found = found[found >= 0]
         else:
             found, source = snapshot.fallback[:want], 2
-        _, first = np.unique(found, return_index=True)
-        found = found[np.sort(first)]  # de-duplicated, retrieval order kept
         if len(rule):
             found = found[~np.isin(found, rule)]
         rows = np.concatenate([rule, found])

@@ -38,7 +38,7 @@ class AdIndex:
         if self.kind == "flat":
             self._index = faiss.IndexFlatIP(dim)
         elif self.kind == "ivf":
-            nlist = max(1, int(4 * np.sqrt(n)))
+            nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))  # faiss wants >= 39 training points per cell
             self._index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
             self._index.cp.seed = seed
             self._index.train(vectors)

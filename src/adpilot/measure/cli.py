@@ -7,7 +7,6 @@ also prints the command that reproduces it.
 from __future__ import annotations
 
 import shlex
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -34,7 +33,18 @@ def _user_errors():
 
 
 def _reproduce() -> str:
-    return "reproduce: adpilot " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """The full command (every option spelled out, defaults included) that reproduces what was printed."""
+    import click
+
+    ctx = click.get_current_context()
+    parts = [ctx.command_path]
+    for name, value in ctx.params.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts += [flag] if value else []
+        elif value is not None:
+            parts += [flag, shlex.quote(str(value))]
+    return "reproduce: " + " ".join(parts)
 
 
 @eval_app.command("policy")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from adpilot.errors import InputFileError, UserError, check_scalar
 from adpilot.measure.intervals import Interval, bootstrap_interval
@@ -67,6 +68,11 @@ class WeightedMF:
     random_state: int = 0
 
     def fit(self, ratings: np.ndarray, weights: np.ndarray | None = None) -> WeightedMF:
+        # thousands of tiny batched solves: OpenBLAS threads only spin on them (100x slower on a busy machine)
+        with threadpool_limits(1):
+            return self._fit(ratings, weights)
+
+    def _fit(self, ratings: np.ndarray, weights: np.ndarray | None) -> WeightedMF:
         check_scalar(self.n_factors, "n_factors", ge=1)
         check_scalar(self.l2, "l2", gt=0)
         observed = ratings > 0

@@ -125,9 +125,9 @@ def read_bandit_log(path: str | Path) -> BanditLog:
 
 def check_same_items(train: BanditLog, test: BanditLog) -> None:
     """Refuse a train/test pair whose item sets differ: a policy can only rank the items it has seen."""
-    if train.n_actions != test.n_actions or not train.items.equals(test.items):
-        raise UserError(f"train log ({train.n_actions} items) and test log ({test.n_actions} items) have different "
-                        "item_context tables; use logs of the same campaign")
+    if train.n_actions != test.n_actions:
+        raise UserError(f"train log has {train.n_actions} items but test log has {test.n_actions}: the item sets "
+                        "differ, use logs of the same campaign")
     if train.len_list != test.len_list:
         raise UserError(f"train log has {train.len_list} positions but test log has {test.len_list}")
 
@@ -142,6 +142,7 @@ class Featurizer:
         from sklearn.preprocessing import OneHotEncoder
 
         self.users_ = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(log.users)
+        self.n_user_columns_ = int(sum(len(c) for c in self.users_.categories_))
         numeric = log.items.select_dtypes("number")
         categorical = log.items.drop(columns=numeric.columns).astype(str)
         item_onehot = OneHotEncoder(sparse_output=False).fit_transform(categorical) if categorical.shape[1] else \
@@ -150,5 +151,5 @@ class Featurizer:
         return self
 
     def context(self, log: BanditLog) -> np.ndarray:
-        """Shape (n_rounds, n_user_onehot + n_affinity)."""
+        """Shape (n_rounds, n_user_columns_ + n_affinity): the user one-hot columns come first."""
         return np.c_[self.users_.transform(log.users), log.affinity]

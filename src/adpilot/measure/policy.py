@@ -96,8 +96,8 @@ class PopularityPolicy(_Policy):
 
 @dataclass
 class RewardModelPolicy(_Policy):
-    """Personalised: a click model q(x, a) per position (logistic regression on user and item features);
-    each round shows the items with the highest predicted click rate averaged over positions."""
+    """Personalised: a click model q(x, a) per position (logistic regression on user features, item features
+    and their products); each round shows the items with the highest predicted click rate over positions."""
 
     C: float = 1.0
     random_state: int = 0
@@ -105,7 +105,8 @@ class RewardModelPolicy(_Policy):
     def _fit(self, log: BanditLog) -> None:
         self.features_ = Featurizer().fit(log)
         self.model_ = RewardModel(log.n_actions, log.len_list, self.features_.action_context_, C=self.C,
-                                  max_iter=2000, random_state=self.random_state)
+                                  max_iter=2000, random_state=self.random_state,
+                                  cross_dims=self.features_.n_user_columns_)
         self.model_.fit(self.features_.context(log), log.action, log.reward, log.position)
 
     def _scores(self, log: BanditLog) -> np.ndarray:

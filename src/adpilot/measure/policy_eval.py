@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from adpilot.errors import UserError
 from adpilot.measure.intervals import Interval, bootstrap_interval
@@ -51,6 +52,12 @@ def evaluate_policies(train: BanditLog, test: BanditLog, policies: list[str], *,
 
     Returns the logging policy's on-policy value on ``test`` and one row per (policy, estimator).
     """
+    with threadpool_limits(1):  # many small fits: BLAS threads only contend on a busy machine
+        return _evaluate(train, test, policies, n_bootstrap, level, random_state)
+
+
+def _evaluate(train: BanditLog, test: BanditLog, policies: list[str], n_bootstrap: int, level: float,
+              random_state: int) -> tuple[Interval, list[PolicyEstimate]]:
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
         raise UserError(f"`policy` must be among {sorted(POLICIES)}, got {unknown}")
@@ -60,7 +67,8 @@ def evaluate_policies(train: BanditLog, test: BanditLog, policies: list[str], *,
     if test.reward.sum() == 0:
         raise UserError(f"the test log {test.source} has no clicks: no policy value or interval can be estimated")
     features = Featurizer().fit(test)
-    q_hat = RewardModel(test.n_actions, test.len_list, features.action_context_, C=1.0, max_iter=2000).fit_predict(
+    q_hat = RewardModel(test.n_actions, test.len_list, features.action_context_, C=1.0, max_iter=2000,
+                        cross_dims=features.n_user_columns_).fit_predict(
         features.context(test), test.action, test.reward, test.position, n_folds=3, random_state=random_state)
     reward = test.reward
     boot = dict(n_bootstrap=n_bootstrap, level=level, random_state=random_state)

@@ -17,8 +17,8 @@ Weights = dict[str, np.ndarray]
 
 
 def linear(w: Weights, prefix: str, x: np.ndarray) -> np.ndarray:
-    """``[..., in] -> [..., out]``."""
-    y = x @ w[f"{prefix}.weight"].T
+    """``[..., in] -> [..., out]`` (leading axes folded into one, so BLAS does one 2-d product)."""
+    y = (x.reshape(-1, x.shape[-1]) @ w[f"{prefix}.weight"].T).reshape(*x.shape[:-1], -1)
     bias = w.get(f"{prefix}.bias")
     return y + bias if bias is not None else y
 
@@ -50,11 +50,31 @@ def masked_mean(seq: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def target_attention(w: Weights, prefix: str, query: np.ndarray, keys: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    q = np.broadcast_to(query[:, None, :], keys.shape)
-    features = np.concatenate([q, keys, q - keys, q * keys], axis=-1)
-    hidden = mlp(w, f"{prefix}.rest", np.maximum(linear(w, f"{prefix}.first", features), 0.0))
+    """The first layer by parts, as in the torch layer: ``(W_q + W_d) q + (W_k - W_d) k + W_p (q*k)``."""
+    first = w[f"{prefix}.first.weight"]
+    w_q, w_k, w_d, w_p = np.split(first, 4, axis=1)
+    q_part = query @ (w_q + w_d).T + w[f"{prefix}.first.bias"]
+    k_part = keys @ (w_k - w_d).T + (query[:, None, :] * keys) @ w_p.T
+    hidden = mlp(w, f"{prefix}.rest", np.maximum(k_part + q_part[:, None, :], 0.0))
     weights = linear(w, f"{prefix}.score", hidden)[..., 0] * mask
     return (weights[..., None] * keys).sum(1)
+
+
+def target_attention_shared(w: Weights, prefix: str, query: np.ndarray, keys: np.ndarray,
+                            mask: np.ndarray) -> np.ndarray:
+    """:func:`target_attention` when every row has the same history (one user, many candidate ads):
+    ``query [n, dim], keys [len, dim], mask [len] -> [n, dim]``, with the key parts computed once and the
+    bilinear ``W_p (q*k)`` term as one matrix product."""
+    first = w[f"{prefix}.first.weight"]
+    w_q, w_k, w_d, w_p = np.split(first, 4, axis=1)
+    n, dim = query.shape
+    q_part = query @ (w_q + w_d).T + w[f"{prefix}.first.bias"]  # [n, H]
+    k_part = keys @ (w_k - w_d).T  # [len, H]
+    scaled = (query.T[:, :, None] * w_p.T[:, None, :]).reshape(dim, -1)  # [dim, n*H]
+    bilinear = (keys @ scaled).reshape(len(keys), n, -1)  # [len, n, H]
+    hidden = mlp(w, f"{prefix}.rest", np.maximum(bilinear + k_part[:, None] + q_part[None], 0.0))
+    weights = linear(w, f"{prefix}.score", hidden)[..., 0] * mask[:, None]  # [len, n]
+    return weights.T @ keys
 
 
 class NumpyModel:
@@ -75,9 +95,11 @@ class NumpyModel:
         return np.concatenate(parts, axis=1)
 
     def _sequence(self, enc: Encoded) -> tuple[np.ndarray, np.ndarray]:
-        emb = self.w["inputs.embedding.weight"][enc.seqs]  # [batch, S, L, dim]
+        """``[batch, L, S*dim]`` and mask ``[batch, L]``; batch is 1 when every row has the same history."""
+        seqs = enc.seqs[:1] if (enc.seqs == enc.seqs[:1]).all() else enc.seqs
+        emb = self.w["inputs.embedding.weight"][seqs]  # [batch, S, L, dim]
         batch, n_seq, length, dim = emb.shape
-        return emb.transpose(0, 2, 1, 3).reshape(batch, length, n_seq * dim), enc.seqs[:, 0] > 0
+        return emb.transpose(0, 2, 1, 3).reshape(batch, length, n_seq * dim), seqs[:, 0] > 0
 
     def _tokens(self, enc: Encoded) -> np.ndarray:
         fields = self._fields(enc)
@@ -85,7 +107,7 @@ class NumpyModel:
             return fields
         seq, mask = self._sequence(enc)
         pooled = masked_mean(seq, mask).reshape(seq.shape[0], len(self.seq_targets), -1)
-        return np.concatenate([fields, pooled], axis=1)
+        return np.concatenate([fields, np.broadcast_to(pooled, (len(fields), *pooled.shape[1:]))], axis=1)
 
     def _first_order(self, enc: Encoded) -> np.ndarray:
         return self.w["inputs.weight.weight"][enc.ids].sum(1) + enc.dense @ self.w["inputs.dense_weight"]
@@ -108,7 +130,8 @@ class NumpyModel:
             if self.seq_targets:
                 seq, mask = self._sequence(enc)
                 query = tokens[:, list(self.seq_targets)].reshape(len(tokens), -1)
-                attended = target_attention(w, "attention", query, seq, mask)
+                attended = (target_attention_shared(w, "attention", query, seq[0], mask[0]) if len(seq) == 1
+                            else target_attention(w, "attention", query, seq, mask))
                 parts += [attended, query * attended]
             return self._first_order(enc) + linear(w, "out", mlp(w, "mlp", np.concatenate(parts, axis=1)))
         if self.kind == "esmm":

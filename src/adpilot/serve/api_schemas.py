@@ -6,9 +6,12 @@ and reject unknown fields. Public bodies are what the API returns — never the 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
+from typing import ClassVar
+from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from adpilot.schema import BidStrategy, Money, Status, Targeting
 
@@ -17,6 +20,29 @@ Id = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Update(_Body):
+    """A PATCH body: omitted fields stay as they are; ``null`` clears only the fields listed in ``clearable``."""
+
+    clearable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> _Update:
+        for name in sorted(self.model_fields_set - self.clearable):
+            if getattr(self, name) is None:
+                raise ValueError(f"`{name}` cannot be null: omit it to keep the current value")
+        return self
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """Times without a zone are read as UTC, so that any two can be compared."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 class AdvertiserCreate(_Body):
@@ -38,6 +64,18 @@ class AdvertiserCreated(BaseModel):
 
 
 class _BudgetRules(_Body):
+    @field_validator("start", "end", mode="after", check_fields=False)
+    @classmethod
+    def _with_zone(cls, moment: datetime | None) -> datetime | None:
+        return _aware(moment)
+
+    @field_validator("timezone", mode="after", check_fields=False)
+    @classmethod
+    def _known_zone(cls, name: str | None) -> str | None:
+        if name is not None and name not in _time_zones():
+            raise ValueError(f"`timezone` must be an IANA time zone such as Asia/Shanghai, got {name!r}")
+        return name
+
     @model_validator(mode="after")
     def _daily_within_total(self) -> _BudgetRules:
         total, daily = getattr(self, "total_budget", None), getattr(self, "daily_budget", None)
@@ -67,7 +105,9 @@ class CampaignCreate(_BudgetRules):
     targeting: Targeting = Field(default_factory=Targeting)
 
 
-class CampaignUpdate(_BudgetRules):
+class CampaignUpdate(_BudgetRules, _Update):
+    clearable = frozenset({"start", "end", "target_cpa", "freq_cap_daily", "freq_cap_lifetime"})
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     total_budget: Money | None = None
     daily_budget: Money | None = None
@@ -118,7 +158,9 @@ class AdCreate(_Body):
     landing_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
 
 
-class AdUpdate(_Body):
+class AdUpdate(_Update):
+    clearable = frozenset({"landing_url"})
+
     landing_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
     status: Status | None = None
 
@@ -139,7 +181,7 @@ class CreativeCreate(_Body):
     slot: str | None = Field(default=None, max_length=64)
 
 
-class CreativeUpdate(_Body):
+class CreativeUpdate(_Update):
     text: str | None = Field(default=None, min_length=1, max_length=2000)
     status: Status | None = None
 

@@ -9,6 +9,8 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from adpilot.schema import Status
 from adpilot.serve.api_schemas import (
@@ -48,6 +50,16 @@ def _owned(repo: Repository, table: str, object_id: str, advertiser_id: str) -> 
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{kind} '{object_id}' not found for this advertiser")
     return row
+
+
+def _still_valid(model: type[BaseModel], row: dict[str, Any]) -> None:
+    """A patched object must still pass every rule of its Create body (422 naming the field otherwise), so the
+    store never holds a row that the serving snapshot would refuse to load."""
+    fields = {k: v for k, v in row.items() if k in model.model_fields and v is not None and not k.endswith("_id")}
+    try:
+        model.model_validate(fields)
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_url=False, include_context=False)) from error
 
 
 def _new_id(table: str, given: str | None, repo: Repository) -> str:
@@ -100,11 +112,7 @@ def update_campaign(campaign_id: str, body: CampaignUpdate, advertiser_id: Adver
                     repo: Repo) -> CampaignPublic:
     current = _owned(repo, "campaigns", campaign_id, advertiser_id)
     changes = body.model_dump(mode="json", exclude_unset=True)
-    merged = {**current, **changes}
-    if merged["daily_budget"] is not None and merged["total_budget"] is not None \
-            and merged["daily_budget"] > merged["total_budget"]:
-        raise HTTPException(422, f"`daily_budget` must be <= `total_budget`, got {merged['daily_budget']} > "
-                                 f"{merged['total_budget']}")
+    _still_valid(CampaignCreate, {**current, **changes})
     for field in ("start", "end"):
         if field in changes:
             changes[field] = getattr(body, field)

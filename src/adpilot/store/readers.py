@@ -156,9 +156,10 @@ class TextSource(Source):
                         skipping = (skip_row, prefix, size + len(data), parity ^ _quote_parity(data))
                         continue
                     cut = int(ends[0]) + 1 if len(ends) else len(data)
+                    ending = "the file ends inside it (truncated?)" if not data else "first characters kept"
                     rejects.append(Reject(skip_row, _shown(prefix),
                                           f"record of {size + cut} bytes exceeds the cap of {self.max_record_bytes} "
-                                          "bytes (`max_record_bytes`); first characters kept"))
+                                          f"bytes (`max_record_bytes`); {ending}"))
                     offset, row, data, skipping = offset + size + cut, skip_row, data[cut:], None
                 buf = carry + data
                 ends = record_ends(np.frombuffer(buf, np.uint8), self.quote_aware)
@@ -169,6 +170,7 @@ class TextSource(Source):
                         rows_before = len(_bounds(buf, self.quote_aware)[0])
                         rejects.append(Reject(row + rows_before + 1, _shown(tail),
                                               "unterminated quoted field at the end of the file (truncated?)"))
+                        offset += len(tail)
                     else:
                         buf, complete = buf + tail, len(buf) + len(tail)
                 body, carry = buf[:complete], buf[complete:]
@@ -182,11 +184,6 @@ class TextSource(Source):
                 if len(records.rows) or rejects:
                     yield records, rejects, offset, row
                 if not data:
-                    if skipping is not None:
-                        skip_row, prefix, size, _ = skipping
-                        yield _Records(b"", *(np.zeros(0, np.int64),) * 3), [Reject(
-                            skip_row, _shown(prefix), f"record of {size} bytes exceeds the cap of "
-                            f"{self.max_record_bytes} bytes (`max_record_bytes`); truncated file?")], offset + size, skip_row
                     return
 
     def _split(self, body: bytes, row: int, rejects: list[Reject]) -> tuple[_Records, int]:
@@ -201,15 +198,21 @@ class TextSource(Source):
                                   "bytes (`max_record_bytes`); first characters kept"))
         keep &= ~oversized
         next_row = row + len(starts)
-        if keep.all() and self.encoding == "utf-8":
+        if keep.all():
             try:
-                body.decode("utf-8")
-                return _Records(body, starts, ends, rows), next_row
+                text = body.decode(self.encoding)
             except UnicodeDecodeError:
-                pass
+                text = None
+            if text is not None and self.encoding == "utf-8":
+                return _Records(body, starts, ends, rows), next_row
+            if text is not None:
+                data = text.encode("utf-8")
+                new_starts, new_ends = _bounds(data, self.quote_aware)
+                if len(new_starts) == len(starts):
+                    return _Records(data, new_starts, new_ends, rows), next_row
         good: list[bytes] = []
         good_rows = []
-        for i in np.flatnonzero(keep):  # slow path: only blocks with blank lines or other encodings
+        for i in np.flatnonzero(keep):  # slow path: blocks with blank lines or badly encoded records
             record = body[starts[i]:ends[i]]
             try:
                 good.append(record.decode(self.encoding).encode("utf-8"))

@@ -34,7 +34,7 @@ def interest_sums(store: Store, encoder: TextEncoder, chunk: int = 200_000) -> p
     texts = con.sql(
         "SELECT DISTINCT CASE WHEN type = 'search' THEN 'query' ELSE 'passage' END AS kind, "
         "CASE WHEN type = 'search' THEN query ELSE text END AS body FROM _ev "
-        "WHERE (type = 'search' AND query <> '') OR (type = 'review' AND text <> '') ORDER BY kind, body"
+        "WHERE consent AND ((type = 'search' AND query <> '') OR (type = 'review' AND text <> '')) ORDER BY kind, body"
     ).to_arrow_table()
     kinds, bodies = texts.column("kind").to_pylist(), texts.column("body").to_pylist()
     matrices = [items if len(ids) else np.empty((0, encoder.dim), np.float32)]

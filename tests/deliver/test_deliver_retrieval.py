@@ -1,0 +1,36 @@
+"""ANN retrieval quality against exact search, and the query-vector cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from deliver_world import E5Encoder, unit
+
+from adpilot.deliver.retrieval import AdIndex, QueryVectorCache
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_index_recalls_the_exact_neighbours(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    centres = unit(rng, 50, 64)
+    vectors = centres[rng.integers(0, 50, 8000)] + 0.1 * rng.normal(size=(8000, 64))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    exact, approx = AdIndex(vectors, kind="flat"), AdIndex(vectors, kind=kind)
+    queries = unit(rng, 20, 64) * 0.3 + centres[:20]
+    recall = np.mean([len(set(exact.search(q, 200)) & set(approx.search(q, 200))) / 200 for q in queries])
+    assert recall >= 0.9
+    assert AdIndex(vectors[:0], kind="flat").search(queries[0], 5).tolist() == []
+    with pytest.raises(ValueError, match="`kind`"):
+        AdIndex(vectors, kind="lsh")  # type: ignore[arg-type]
+
+
+def test_query_cache_encodes_each_text_once_and_evicts_the_oldest() -> None:
+    cache = QueryVectorCache(E5Encoder(), maxsize=2)
+    first = cache.get("篮球鞋")
+    assert first.shape == (384,) and abs(float(np.linalg.norm(first)) - 1) < 1e-3
+    assert cache.get(" 篮球鞋 ") is first and (cache.hits, cache.misses) == (1, 1)
+    cache.get("running shoes")
+    cache.get("绿茶")  # evicts 篮球鞋, the least recently used
+    cache.get("篮球鞋")
+    assert cache.misses == 4
+    assert QueryVectorCache(None).get("anything") is None and cache.get("   ") is None
