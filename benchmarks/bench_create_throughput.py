@@ -2,7 +2,7 @@
 OpenAI-compatible backend), and the prompt cache's hit rate on a re-run (must be 100 %).
 
     .venv/bin/python benchmarks/bench_create_throughput.py --refs ../shared/data/advertisegen/copy.jsonl \
-        --batch 8 --max-tokens 96 --threads 1
+        --batch 4 --max-tokens 64 --threads 1
 """
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ def start_server(model: Path, threads: int) -> tuple[subprocess.Popen, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refs", type=Path, default=Path("../shared/data/advertisegen/copy.jsonl"))
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--k", type=int, default=3)
-    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     prompts = batch_prompts(args.refs, args.batch, args.k)

@@ -191,3 +191,29 @@ def test_refresh_swaps_the_snapshot() -> None:
     assert eng.decide(request(user_id="u1")).ads[0].campaign_id == "c1"
     eng.refresh(make_world(campaign_overrides={1: {"status": "paused"}}))
     assert "c1" not in {a.campaign_id for a in eng.decide(request("r2", user_id="u1", n_ads=6)).ads}
+
+
+def test_engine_paces_a_days_budget_through_the_decision_path() -> None:
+    day_start = NOON.replace(hour=16)  # 00:00 in Asia/Shanghai
+    snap = make_world(n_campaigns=1, ads_per_campaign=2,
+                      campaign_overrides={0: {"daily_budget": 4.0, "total_budget": 100.0}})
+    rng = np.random.default_rng(0)
+    times = np.sort(rng.uniform(0, 86400, 1500))
+
+    def run(pacing: bool) -> tuple[float, float]:
+        eng = engine(snap, config=EngineConfig(pacing=pacing))
+        spent_by_noon = 0.0
+        for i, t in enumerate(times):
+            ts = day_start + timedelta(seconds=float(t))
+            for ad in eng.decide(request(f"p{i}", user_id="u0", ts=ts)).ads:  # every ad clicked: 0.01 each
+                eng.record(AdEvent(ad.token, "click", ts=ts.timestamp() + 1))
+            if t < 43200:
+                spent_by_noon = eng.counters.budget_state(["c0"], ["2026-03-03"], ts.timestamp() + 2)[1][0]
+        total = eng.counters.budget_state(["c0"], ["2026-03-03"], day_start.timestamp() + 86400)[1][0]
+        return spent_by_noon, total
+
+    unpaced_noon, unpaced_total = run(pacing=False)
+    assert unpaced_noon == pytest.approx(4.0)  # natural traffic would spend 15: gone by noon
+    paced_noon, paced_total = run(pacing=True)
+    print(unpaced_noon, unpaced_total, paced_noon, paced_total)
+    assert 1.5 <= paced_noon <= 2.5 and paced_total >= 3.6 and paced_total <= 4.0 + 1e-9

@@ -53,6 +53,13 @@ def test_numpy_scorer_matches_torch(fitted, frame, tmp_path):
     expected = model.predict_heads(rows)
     np.testing.assert_allclose(pctr, expected[:, 0], rtol=1e-4, atol=1e-6)
     assert pcvr.shape == pctr.shape and ((pcvr >= 0) & (pcvr <= 1)).all()
+    # serving shape: one user's history and context broadcast over the candidates (a separate fast path)
+    user = {"hist_item_id": rows["hist_item_id"].iloc[3], "hist_cate": rows["hist_cate"].iloc[3]}
+    shared = rows.assign(hist_item_id=[user["hist_item_id"]] * len(rows), hist_cate=[user["hist_cate"]] * len(rows),
+                         slot="top")
+    del ads["hist_item_id"], ads["hist_cate"], ads["slot"]
+    pctr, _ = scorer.score(user, ads, {"slot": "top"})
+    np.testing.assert_allclose(pctr, model.predict_heads(shared)[:, 0], rtol=1e-4, atol=1e-6)
 
 
 def test_same_seed_same_output(fitted, frame):

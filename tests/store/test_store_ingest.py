@@ -133,3 +133,19 @@ def test_click_rates_per_minute_are_flagged(store, settings, policy):
                        "type": ["click"] * 100, "item_id": ["i"] * 100})
     report = ingest_table(store, clicks, "events", "clicks", settings=settings, policy=policy)
     assert report.accepted == 100 and report.flagged == 70
+
+
+def test_creatives_keep_their_scores_as_json(store, settings, policy):
+    creatives = pa.table({"creative_id": ["c1", "c2"], "ad_id": ["a1", "a1"], "text": ["春季新品 限时八折", ""],
+                          "source": ["llm", "llm"],
+                          "scores": pa.array([[("fluency", 0.9)], []], pa.map_(pa.string(), pa.float64()))})
+    report = ingest_table(store, creatives, "creatives", "studio", settings=settings, policy=policy)
+    assert (report.accepted, report.quarantined) == (1, 1)
+    assert store.con.execute("SELECT scores->>'$.fluency', language FROM creatives").fetchone() == ("0.9", "zh")
+
+
+def test_feedback_with_store_ids_is_not_hashed_twice(store, settings, policy):
+    stored_id = pseudonymise("carol", settings.secret)
+    feedback = pa.table({"user_id": [stored_id], "ts": ["2026-03-01 10:00:00"], "type": ["ad_click"], "ad_id": ["a1"]})
+    ingest_table(store, feedback, "events", "serve", settings=settings, policy=policy, already_pseudonymous=True)
+    assert store.con.execute("SELECT user_id FROM events").fetchone() == (stored_id,)

@@ -32,11 +32,8 @@ def _user_errors():
         raise
 
 
-def _reproduce() -> str:
+def _reproduce(ctx: typer.Context) -> str:
     """The full command (every option spelled out, defaults included) that reproduces what was printed."""
-    import click
-
-    ctx = click.get_current_context()
     parts = [ctx.command_path]
     for name, value in ctx.params.items():
         flag = "--" + name.replace("_", "-")
@@ -49,6 +46,7 @@ def _reproduce() -> str:
 
 @eval_app.command("policy")
 def eval_policy(
+    ctx: typer.Context,
     train: Annotated[Path | None, typer.Option(help="Open Bandit-format log (folder or csv) to learn from.")] = None,
     test: Annotated[Path | None, typer.Option(help="Later log of the same campaign to evaluate on.")] = None,
     log: Annotated[Path | None, typer.Option(help="One log, split by time instead of --train/--test.")] = None,
@@ -91,13 +89,14 @@ def eval_policy(
         from adpilot.measure.runs import write_json
 
         write_json(out, {"logging_value": logging_value.to_dict(),
-                         "rows": as_table(rows).to_dict(orient="records"), "command": _reproduce()})
+                         "rows": as_table(rows).to_dict(orient="records"), "command": _reproduce(ctx)})
         typer.echo(f"wrote {out}")
-    typer.echo(_reproduce())
+    typer.echo(_reproduce(ctx))
 
 
 @eval_app.command("coat")
 def eval_coat(
+    ctx: typer.Context,
     train: Annotated[Path, typer.Option(help="Self-selected training ratings (users x items matrix, 0 = missing).")],
     test: Annotated[Path, typer.Option(help="Ratings on uniformly random items, same shape.")],
     propensities: Annotated[Path | None, typer.Option(help="Propensity matrix, same shape (enables ips-mf).")] = None,
@@ -132,9 +131,9 @@ def eval_coat(
     if out is not None:
         from adpilot.measure.runs import write_json
 
-        write_json(out, {"rows": rows, "k": k, "threshold": threshold, "command": _reproduce()})
+        write_json(out, {"rows": rows, "k": k, "threshold": threshold, "command": _reproduce(ctx)})
         typer.echo(f"wrote {out}")
-    typer.echo(_reproduce())
+    typer.echo(_reproduce(ctx))
 
 
 def report(
@@ -151,6 +150,7 @@ def report(
 
 @ab_app.command("analyze")
 def ab_analyze(
+    ctx: typer.Context,
     a: Annotated[Path, typer.Option("--a", help="Arm A (control) export: event log or per-user table, CSV/Parquet.")],
     b: Annotated[Path, typer.Option("--b", help="Arm B (treatment) export, same format as --a.")],
     planned_n: Annotated[int | None, typer.Option(help="Planned impressions per arm; warns when analysed earlier.")]
@@ -196,9 +196,9 @@ def ab_analyze(
                          "rpm": None if result.rpm is None else [i.to_dict() for i in result.rpm],
                          "cuped": None if result.cuped is None else {**result.cuped,
                                                                       "difference": c["difference"].to_dict()},
-                         "warnings": result.warnings, "command": _reproduce()})
+                         "warnings": result.warnings, "command": _reproduce(ctx)})
         typer.echo(f"wrote {out}")
-    typer.echo(_reproduce())
+    typer.echo(_reproduce(ctx))
 
 
 @ab_app.command("size")

@@ -18,6 +18,7 @@ class KindChoice(StrEnum):
     advertisers = "advertisers"
     campaigns = "campaigns"
     ads = "ads"
+    creatives = "creatives"
 
 
 StoreOption = Annotated[
@@ -51,8 +52,9 @@ def ingest(
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from adpilot.store.ingest import ingest_file
+    from adpilot.store.ingest import checked_settings, ingest_file
 
+    checked_settings()
     console = Console()
     table = Table("file", "kind", "read", "accepted", "quarantined", "duplicates", "flagged", "notes")
     with _open(store) as db:

@@ -8,6 +8,7 @@ single-record validation would.
 from __future__ import annotations
 
 import enum
+import functools
 import types
 import typing
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def _kind_of(annotation: object) -> tuple[FieldKind, tuple[str, ...]]:
     if origin is list:
         return "list", ()
     if origin is dict:
-        return "map", ()
+        return ("map" if typing.get_args(annotation)[1] is str else "json"), ()
     if isinstance(annotation, type):
         if issubclass(annotation, enum.Enum):
             return "enum", tuple(str(m.value) for m in annotation)
@@ -72,6 +73,7 @@ def _kind_of(annotation: object) -> tuple[FieldKind, tuple[str, ...]]:
     raise TypeError(f"no bulk validation for annotation {annotation!r}")
 
 
+@functools.cache
 def specs_from_model(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
     """One :class:`FieldSpec` per field of ``model``, constraints included.
 

@@ -2,19 +2,32 @@
 
 Per file the counts reconcile exactly: ``rows_read = accepted + quarantined + duplicates``. Each batch
 commits together with the file's progress row in ``ingest_files``; a killed ingest therefore resumes after its
-last committed batch, and a file already ingested in full is recognised by its content hash and skipped.
+last committed batch, and a file whose content was already ingested in full (SHA-256) is skipped with a note.
 
-Missing-value policy, per field (from :mod:`adpilot.schema`): a required field that is missing or empty
-(``events``: user_id, ts, type; ``products``: product_id, title, price; ...) rejects the row; an optional one
-becomes its record default (``description`` → ``""``, ``category`` → ``[]``, ``language`` → ``zh``,
-consent flags → true, ``status`` → active) or NULL. An absent ``event_id`` is derived from the event's
-content, so a re-sent event gets the same id. Outliers are rejected with their reason (negative money,
-rating outside 0..5, unknown event type, a timestamp in the future or before 1990, an ad event without ad,
-a cart/purchase without item). Bursts of bot-like events are kept and flagged (``bot_flag``).
+Missing values, per field (rules come from :mod:`adpilot.schema`; empty text counts as missing):
+
+====================  ==========================================================================
+events                ``user_id``, ``ts``, ``type`` missing → reject. ``event_id`` missing → derived
+                      from the cleaned content (so a re-sent event is a duplicate). ``ad_id`` missing
+                      on ad_impression/ad_click → reject; ``item_id`` missing on add_to_cart/purchase →
+                      reject. Every other field missing → NULL (no invented price, rating or text).
+products              ``product_id``, ``title``, ``price`` → reject; ``description`` → ``""``,
+                      ``category`` → ``[]``, ``attributes`` → ``{}``, ``language`` → ``zh``.
+users                 ``user_id`` → reject; consent flags → true (the record's default); others NULL.
+advertisers/ads/...   the record's required fields → reject; ``status`` → active, campaign
+                      ``timezone``/``bid_strategy``/``max_cpc``/``targeting`` → the record's defaults.
+====================  ==========================================================================
+
+Outliers are rejected with their reason: money < 0 or not finite, rating outside 0..5, unknown event type,
+a timestamp more than ``max_future`` ahead or before ``earliest``, text over the schema's length. Timestamps
+are ISO 8601 (naive means UTC) or Unix seconds/milliseconds. Bursts of bot-like events are kept and flagged
+(``bot_flag``, see :func:`flag_bots`). Quarantined rows keep their raw content with e-mails, phone and
+ID-card numbers masked; raw user ids in ``quarantine.raw`` are not pseudonymised (it is a repair queue).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,7 +91,8 @@ Progress = Callable[[int, int], None]
 """Called after each committed batch with (position reached, final position) in bytes or rows."""
 
 
-def _settings(settings: Settings | None) -> Settings:
+def checked_settings(settings: Settings | None = None) -> Settings:
+    """``settings`` (default: the process's), refused as a user error when they keep a public secret."""
     settings = settings or get_settings()
     try:
         settings.require_production_secrets()
@@ -304,7 +318,7 @@ def _flag(con: duckdb.DuckDBPyConnection, source: str, lo: datetime | None, hi: 
 def ingest_file(store: Store, path: str | Path, kind: str | None = None, settings: Settings | None = None,
                 policy: IngestPolicy | None = None, progress: Progress | None = None) -> IngestReport:
     """Ingest one CSV, JSONL or Parquet file; resumable, idempotent, atomic per batch."""
-    settings, policy, path = _settings(settings), policy or IngestPolicy(), Path(path)
+    settings, policy, path = checked_settings(settings), policy or IngestPolicy(), Path(path)
     source = open_source(path, batch_rows=policy.batch_rows, block_bytes=policy.block_bytes,
                          max_record_bytes=policy.max_record_bytes)
     chosen = resolve_kind(kind, source.columns, check_columns=not source.json_lines, source=str(path))
@@ -354,14 +368,18 @@ def _span(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | N
 
 
 def ingest_table(store: Store, table: pa.Table, kind: str, source: str, settings: Settings | None = None,
-                 policy: IngestPolicy | None = None) -> IngestReport:
+                 policy: IngestPolicy | None = None, already_pseudonymous: bool = False) -> IngestReport:
     """Ingest an in-memory Arrow table (synthetic world, serving feedback) through the same checks.
 
-    Each batch is atomic and events are de-duplicated, but there is no file-level resume: a table sent twice
-    adds no events, while its rejected rows are quarantined again.
+    ``user_id`` values are raw ids and get pseudonymised, unless ``already_pseudonymous`` (ids that came out
+    of the store or out of :func:`adpilot.store.privacy.pseudonymise`). Each batch is atomic and events are
+    de-duplicated, but there is no file-level resume: a table sent twice adds no events, while its rejected
+    rows are quarantined again.
     """
-    settings, policy = _settings(settings), policy or IngestPolicy()
+    settings, policy = checked_settings(settings), policy or IngestPolicy()
     chosen = resolve_kind(kind, table.column_names, check_columns=True, source=source)
+    if already_pseudonymous:
+        chosen = dataclasses.replace(chosen, pseudonymised=())
     columns = [c for c in table.column_names if c in {s.name for s in chosen.specs}]
     arrow = ArrowSource(source, columns=columns, table=table.select(columns), batch_rows=policy.batch_rows)
     report = IngestReport(source=source, kind=chosen.name)

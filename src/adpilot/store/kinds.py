@@ -35,10 +35,11 @@ class Kind:
     pseudonymised: tuple[str, ...] = ()
     masked: tuple[str, ...] = ()
     extra: Callable[[TimeWindow], Sequence[Check]] = field(default=lambda window: ())
+    stored: tuple[FieldSpec, ...] = ()  # table columns the record does not carry, kept when a file has them
 
     @property
     def specs(self) -> tuple[FieldSpec, ...]:
-        return specs_from_model(self.model)
+        return specs_from_model(self.model) + self.stored
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -64,13 +65,15 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          extra=_event_checks),
     Kind("products", "products", schema.Product, "product_id"),
     Kind("users", "users", schema.User, "user_id", pseudonymised=("user_id",)),
-    Kind("advertisers", "advertisers", schema.Advertiser, "advertiser_id"),
+    Kind("advertisers", "advertisers", schema.Advertiser, "advertiser_id",
+         stored=(FieldSpec("api_key_hash", "str", required=False, max_len=200),)),
     Kind("campaigns", "campaigns", schema.Campaign, "campaign_id"),
     Kind("ads", "ads", schema.Ad, "ad_id"),
+    Kind("creatives", "creatives", schema.Creative, "creative_id"),
 )}
 
 # Ties go to the first: an ads file also has product_id, an events file also has user_id.
-_INFERENCE_ORDER = ("events", "ads", "campaigns", "products", "advertisers", "users")
+_INFERENCE_ORDER = ("events", "ads", "creatives", "campaigns", "products", "advertisers", "users")
 
 
 def infer_kind(columns: Sequence[str]) -> Kind:
