@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -301,6 +302,7 @@ def main() -> None:
         peer = timing.get(f"fuxictr {name} rows/s")
         if peer:
             print(f"  ratio ours/fuxictr {name}: {timing[f'ours {name} rows/s'] / peer:.2f}x")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

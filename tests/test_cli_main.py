@@ -21,3 +21,9 @@ def test_unknown_command_is_a_clean_error() -> None:
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "no-such-command" in done.stderr
+
+
+def test_bad_setting_is_one_line_naming_it() -> None:
+    done = run_cli("demo", "--encoder", "bogus")
+    assert done.returncode == 2
+    assert "`encoder`" in done.stderr and "Traceback" not in done.stderr

@@ -35,6 +35,7 @@ def demo(
     users: int = typer.Option(5_000, min=100, help="Synthetic shoppers."),
     events: int = typer.Option(200_000, min=1_000, help="Behaviour events to generate."),
     seed: int = typer.Option(0, help="Seed of the world and of every model."),
+    encoder: str = typer.Option("use", help="Text encoder: use (fast, the demo's choice), e5 or openai."),
 ) -> None:
     """Run the main job end to end on a synthetic shop: world → ingest → profiles → segments → train →
     creatives → simulate → report; prints the summary table and the report's path."""
@@ -43,7 +44,7 @@ def demo(
     from adpilot.config import Settings
     from adpilot.pipeline import DemoConfig, print_summary, run_demo
 
-    settings = Settings(mode="demo")
+    settings = Settings(mode="demo", encoder=encoder)
     result = run_demo(DemoConfig(home=Path(home), users=users, events=events, seed=seed), settings, echo=typer.echo)
     print_summary(result, echo=typer.echo)
 
@@ -67,11 +68,17 @@ def _mount() -> None:
 
 def main() -> None:
     """Entry point: run the app and turn user errors into one line and exit code 2."""
+    from pydantic import ValidationError
+
     _mount()
     try:
         app()
     except UserError as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except ValidationError as error:  # a setting or record built from the user's values
+        problems = "; ".join(f"`{'.'.join(map(str, e['loc']))}` {e['msg']}" for e in error.errors())
+        typer.secho(f"error: {problems}", fg=typer.colors.RED, err=True)
         sys.exit(2)
 
 

@@ -132,6 +132,11 @@ def test_zero_budget_and_budget_exhausted_mid_request() -> None:
                 for i in range(6)}
     assert all(v <= 0.05 + 1e-9 for v in reserved.values())
     assert decisions[-1].ads == [] and "budget_exhausted" in decisions[-1].no_fill_reason
+    # budget left, but less than the price the auction set: admitted, then the reservation is refused
+    short = {i: {"total_budget": 0.5, "daily_budget": 0.5} for i in range(6)}
+    eng = engine(make_world(campaign_overrides=short), config=EngineConfig(pacing=False, price_rule="first"))
+    refused = eng.decide(request("short", user_id="u1", n_ads=2, explain=True))
+    assert refused.ads == [] and "reservation_refused" in refused.no_fill_reason
 
 
 def test_frequency_cap_per_user_per_day() -> None:
@@ -215,5 +220,4 @@ def test_engine_paces_a_days_budget_through_the_decision_path() -> None:
     unpaced_noon, unpaced_total = run(pacing=False)
     assert unpaced_noon == pytest.approx(4.0)  # natural traffic would spend 15: gone by noon
     paced_noon, paced_total = run(pacing=True)
-    print(unpaced_noon, unpaced_total, paced_noon, paced_total)
     assert 1.5 <= paced_noon <= 2.5 and paced_total >= 3.6 and paced_total <= 4.0 + 1e-9

@@ -84,3 +84,19 @@ def test_forged_and_unknown_events_are_rejected_and_batch_matches_store_schema(w
     assert "duplicate" in rejected[0][1] and "signature" in rejected[1][1] and "unknown event" in rejected[2][1]
     impressions, clicks = eng.counters.bandit_counts([ad.creative_id])
     assert (impressions[0], clicks[0]) == (1, 1)
+
+
+def test_feedback_batch_goes_into_the_store_through_ingest(world) -> None:
+    from adpilot.store.db import Store
+    from adpilot.store.ingest import ingest_table
+
+    eng = DecisionEngine(world, settings=SETTINGS)
+    ad = served(eng)
+    table, _ = eng.feedback.record_many([AdEvent(ad.token, "impression", ts=T0 + 1),
+                                         AdEvent(ad.token, "click", ts=T0 + 2)])
+    with Store(":memory:") as store:
+        report = ingest_table(store, table, kind="events", source="serving-feedback", settings=SETTINGS,
+                              already_pseudonymous=True)
+        rows = store.con.execute("SELECT type, ad_id, price, user_id FROM events ORDER BY ts").fetchall()
+    assert report is not None
+    assert rows == [("ad_impression", ad.ad_id, None, "u1"), ("ad_click", ad.ad_id, pytest.approx(ad.price), "u1")]

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from adpilot.errors import UserError
 from adpilot.measure.obd import read_bandit_log
 from adpilot.measure.policy import POLICIES, rank_to_action_dist
 from adpilot.measure.policy_eval import evaluate_policies
@@ -57,7 +56,7 @@ def test_measure_cli_says_indistinguishable_on_small_data(obd_log):
     assert "reproduce: adpilot eval policy" in result.output
 
 
-def test_measure_cli_bad_logs_get_one_sentence(obd_log, tmp_path):
+def test_measure_cli_bad_logs_get_one_sentence(obd_log, tmp_path, capsys, monkeypatch):
     no_clicks = obd_log("zero", base_ctr=0.0, n=500)
     other = obd_log("other", n_items=6, n=500)
     bad_pscore = obd_log("pscore", pscore=1.5, n=500)
@@ -71,17 +70,12 @@ def test_measure_cli_bad_logs_get_one_sentence(obd_log, tmp_path):
     from adpilot.cli import main
 
     for args, message in cases:
+        monkeypatch.setattr("sys.argv", ["adpilot", "eval", "policy", *args, "--n-bootstrap", "50"])
         with pytest.raises(SystemExit) as done:
-            import sys
-
-            sys.argv = ["adpilot", "eval", "policy", *args, "--n-bootstrap", "50"]
             main()
+        err = capsys.readouterr().err
         assert done.value.code == 2, args
-    # the messages themselves, via the library
-    for args, message in cases[:4]:
-        with pytest.raises(UserError, match=message):
-            train, test = read_bandit_log(args[1]), read_bandit_log(args[3])
-            evaluate_policies(train, test, ["random"], n_bootstrap=50)
+        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
 def test_measure_open_bandit_random_men_is_indistinguishable(shared_data):

@@ -59,6 +59,13 @@ def test_rechorus_needs_its_meta(shared_data, tmp_path):
         open_source(path, "test")
 
 
+def test_csv_without_label_names_the_option(tmp_path):
+    bad = tmp_path / "x.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(UserError, match="no label column .* pass --label"):
+        open_source(bad)
+
+
 def test_auc_undefined_says_so():
     with pytest.raises(UserError, match="AUC is undefined: every label is 0"):
         metrics.auc(np.zeros(5), np.linspace(0, 1, 5))
@@ -134,3 +141,17 @@ def test_frame_round_trip_through_parquet(frame, tmp_path):
     source = open_source(path, labels=("click",))
     back = pd.concat(source.frames(100))
     assert len(back) == len(frame) and source.group == "user_id"
+
+
+def test_streaming_fit_from_parquet_matches_in_memory(frame, tmp_path, monkeypatch):
+    """Past CACHE_ROWS the trainer re-reads the file in record batches each epoch: same data, same model."""
+    from adpilot.rank import estimator as est
+
+    path = tmp_path / "log.parquet"
+    frame.to_parquet(path, row_group_size=100)
+    kwargs = dict(labels=("click",), epochs=2, max_buckets=256, embedding_dim=8, hidden=(16,), batch_size=64)
+    cached = CTRModel("deepfm", **kwargs).fit(path)
+    monkeypatch.setattr(est, "CACHE_ROWS", 10)
+    streamed = CTRModel("deepfm", **kwargs).fit(path)
+    np.testing.assert_allclose(cached.predict_heads(frame), streamed.predict_heads(frame), rtol=1e-5)
+    assert streamed.result_.best_auc > 0.6

@@ -26,7 +26,7 @@ from adpilot.serve.main import vet_copy
 from adpilot.serve.wiring import engine_factory
 
 ADMIN_ROUTES = {("POST", "/v1/advertisers"), ("POST", "/v1/admin/refresh")}
-EXAMPLES = 25
+EXAMPLES = 10  # per strategy: positive, negative, positive with a real key and real ids
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
                 database=None)
 
@@ -57,8 +57,6 @@ def _fuzz(operation: Any, strategy: Any, keys: dict[str, str], seen: Counter[tup
             headers = {"X-API-Key": keys[role]}
         response = case.call_and_validate(headers=headers, checks=[not_a_server_error])
         seen[(operation.label, response.status_code)] += 1
-        if response.status_code == 400 and seen[(operation.label, 400)] < 3:
-            print("DBG", operation.label, response.text[:300], case.headers, str(case.body)[:200])
 
     run()
 
@@ -70,7 +68,8 @@ def test_no_operation_answers_5xx(live_store: tuple[Path, Settings]) -> None:
         advertiser_key, ids = _owned_objects(client, config.admin_api_key)
     keys = {"admin": config.admin_api_key, "advertiser": advertiser_key}
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    failures, operations, seen = [], 0, Counter[tuple[str, int]]()
+    failures: list[str] = []
+    operations, seen = 0, Counter[tuple[str, int]]()
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
@@ -89,7 +88,11 @@ def test_no_operation_answers_5xx(live_store: tuple[Path, Settings]) -> None:
                 break
     assert operations >= 15, f"the schema lists only {operations} operations"
     assert not failures, "\n\n".join(failures)
-    print(sorted(seen.items()))
+    labels = {label for label, _ in seen}
+    answered = {label for label, code in seen if code < 300}
+    # random tokens are never genuine, and new ads / creatives must name an owned parent inside the body
+    unreachable = {"POST /v1/events", "POST /v1/ads", "POST /v1/creatives"}
+    assert labels - answered <= unreachable, f"never answered 2xx: {sorted(labels - answered - unreachable)}"
     with TestClient(app) as client:  # whatever the fuzzer stored, the snapshot still builds from it
         refreshed = client.post("/v1/admin/refresh", headers={"X-API-Key": config.admin_api_key})
         assert refreshed.status_code == 200, refreshed.text

@@ -15,9 +15,9 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 import redis
-from redis_support import free_port, redis_server
 
 from adpilot.config import Settings
+from redis_support import free_port, redis_server
 
 DAILY_BUDGET = 5.0
 

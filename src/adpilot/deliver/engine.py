@@ -339,7 +339,7 @@ class DecisionEngine:
         one = np.asarray([row])
         if not self.counters.reserve(campaign_id, day, price, float(camps.total_budget[c]),
                                      float(camps.daily_budget[c]), claims_id, expires, now):
-            trace.drop("budget_exhausted_mid_request", one, np.zeros(1, dtype=bool))
+            trace.drop("reservation_refused", one, np.zeros(1, dtype=bool))  # spent meanwhile, or a repeated request id
             return None
         cap_d, cap_l = int(camps.cap_daily[c]), int(camps.cap_lifetime[c])
         if request.user_id and (cap_d or cap_l) and not self.counters.take_frequency(

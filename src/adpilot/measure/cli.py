@@ -32,16 +32,18 @@ def _user_errors():
         raise
 
 
-def _reproduce(ctx: typer.Context) -> str:
+def _reproduce(ctx: typer.Context, skip: tuple[str, ...] = ()) -> str:
     """The full command (every option spelled out, defaults included) that reproduces what was printed."""
     parts = [ctx.command_path]
     for name, value in ctx.params.items():
+        if name in skip:
+            continue
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
             parts += [flag] if value else []
         elif value is not None:
             parts += [flag, shlex.quote(str(value))]
-    return "reproduce: " + " ".join(parts)
+    return " ".join(parts)
 
 
 @eval_app.command("policy")
@@ -71,6 +73,7 @@ def eval_policy(
     else:
         raise UserError("give both --train and --test logs, or one --log with --split")
     names = [p.strip() for p in policy.split(",") if p.strip()]
+    unused = ("split",) if log is None else ()
     with _user_errors():
         logging_value, rows = evaluate_policies(train_log, test_log, names, n_bootstrap=n_bootstrap, random_state=seed)
     typer.echo(f"train: {train_log.n_rounds} rounds, {int(train_log.reward.sum())} clicks | "
@@ -89,9 +92,9 @@ def eval_policy(
         from adpilot.measure.runs import write_json
 
         write_json(out, {"logging_value": logging_value.to_dict(),
-                         "rows": as_table(rows).to_dict(orient="records"), "command": _reproduce(ctx)})
+                         "rows": as_table(rows).to_dict(orient="records"), "command": _reproduce(ctx, unused)})
         typer.echo(f"wrote {out}")
-    typer.echo(_reproduce(ctx))
+    typer.echo("reproduce: " + _reproduce(ctx, unused))
 
 
 @eval_app.command("coat")
@@ -133,7 +136,7 @@ def eval_coat(
 
         write_json(out, {"rows": rows, "k": k, "threshold": threshold, "command": _reproduce(ctx)})
         typer.echo(f"wrote {out}")
-    typer.echo(_reproduce(ctx))
+    typer.echo("reproduce: " + _reproduce(ctx))
 
 
 def report(
@@ -198,7 +201,7 @@ def ab_analyze(
                                                                       "difference": c["difference"].to_dict()},
                          "warnings": result.warnings, "command": _reproduce(ctx)})
         typer.echo(f"wrote {out}")
-    typer.echo(_reproduce(ctx))
+    typer.echo("reproduce: " + _reproduce(ctx))
 
 
 @ab_app.command("size")
@@ -220,8 +223,15 @@ def ab_size(
 
 
 def register(app: typer.Typer) -> None:
-    """Mount ``eval``, ``ab`` and ``report`` (and the replay commands when that module exists)."""
-    app.add_typer(eval_app, name="eval")
+    """Mount ``eval``, ``ab`` and ``report`` (and the replay commands when that module exists).
+
+    ``eval`` is shared with the rank room: when a group of that name is already mounted, our commands join it.
+    """
+    existing = next((g for g in app.registered_groups if g.name == "eval"), None)
+    if existing is not None and existing.typer_instance is not None:
+        existing.typer_instance.registered_commands.extend(eval_app.registered_commands)
+    else:
+        app.add_typer(eval_app, name="eval")
     app.add_typer(ab_app, name="ab")
     app.command("report")(report)
     import importlib

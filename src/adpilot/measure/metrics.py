@@ -115,12 +115,23 @@ def ece(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
     return float((table["count"] * (table["observed"] - table["predicted"]).abs()).sum() / labels.size)
 
 
-def calibration_table(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
-    """Per-bin mean prediction, observed rate and count (non-empty equal-width bins): the calibration plot."""
+def calibration_table(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10,
+                      strategy: str = "uniform") -> pd.DataFrame:
+    """Per-bin mean prediction, observed rate and count over non-empty bins: the calibration plot.
+
+    ``strategy`` "uniform" cuts [0, 1] into equal widths; "quantile" into equal counts (what a plot of small
+    click rates needs, where every prediction falls in the first uniform bin).
+    """
     labels, probs = _pair(labels, probs)
     if ((probs < 0) | (probs > 1)).any():
         raise UserError("`probs` must lie in [0, 1]")
-    bins = np.minimum((probs * n_bins).astype(int), n_bins - 1)
+    if strategy == "quantile":
+        edges = np.unique(np.quantile(probs, np.linspace(0, 1, n_bins + 1))[1:-1])
+        bins = np.searchsorted(edges, probs, side="right")
+    elif strategy == "uniform":
+        bins = np.minimum((probs * n_bins).astype(int), n_bins - 1)
+    else:
+        raise UserError(f"`strategy` must be 'uniform' or 'quantile', got {strategy!r}")
     frame = pd.DataFrame({"bin": bins, "y": labels, "p": probs})
     table = frame.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), count=("y", "size"))
     return table.reset_index()

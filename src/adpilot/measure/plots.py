@@ -77,7 +77,7 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
 
 @_with_font
 def lift_by_policy(frame: pd.DataFrame, baseline: float | None = None, title: str = "Policy value",
-                   ylabel: str = "value") -> Figure:
+                   ylabel: str = "value", baseline_label: str = "baseline") -> Figure:
     """Bars of ``value`` per ``policy`` with ``[lower, upper]`` error bars; grouped by ``metric`` if present."""
     _require(frame, ("policy", "value", "lower", "upper"), "lift")
     frame = frame.assign(metric=frame["metric"] if "metric" in frame.columns else ylabel)
@@ -91,7 +91,7 @@ def lift_by_policy(frame: pd.DataFrame, baseline: float | None = None, title: st
         errors = np.vstack([part["value"] - part["lower"], part["upper"] - part["value"]]).clip(min=0)
         ax.bar(x, part["value"], width, yerr=errors, capsize=4, label=str(metric), alpha=0.85)
     if baseline is not None:
-        ax.axhline(baseline, color="black", linestyle="--", linewidth=1, label="baseline")
+        ax.axhline(baseline, color="black", linestyle="--", linewidth=1, label=baseline_label)
     ax.set_xticks(np.arange(len(policies)), safe_labels(policies, "policy"), rotation=15)
     ax.set_ylabel(ylabel)
     ax.set_title(f"{title} (bars: 95% intervals)")
@@ -119,13 +119,12 @@ def pacing_curves(frame: pd.DataFrame) -> Figure:
 
 @_with_font
 def calibration_plot(labels: np.ndarray, pctr: np.ndarray, n_bins: int = 10) -> Figure:
-    """Observed click rate against mean pCTR per bin (point size ~ count), with the diagonal."""
-    table = calibration_table(labels, pctr, n_bins)
+    """Observed click rate against mean pCTR per equal-count bin, with the diagonal."""
+    table = calibration_table(labels, pctr, n_bins, strategy="quantile")
     fig, ax = _figure(5.5, 5.0)
     top = float(max(table["predicted"].max(), table["observed"].max()) * 1.1) or 1.0
     ax.plot([0, top], [0, top], color="grey", linestyle="--", label="perfect calibration")
-    ax.plot(table["predicted"], table["observed"], marker="o", label="model")
-    ax.scatter(table["predicted"], table["observed"], s=20 + 300 * table["count"] / table["count"].max(), alpha=0.3)
+    ax.plot(table["predicted"], table["observed"], marker="o", label=f"model ({n_bins} equal-count bins)")
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
     ax.set_xlabel("mean predicted CTR")

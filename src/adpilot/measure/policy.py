@@ -7,6 +7,7 @@ campaign, shape (n_rounds, n_actions, len_list) — the input every off-policy e
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,8 +130,10 @@ class IPWLearner(_Policy):
             raise UserError("ipw-learner needs clicks on at least two different items in the training log")
         self.features_ = Featurizer().fit(log)
         x = self.features_.context(log)[clicked]
-        self.model_ = LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state).fit(
-            x, log.action[clicked], sample_weight=1.0 / log.pscore[clicked])
+        with warnings.catch_warnings():  # few clicks over many items: sklearn warns "looks like regression"
+            warnings.simplefilter("ignore", UserWarning)
+            self.model_ = LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state).fit(
+                x, log.action[clicked], sample_weight=1.0 / log.pscore[clicked])
 
     def _scores(self, log: BanditLog) -> np.ndarray:
         scores = np.zeros((log.n_rounds, self.n_actions_))

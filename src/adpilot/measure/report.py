@@ -80,7 +80,7 @@ def _policy_eval(page: _Page, path: Path) -> None:
     shown = rows[rows["estimator"] == "snipw"] if (rows["estimator"] == "snipw").any() else rows
     lift = shown.rename(columns={"value_lower": "lower", "value_upper": "upper"})
     page.figure("policy_eval", plots.lift_by_policy(lift, baseline=logging["estimate"], title="Click rate by policy",
-                                                    ylabel="click rate"),
+                                                    ylabel="click rate", baseline_label="logging policy"),
                 "SNIPW estimate of each learned policy's click rate on the test log; dashed: logging policy.")
 
 

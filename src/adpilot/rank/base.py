@@ -12,9 +12,11 @@ A model reads a table (pandas DataFrame or Arrow) whose columns fall into four k
     bucket: no vocabulary to keep in sync, no "unknown category" failure at serving time. Missing (``None``
     / NaN) maps to the reserved bucket 0.
 ``sequences``
-    A list of ids per row (the user's ``recent_items``, newest last) paired with the categorical field it
-    shares its hash space and embeddings with (``hist_item_id`` -> ``item_id``). Sequence models attend from
-    the candidate to these items; the other models mean-pool them.
+    A list of ids per row (the user's recent items, newest last) paired with the categorical field it
+    shares its hash space and embeddings with: ``hist_<field>`` pairs with ``<field>`` (``hist_ad_id`` ->
+    ``ad_id``, ``hist_category`` -> ``category``), and ``recent_items`` with ``item_id``/``product_id``/``ad_id``.
+    Parallel sequences (an item list and its category list) must be aligned position by position. Sequence
+    models attend from the candidate to these items; the other models mean-pool them.
 ``dense``
     One number per row (user stats such as ``n_events``; ``price``). Standardised with training mean/std;
     NaN is replaced by the training mean, because missing numbers are normal in logs.
@@ -38,13 +40,16 @@ The three mappings are merged (user and context broadcast over the candidates) a
 :class:`FeatureSpec`; a field the model needs but nobody passed is treated as missing (bucket 0 / training mean
 / zero vector), so the engine may pass more than a model uses and a model may be retrained on more fields
 without changing the engine. Both outputs are float64 in [0, 1]. A model with a conversion head (ESMM)
-returns its pCVR; a single-head model returns the constant ``cvr_prior`` fixed when the scorer was exported
-(default 0: "unknown", so a CPA bid on it bids nothing rather than something invented).
+returns its pCVR; a single-head model returns the constant ``cvr_prior`` given to ``load_scorer`` (default 0:
+"unknown", so a CPA bid on it bids nothing rather than something invented). Column names are the training
+table's: train on the same names the engine passes (the store's ``profiles``/``ads`` columns).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from adpilot.errors import UserError
 
 FORMAT_VERSION = 1
 """Bumped whenever the saved model layout changes; loading another version is a :class:`UserError`."""
@@ -68,8 +73,6 @@ class FeatureSpec:
     max_seq_len: int = 50
 
     def __post_init__(self) -> None:
-        from adpilot.errors import UserError
-
         targets = set(self.categorical)
         for seq, target in self.sequences:
             if target not in targets:

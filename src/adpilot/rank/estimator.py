@@ -200,8 +200,14 @@ class CTRModel:
         return self
 
     def _base_rates(self, chunks) -> list[float]:  # noqa: ANN001 - trainer.Chunks
-        """Per-head positive rate of the training labels (ESMM's second head: conversions among clicks)."""
+        """Per-head positive rate of the training labels (ESMM's second head: conversions among clicks);
+        a label without positives is a :class:`UserError`."""
         y = np.concatenate([labels for _, labels in chunks(0)])
+        if len(y) == 0:
+            raise UserError("the training data holds no rows")
+        if (y.max(0) == 0).any():
+            raise UserError(f"every training label in `{self.labels_[int((y.max(0) == 0).argmax())]}` is 0: "
+                            "there is nothing to learn (AUC is undefined)")
         if y.shape[1] == 2:
             return [float(y[:, 0].mean()), float(y[:, 1].sum() / max(y[:, 0].sum(), 1))]
         return [float(y[:, 0].mean())]
@@ -229,10 +235,6 @@ class CTRModel:
         if (cutoff or source.n_rows()) > CACHE_ROWS:
             return lambda epoch: encode_all()
         cached = list(encode_all())
-        y_all = np.concatenate([y for _, y in cached]) if cached else np.zeros((0, 1))
-        if len(y_all) and (y_all.max(0) == 0).any():
-            raise UserError(f"every training label in `{source.labels[int((y_all.max(0) == 0).argmax())]}` is 0: "
-                            "there is nothing to learn (AUC is undefined)")
         return lambda epoch: cached
 
     # -- prediction ----------------------------------------------------------------------------------------

@@ -9,28 +9,34 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from adpilot.config import Settings
 from adpilot.deliver.engine import DecisionEngine
-from adpilot.deliver.feedback import AdEvent
+from adpilot.deliver.feedback import AdEvent, FeedbackOutcome
+from adpilot.deliver.targeting import LocalClock
 from adpilot.errors import UserError
 from adpilot.schema import AdRequest, Decision
 from adpilot.serve import management
 from adpilot.serve.auth import require_admin
+from adpilot.serve.blocking import Blocklists
+from adpilot.serve.guard import Guard, Inflight
 from adpilot.serve.metrics import Gauge, Metrics
-from adpilot.serve.openrtb import BidRequest, to_ad_request, to_bid_response
+from adpilot.serve.openrtb import BidRequest, currency_ok, to_ad_request, to_bid_response
 from adpilot.serve.repository import Repository, StoreBusy
+from adpilot.serve.spool import EventSpool
 from adpilot.store.privacy import pseudonymise
 
 MAX_BODY_BYTES = 1_000_000
-AD_ROUTES = ("/v1/decide", "/openrtb/2.6/bid")
+DEFAULT_TMAX_MS = 100  # when a bid request names no ``tmax``
+TMAX_MARGIN = 0.8  # answer within this share of ``tmax``: the rest is the network's
 EngineFactory = Callable[[], DecisionEngine]
 
 
@@ -50,64 +56,47 @@ class EventResult(BaseModel):
     rejected: list[dict[str, Any]]
 
 
-class _Inflight:
-    """Counts requests in progress; ``enter`` refuses past the limit."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.now, self._lock = limit, 0, threading.Lock()
-
-    def enter(self) -> bool:
-        with self._lock:
-            if self.now >= self.limit:
-                return False
-            self.now += 1
-            return True
-
-    def leave(self) -> None:
-        with self._lock:
-            self.now -= 1
+class WinResult(BaseModel):
+    recorded: bool = Field(description="False when this token's impression was already recorded (idempotent).")
+    reason: str | None = None
 
 
 def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Callable[..., list[str]]) -> FastAPI:
     """The app for one server process. ``engine_factory`` builds an engine on a fresh snapshot (start and refresh);
     ``compliance(text, language, slot) -> problems`` vets advertiser-written copy."""
-    app = FastAPI(title="adpilot", version="0.1.0", description=__doc__)
+    repository = Repository(settings.resolved_store_path)
+    spool = EventSpool(repository)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        spool.start()
+        try:
+            yield
+        finally:
+            spool.stop()
+
+    app = FastAPI(title="adpilot", version="0.1.0", description=__doc__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.repository = Repository(settings.resolved_store_path)
+    app.state.repository = repository
+    app.state.spool = spool
     app.state.compliance = compliance
     app.state.metrics = metrics = Metrics()
     app.state.engine = engine_factory()
-    app.state.domains = app.state.repository.campaign_domains()
+    app.state.blocklists = Blocklists.from_repository(repository)
     app.state.refresh_lock = threading.Lock()
-    inflight = _Inflight(settings.serve_max_inflight)
+    inflight = Inflight(settings.serve_max_inflight)
+    app.add_middleware(Guard, metrics=metrics, inflight=inflight, max_body_bytes=MAX_BODY_BYTES)
     metrics.gauges.append(Gauge("adpilot_inflight_requests", "Requests in progress.", (), lambda: {(): inflight.now}))
-    metrics.gauges.append(Gauge("adpilot_campaign_spend", "Spend committed per campaign.", ("campaign",),
-                                lambda: _spend(app.state.engine)))
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        route = request.url.path
-        started = time.perf_counter()
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_BODY_BYTES):
-            response: Response = JSONResponse({"detail": f"body larger than {MAX_BODY_BYTES} bytes"}, 413)
-        elif not inflight.enter():
-            metrics.shed.inc((route,))
-            response = _shed(route)
-        else:
-            try:
-                response = await call_next(request)
-            finally:
-                inflight.leave()
-        metrics.requests.inc((_route_label(route), str(response.status_code)))
-        metrics.latency.observe((_route_label(route),), time.perf_counter() - started)
-        return response
+    metrics.gauges.append(Gauge("adpilot_events_pending", "Accepted events not yet written to the store.", (),
+                                lambda: {(): spool.pending}))
+    metrics.gauges.append(Gauge("adpilot_campaign_spend", "Spend committed per campaign (all time).", ("campaign",),
+                                lambda: _budgets(app.state.engine)[0]))
+    metrics.gauges.append(Gauge("adpilot_campaign_budget_remaining", "Budget left today, net of reservations.",
+                                ("campaign",), lambda: _budgets(app.state.engine)[1]))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        problems = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "problem": e["msg"]}
-                    for e in error.errors()]
-        return JSONResponse({"detail": problems}, 422)
+        return JSONResponse({"detail": [_problem(e) for e in error.errors()]}, 422)
 
     @app.exception_handler(UserError)
     async def user_error(_: Request, error: UserError) -> JSONResponse:
@@ -139,18 +128,27 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
 
     @app.post("/openrtb/2.6/bid", response_model=None, responses={204: {"description": "no bid"}})
     def openrtb_bid(body: BidRequest, request: Request) -> Response | dict[str, Any]:
-        """OpenRTB 2.6 BidRequest → BidResponse, or 204 when nothing bids or ``tmax`` would be missed."""
-        deadline = time.perf_counter() + (body.tmax or 100) / 1000.0 * 0.8
+        """OpenRTB 2.6 BidRequest → BidResponse, or 204 when nothing bids or ``tmax`` would be missed.
+
+        ``tmax`` counts from the request's arrival (queueing included); a decision that comes too late is
+        withdrawn — its budget reservations released — and the answer is a no-bid."""
+        arrived = request.scope.get("state", {}).get("arrived", time.perf_counter())
+        deadline = arrived + (body.tmax or DEFAULT_TMAX_MS) / 1000.0 * TMAX_MARGIN
+        if not currency_ok(body):
+            metrics.no_fill.inc(("currency",))
+            return Response(status_code=204)
         decisions = []
         for imp in body.imp:
             if time.perf_counter() > deadline:
                 break
             decisions.append((imp, _decide(app, to_ad_request(body, imp))))
         if time.perf_counter() > deadline:
+            for _, late in decisions:
+                _withdraw(app.state.engine, late, late.ads)
             metrics.no_fill.inc(("tmax",))
             return Response(status_code=204)
         nurl = f"{str(request.base_url).rstrip('/')}/v1/win"
-        response = to_bid_response(body, decisions, nurl, app.state.domains)
+        response = to_bid_response(body, decisions, nurl, app.state.blocklists.domains)
         if response is None:
             metrics.no_fill.inc(("no_bid",))
             return Response(status_code=204)
@@ -160,19 +158,31 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
     def events(body: EventBatch | TrackingEvent) -> EventResult:
         """Impression / click / conversion callbacks; duplicates and forged tokens are rejected, never counted."""
         batch = body.events if isinstance(body, EventBatch) else [body]
-        engine: DecisionEngine = app.state.engine
         accepted, rejected = 0, []
         for i, item in enumerate(batch):
-            outcome = engine.record(AdEvent(token=item.token, type=item.type, ts=item.ts, value=item.value))  # type: ignore[arg-type]
-            metrics.events.inc((item.type, "accepted" if outcome.accepted else "rejected"))
+            outcome = _record(app, AdEvent(token=item.token, type=item.type, ts=item.ts,  # type: ignore[arg-type]
+                                           value=item.value))
             if outcome.accepted:
                 accepted += 1
-                app.state.spool.append(outcome.row)
             else:
                 rejected.append({"index": i, "reason": outcome.reason})
         if not accepted and rejected:
             raise HTTPException(400, {"message": "no event accepted", "rejected": rejected})
         return EventResult(accepted=accepted, rejected=rejected)
+
+    @app.get("/v1/win")
+    def win(t: Annotated[str, Query(min_length=10, max_length=2000, description="the bid's tracking token")],
+            price: Annotated[float | None, Query(ge=0, allow_inf_nan=False,
+                                                 description="clearing price (CPM), ${AUCTION_PRICE}")] = None,
+            ) -> WinResult:
+        """OpenRTB win notice (``nurl``): records the impression of the token's ad once; repeats answer
+        ``recorded: false`` and count nothing. A forged or expired token is a 400."""
+        outcome = _record(app, AdEvent(token=t, type="impression"))
+        if outcome.accepted:
+            return WinResult(recorded=True)
+        if outcome.reason and outcome.reason.startswith("duplicate"):
+            return WinResult(recorded=False, reason=outcome.reason)
+        raise HTTPException(400, f"`t` is not a valid win token: {outcome.reason}")
 
     @app.post("/v1/admin/refresh", dependencies=[Depends(require_admin)])
     def refresh() -> dict[str, Any]:
@@ -180,46 +190,68 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
         with app.state.refresh_lock:
             fresh = engine_factory()
             app.state.engine.refresh(fresh.snapshot)
-            app.state.domains = app.state.repository.campaign_domains()
+            app.state.blocklists = Blocklists.from_repository(repository)
         return {"status": "refreshed", "ads": len(app.state.engine.snapshot.ads.ids)}
 
-    app.state.spool = []
     return app
 
 
+def _problem(error: Any) -> dict[str, str]:
+    """One validation error as ``{field, problem}``; malformed JSON names the body and the position."""
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "JSON decode error")
+        return {"field": "body", "problem": f"malformed JSON at character {error['loc'][-1]}: {reason}"}
+    return {"field": ".".join(str(p) for p in error["loc"] if p != "body") or "body", "problem": error["msg"]}
+
+
 def _decide(app: FastAPI, body: AdRequest) -> Decision:
-    """Pseudonymise the caller's user id the way ingest does, then run the one decision path."""
+    """Pseudonymise the caller's user id the way ingest does, run the one decision path, and withdraw ads that the
+    request's block lists forbid (their reservations released)."""
     if body.user_id is not None:
         body = body.model_copy(update={"user_id": pseudonymise(body.user_id, app.state.settings.secret)})
     engine: DecisionEngine = app.state.engine
-    return engine.decide(body)
+    decision = engine.decide(body)
+    if decision.ads and (body.block_domains or body.block_categories):
+        blocked = app.state.blocklists.blocked(decision.ads, body.block_domains, body.block_categories)
+        if blocked:
+            _withdraw(engine, decision, blocked)
+            kept = [ad for ad in decision.ads if ad not in blocked]
+            reason = None if kept else "every placed ad was blocked by the request's block lists"
+            decision = decision.model_copy(update={"ads": kept, "no_fill_reason": reason})
+    return decision
 
 
-def _shed(route: str) -> Response:
-    if route == "/openrtb/2.6/bid":
-        return Response(status_code=204, headers={"X-Adpilot-Shed": "1"})
-    if route == "/v1/decide":
-        return JSONResponse({"request_id": "", "ads": [], "no_fill_reason": "server at capacity"}, 200,
-                            headers={"X-Adpilot-Shed": "1"})
-    return JSONResponse({"detail": "server at capacity, retry later"}, 429, headers={"Retry-After": "1"})
+def _withdraw(engine: DecisionEngine, decision: Decision, ads: list[Any]) -> None:
+    """Release the budget reserved for placed ads that will not be shown (reservation id = token id,
+    ``request_id/ad_id``, as in :class:`adpilot.deliver.tokens.TokenClaims`)."""
+    for ad in ads:
+        engine.counters.release(ad.campaign_id, f"{decision.request_id}/{ad.ad_id}")
 
 
-def _route_label(path: str) -> str:
-    for prefix in ("/v1/campaigns", "/v1/ads", "/v1/creatives", "/v1/advertisers"):
-        if path.startswith(prefix):
-            return prefix
-    return path if path in (*AD_ROUTES, "/v1/events", "/healthz", "/metrics", "/v1/admin/refresh") else "other"
+def _record(app: FastAPI, event: AdEvent) -> FeedbackOutcome:
+    """Apply one tracking event once; accepted rows go to the store through the spool."""
+    engine: DecisionEngine = app.state.engine
+    outcome = engine.record(event)
+    app.state.metrics.events.inc((event.type, "accepted" if outcome.accepted else "rejected"))
+    if outcome.accepted and outcome.row is not None:
+        app.state.spool.append(outcome.row)
+    return outcome
 
 
 def _reason_label(reason: str | None) -> str:
     return (reason or "unknown").split(" (")[0][:60]
 
 
-def _spend(engine: DecisionEngine) -> dict[tuple[str, ...], float]:
-    ids = engine.snapshot.campaigns.ids.tolist()
+def _budgets(engine: DecisionEngine) -> tuple[dict[tuple[str, ...], float], dict[tuple[str, ...], float]]:
+    """({campaign: spend so far}, {campaign: budget left today net of reservations}) from the shared counters."""
+    camps = engine.snapshot.campaigns
+    ids = camps.ids.tolist()
     if not ids:
-        return {}
-    today = time.strftime("%Y-%m-%d")
-    spent, _, _ = engine.counters.budget_state(ids, [today] * len(ids), time.time())
-    return {(cid,): float(s) for cid, s in zip(ids, spent, strict=True)}
-
+        return {}, {}
+    now = time.time()
+    clock = LocalClock.at(camps, now)
+    spent, spent_day, reserved = engine.counters.budget_state(ids, [clock.day[t] for t in camps.tz_row], now)
+    left = [min(t - s, d - sd) - r for t, s, d, sd, r in zip(camps.total_budget, spent, camps.daily_budget,
+                                                               spent_day, reserved, strict=True)]
+    return ({(c,): float(s) for c, s in zip(ids, spent, strict=True)},
+            {(c,): float(v) for c, v in zip(ids, left, strict=True)})

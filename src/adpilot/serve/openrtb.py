@@ -2,7 +2,7 @@
 
 Unknown fields are accepted and ignored, as the specification asks of bidders; fields we act on are typed, so a
 wrong type is a 400 that names the field. Privacy signals win over everything: ``regs.coppa = 1`` or GDPR without a
-consent string turns the request into a non-personalised one.
+consent string, or any GPP section, turns the request into a non-personalised one.
 """
 
 from __future__ import annotations
@@ -128,22 +128,37 @@ class BidResponse(BaseModel):
     cur: str = "CNY"
 
 
+CURRENCY = "CNY"
 _DEVICE_TYPES = {1: "mobile", 2: "desktop", 3: "tv", 4: "mobile", 5: "tablet", 6: "tv", 7: "tv"}
 
 
 def personalisation_allowed(request: BidRequest) -> bool:
-    """False under COPPA, or under GDPR when no consent string came with the user."""
+    """False under COPPA, under GDPR without a consent string, and under any GPP section (``gpp_sid``) — GPP strings
+    are not decoded here, so their presence is read as "no personalised ads"."""
     regs = request.regs
-    if regs is not None and regs.coppa == 1:
+    if regs is None:
+        return True
+    extra = regs.model_extra.get("ext") if regs.model_extra else None
+    gdpr = regs.gdpr if regs.gdpr is not None else (extra.get("gdpr") if isinstance(extra, dict) else None)
+    if regs.coppa == 1 or regs.gpp_sid or regs.gpp:
         return False
-    if regs is not None and regs.gdpr == 1:
+    if gdpr == 1:
         return bool(request.user and request.user.consent)
     return True
 
 
+def currency_ok(request: BidRequest) -> bool:
+    """We bid in CNY only: a request allowing other currencies only, or floors in another currency, gets no bid."""
+    if request.cur and CURRENCY not in request.cur:
+        return False
+    return all(imp.bidfloorcur == CURRENCY or imp.bidfloor == 0 for imp in request.imp)
+
+
 def to_ad_request(request: BidRequest, imp: Imp) -> AdRequest:
-    """One impression of a bid request as an adpilot :class:`AdRequest` (user id still raw here)."""
-    user = request.user
+    """One impression of a bid request as an adpilot :class:`AdRequest` (user id still raw here). Without
+    permission to personalise, the user id is dropped too: no profile, no frequency history for that user."""
+    personalised = personalisation_allowed(request)
+    user = request.user if personalised else None
     user_id = (user.buyeruid or user.id) if user else None
     device = request.device
     geo = device.geo if device else None
@@ -158,7 +173,7 @@ def to_ad_request(request: BidRequest, imp: Imp) -> AdRequest:
         device=_DEVICE_TYPES.get(device.devicetype or 0) if device else None,
         geo=(geo.region or geo.country) if geo else None,
         floor_price=imp.bidfloor,
-        consent_personalisation=personalisation_allowed(request),
+        consent_personalisation=personalised,
         block_domains=list(request.badv),
         block_categories=list(request.bcat),
     )

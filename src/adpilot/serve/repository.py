@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import pyarrow as pa
 
+from adpilot.schema import EVENT_ARROW_SCHEMA
 from adpilot.store import Store
 
 T = TypeVar("T")
@@ -138,6 +140,13 @@ class Repository:
             "WHERE a.domain IS NOT NULL").fetchall())
         return {str(c): str(d) for c, d in rows}
 
+    def ad_categories(self) -> dict[str, frozenset[str]]:
+        """Ad id → the categories of its product, for OpenRTB ``bcat`` and ``block_categories``."""
+        rows = self._run(lambda con: con.execute(
+            "SELECT a.ad_id, p.category FROM ads a JOIN products p USING (product_id) "
+            "WHERE p.category IS NOT NULL AND len(p.category) > 0").fetchall())
+        return {str(a): frozenset(c) for a, c in rows}
+
     def campaign_report(self, campaign_id: str) -> dict[str, Any]:
         """Impressions, clicks, conversions and spend recorded in the store for one campaign."""
         sql = """
@@ -149,6 +158,20 @@ class Repository:
             FROM events e JOIN ads a ON e.ad_id = a.ad_id WHERE a.campaign_id = ?
         """
         return self._select(sql, [campaign_id])[0]
+
+    def append_events(self, rows: list[dict[str, Any]]) -> int:
+        """Insert served-ad events (``EVENT_ARROW_SCHEMA`` rows) not stored yet; returns how many were new."""
+        batch = pa.Table.from_pylist(rows, schema=EVENT_ARROW_SCHEMA)
+
+        def work(con: duckdb.DuckDBPyConnection) -> int:
+            con.register("served_events", batch)
+            done = con.execute("""
+                INSERT INTO events BY NAME
+                SELECT s.*, md5_number(s.event_id) AS event_key, 'serve' AS source_file FROM served_events s
+                ANTI JOIN (SELECT event_id FROM events WHERE source_file = 'serve') e ON e.event_id = s.event_id""").fetchone()
+            return int(done[0]) if done else 0
+
+        return self._run(work)
 
     def _select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         def work(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

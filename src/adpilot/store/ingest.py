@@ -155,8 +155,8 @@ def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind, validation: str, inputs
     """``validation`` with user ids pseudonymised and free text masked (and, for events, ids and keys).
 
     HMACs are computed once per distinct id and kept for the session in a temporary (never persisted) table,
-    so later batches of the same users only pay a hash join. ``event_key`` (128 bits, on which de-duplication
-    joins) is the MD5 of the given ``event_id``, or else of the cleaned content, whose hex becomes the id.
+    so later batches of the same users only pay a hash join. An absent ``event_id`` is the MD5 of the cleaned
+    content; ``event_key = md5_number(event_id)`` (128 bits) is what de-duplication joins on.
     """
     replaced = [f"CASE WHEN regexp_matches({quote(c)}, '[0-9@]') THEN {mask_sql(quote(c))} ELSE {quote(c)} END "
                 f"AS {quote(c)}" for c in kind.masked]
@@ -174,10 +174,8 @@ def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind, validation: str, inputs
     content = [s.name for s in kind.specs if s.name not in ("event_id", "ts")]
     parts = ", ".join(["CAST(epoch_us(ts) AS VARCHAR)"] + [f"coalesce(CAST({quote(c)} AS VARCHAR), '\\N')"
                                                            for c in content])
-    return f"""SELECT * EXCLUDE (_ck) REPLACE (coalesce(event_id, lpad(lower(hex(_ck)), 32, '0')) AS event_id),
-            coalesce(md5_number(event_id), _ck) AS event_key
-        FROM (SELECT *, CASE WHEN event_id IS NULL THEN md5_number(concat_ws(chr(31), {parts})) END AS _ck
-              FROM ({select}))"""
+    return f"""SELECT *, md5_number(event_id) AS event_key FROM (
+        SELECT * REPLACE (coalesce(event_id, md5(concat_ws(chr(31), {parts}))) AS event_id) FROM ({select}))"""
 
 
 def _store_events(con: duckdb.DuckDBPyConnection, source: str, span: tuple[object, object]) -> int:
@@ -217,10 +215,10 @@ def _store_entities(con: duckdb.DuckDBPyConnection, kind: Kind) -> int:
 
 
 def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: Chunk, kind: Kind,
-                window: TimeWindow) -> tuple[int, int, int, tuple[datetime | None, datetime | None]]:
+                policy: IngestPolicy) -> tuple[int, int, int, tuple[datetime | None, datetime | None]]:
     """Validate and store one chunk; returns (accepted, quarantined, duplicates, time span of valid events)."""
     inputs, pre = _inputs(source, chunk.table, kind)
-    sql = validation_sql(kind.specs, inputs, IN, extra=kind.extra(window), has_raw=source.has_raw, pre_reason=pre,
+    sql = validation_sql(kind.specs, inputs, IN, extra=kind.extra(policy.window()), has_raw=source.has_raw, pre_reason=pre,
                          short=_short(chunk.table, kind))
     con.register(IN, chunk.table)
     try:
@@ -233,27 +231,38 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: Chunk, ki
     if kind.name == "events":
         span = _span(con)
         accepted = _store_events(con, source.path, span) if valid else 0
+        if span[0] is not None and span[1] is not None:
+            flag_bots(con, span[0], span[1], policy, users=f"(SELECT user_id, ts FROM {VALID} WHERE _reason IS NULL)")
     else:
         span, accepted = (None, None), _store_entities(con, kind)
     return accepted, quarantined, valid - accepted, span
 
 
-def flag_bots(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, policy: IngestPolicy) -> None:
-    """Flag (never drop) events of users acting faster than people do, within [lo, hi].
+def flag_bots(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, policy: IngestPolicy,
+              users: str = "events") -> None:
+    """Flag (never drop) events of users acting faster than people do, in the whole minutes around [lo, hi].
 
     A user with more than ``burst_per_second`` events in one second gets all of them flagged; more than
-    ``clicks_per_minute`` clicks (shop or ad) in one minute flags those clicks.
+    ``clicks_per_minute`` clicks (shop or ad) in one minute flags those clicks. Only (user, minute) pairs
+    present in ``users`` (a relation with ``user_id`` and ``ts``; after each batch: the batch) are counted,
+    against every stored event of those minutes, so a burst split across batches or files is still seen
+    and the work stays proportional to the batch.
     """
+    start = lo.replace(second=0, microsecond=0)
+    end = hi.replace(second=0, microsecond=0) + timedelta(minutes=1)
     for unit, limit, types in (("second", policy.burst_per_second, None),
                                ("minute", policy.clicks_per_minute, "('click', 'ad_click')")):
-        only = f"AND type IN {types}" if types else ""
+        only = f"AND e.type IN {types}" if types else ""
         con.execute(f"""
             UPDATE events SET bot_flag = TRUE FROM (
-                SELECT user_id, date_trunc('{unit}', ts) AS t FROM events
-                WHERE ts BETWEEN ? AND ? {only} GROUP BY ALL HAVING count(*) > {int(limit)}
+                SELECT e.user_id, date_trunc('{unit}', e.ts) AS t FROM events e
+                SEMI JOIN (SELECT DISTINCT user_id, date_trunc('minute', ts) AS m FROM {users}) k
+                    ON e.user_id = k.user_id AND date_trunc('minute', e.ts) = k.m
+                WHERE e.ts >= ? AND e.ts < ? {only} GROUP BY ALL HAVING count(*) > {int(limit)}
             ) b
-            WHERE events.user_id = b.user_id AND date_trunc('{unit}', events.ts) = b.t {only.replace('type', 'events.type')}
-              AND NOT events.bot_flag AND events.ts BETWEEN ? AND ?""", [lo, hi, lo, hi])
+            WHERE events.user_id = b.user_id AND date_trunc('{unit}', events.ts) = b.t
+              {only.replace('e.type', 'events.type')} AND NOT events.bot_flag
+              AND events.ts >= ? AND events.ts < ?""", [start, end, start, end])
 
 
 class _Session:
@@ -282,13 +291,13 @@ def _run(store: Store, source: Source, kind: Kind, settings: Settings, policy: I
          *, start: int = 0, first_row: int = 0, bookkeeping: Bookkeeping | None = None,
          progress: Progress | None = None) -> tuple[datetime | None, datetime | None]:
     """Load every chunk of ``source``, each in its own transaction with ``bookkeeping``; returns the time span."""
-    session, total, window = _Session(store, settings, policy), source.extent(), policy.window()
+    session, total = _Session(store, settings, policy), source.extent()
     lo: datetime | None = None
     hi: datetime | None = None
     try:
         for chunk in source.chunks(start, first_row):
             with store.transaction():
-                accepted, quarantined, duplicates, span = _load_chunk(store.con, source, chunk, kind, window)
+                accepted, quarantined, duplicates, span = _load_chunk(store.con, source, chunk, kind, policy)
                 if bookkeeping:
                     bookkeeping(chunk, (accepted, quarantined, duplicates), span)
             report.rows_read += chunk.rows
@@ -304,12 +313,10 @@ def _run(store: Store, source: Source, kind: Kind, settings: Settings, policy: I
     return lo, hi
 
 
-def _flag(con: duckdb.DuckDBPyConnection, source: str, lo: datetime | None, hi: datetime | None,
-          policy: IngestPolicy) -> int:
-    """Flag bots over [lo, hi]; returns how many events of ``source`` are flagged."""
+def _flagged(con: duckdb.DuckDBPyConnection, source: str, lo: datetime | None, hi: datetime | None) -> int:
+    """How many events of ``source`` within [lo, hi] carry the bot flag."""
     if lo is None or hi is None:
         return 0
-    flag_bots(con, lo, hi, policy)
     row = con.execute("SELECT count(*) FROM events WHERE source_file = ? AND bot_flag AND ts BETWEEN ? AND ?",
                       [source, lo, hi]).fetchone()
     return int(row[0]) if row else 0
@@ -356,7 +363,7 @@ def ingest_file(store: Store, path: str | Path, kind: str | None = None, setting
          bookkeeping=bookkeeping, progress=progress)
     with store.transaction():
         span = con.execute("SELECT min_ts, max_ts FROM ingest_files WHERE fingerprint = ?", [fingerprint]).fetchone()
-        report.flagged = _flag(con, source.path, *(span or (None, None)), policy)
+        report.flagged = _flagged(con, source.path, *(span or (None, None)))
         con.execute("UPDATE ingest_files SET done = TRUE, flagged = ?, finished_at = current_timestamp "
                     "WHERE fingerprint = ?", [report.flagged, fingerprint])
     return report
@@ -384,8 +391,7 @@ def ingest_table(store: Store, table: pa.Table, kind: str, source: str, settings
     arrow = ArrowSource(source, columns=columns, table=table.select(columns), batch_rows=policy.batch_rows)
     report = IngestReport(source=source, kind=chosen.name)
     lo, hi = _run(store, arrow, chosen, settings, policy, report)
-    with store.transaction():
-        report.flagged = _flag(store.con, source, lo, hi, policy)
+    report.flagged = _flagged(store.con, source, lo, hi)
     return report
 
 

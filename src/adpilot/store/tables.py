@@ -1,9 +1,10 @@
 """DDL of every store table. One place, so that each room reads the same column names.
 
 Columns of ``events``, ``products`` and ``users`` mirror the Arrow schemas in :mod:`adpilot.schema`;
-ingestion adds its bookkeeping columns (``source_file``, ``source_row``, ``bot_flag``) and ``event_key``, the
-128-bit hash of ``event_id`` on which de-duplication joins (no index: an anti-join per batch on a fixed-width
-key stays fast on a large table, where a PRIMARY KEY index on text would cost memory and insert time).
+ingestion adds its bookkeeping columns (``source_file``, ``source_row``, ``bot_flag``) and
+``event_key = md5_number(event_id)``, on which de-duplication joins together with ``ts`` (no index: an anti-join
+per batch on a fixed-width key, restricted to the batch's time span, stays fast on a large table, where a
+PRIMARY KEY index on text would cost memory and insert time).
 ``ingest_files`` records each file's progress so an interrupted ingest resumes where its last batch committed.
 """
 
@@ -51,7 +52,8 @@ TABLES: dict[str, str] = {
     """,
     "ingest_files": """
         fingerprint VARCHAR PRIMARY KEY, source_file VARCHAR NOT NULL, kind VARCHAR NOT NULL,
-        resume_at BIGINT NOT NULL DEFAULT 0, resume_row BIGINT NOT NULL DEFAULT 0, rows_read BIGINT NOT NULL DEFAULT 0, accepted BIGINT NOT NULL DEFAULT 0,
+        resume_at BIGINT NOT NULL DEFAULT 0, resume_row BIGINT NOT NULL DEFAULT 0,
+        rows_read BIGINT NOT NULL DEFAULT 0, accepted BIGINT NOT NULL DEFAULT 0,
         quarantined BIGINT NOT NULL DEFAULT 0, duplicates BIGINT NOT NULL DEFAULT 0, flagged BIGINT NOT NULL DEFAULT 0,
         min_ts TIMESTAMPTZ, max_ts TIMESTAMPTZ, done BOOLEAN NOT NULL DEFAULT FALSE,
         started_at TIMESTAMPTZ DEFAULT current_timestamp, finished_at TIMESTAMPTZ
