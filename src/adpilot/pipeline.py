@@ -16,7 +16,7 @@ from typing import Any
 from adpilot.config import Settings
 from adpilot.store import Store
 
-WORLD_FILES = ("products", "users", "advertisers", "campaigns", "ads", "events")
+WORLD_FILES = ("products", "users", "advertisers", "campaigns", "ads", "creatives", "events")
 
 
 @dataclass(frozen=True)
@@ -140,9 +140,10 @@ def simulate_step(store: Store, settings: Settings, config: DemoConfig, scorer_p
 
     def step() -> str:
         from adpilot.datasets.world import World
+        from adpilot.deliver.engine import EngineConfig
         from adpilot.deliver.scorer import SimilarityScorer
         from adpilot.deliver.snapshot import Snapshot
-        from adpilot.measure.simulate import ConstantScorer, PopularityScorer, SimPolicy, simulate
+        from adpilot.measure.simulate import UNTARGETED, ConstantScorer, PopularityScorer, SimPolicy, simulate
         from adpilot.understand.registry import get_encoder
 
         world = World.load(config.home / "world")
@@ -152,8 +153,10 @@ def simulate_step(store: Store, settings: Settings, config: DemoConfig, scorer_p
             f"FROM ({IMPRESSIONS_SQL})").fetchone()
         ctr, cvr = float(rates[0]), float(rates[1])  # type: ignore[index]
         policies = [
-            SimPolicy("untargeted", ConstantScorer(ctr, cvr), personalised=False, contextual=False),
-            SimPolicy("popularity", PopularityScorer(ctr, cvr), personalised=False, contextual=False),
+            SimPolicy("untargeted", ConstantScorer(ctr, cvr), personalised=False, contextual=False,
+                      config=EngineConfig(skip_filters=UNTARGETED)),
+            SimPolicy("popularity", PopularityScorer(ctr, cvr), personalised=False, contextual=False,
+                      config=EngineConfig(skip_filters=UNTARGETED)),
             SimPolicy("rules", PopularityScorer(ctr, cvr), personalised=True, contextual=False),
             SimPolicy("adpilot", SimilarityScorer.load(scorer_path), personalised=True, contextual=True),
         ]
@@ -167,6 +170,40 @@ def simulate_step(store: Store, settings: Settings, config: DemoConfig, scorer_p
         return (f"{len(days)} days x {config.sim_requests_per_day:,} requests x {len(policies)} policies; "
                 f"adpilot CTR lift {full['ctr_lift']:+.0%} [{full['ctr_lift_lo']:+.0%}, {full['ctr_lift_hi']:+.0%}], "
                 f"CVR lift {full['cvr_lift']:+.0%}; max overspend {result.overspend():.2%}")
+
+    return step
+
+
+def report_step(store: Store, config: DemoConfig, results: dict[str, Any]) -> Callable[[], str]:
+    """Write the run folder (lift, pacing, calibration, segment map, creatives) and build the HTML report."""
+
+    def step() -> str:
+        import pandas as pd
+
+        from adpilot.measure.report import build_report
+
+        run = config.home / "runs" / "demo"
+        run.mkdir(parents=True, exist_ok=True)
+        summary = results["summary"]
+        lift = pd.concat([pd.DataFrame({"policy": summary["policy"], "metric": f"{m.upper()} lift vs untargeted",
+                                        "value": summary[f"{m}_lift"], "lower": summary[f"{m}_lift_lo"],
+                                        "upper": summary[f"{m}_lift_hi"]}) for m in ("ctr", "cvr")])
+        lift.to_parquet(run / "lift.parquet")
+        sim = results["simulation"]
+        sim.pacing("adpilot").to_parquet(run / "pacing.parquet")
+        full = sim.impressions[sim.impressions["policy"] == "adpilot"]
+        pd.DataFrame({"label": full["clicked"].astype(int), "pctr": full["pctr"]}).to_parquet(
+            run / "calibration.parquet")
+        store.con.execute(
+            "SELECT interest_vector AS vector, coalesce(s.description, 'none') AS segment FROM profiles p "
+            "LEFT JOIN segments s USING (segment_id) WHERE interest_vector IS NOT NULL "
+            "USING SAMPLE 3000 ROWS (reservoir, 7)").df().to_parquet(run / "segments.parquet")
+        store.con.execute(
+            "SELECT creative_id, ad_id, text, source, scores FROM creatives ORDER BY ad_id LIMIT 200"
+        ).df().to_parquet(run / "creatives.parquet")
+        html, pngs = build_report(run, title="adpilot demo")
+        results["report"] = html
+        return f"{html} ({len(pngs)} plots)"
 
     return step
 
@@ -186,6 +223,7 @@ def run_demo(config: DemoConfig, settings: Settings, echo: Callable[[str], None]
         log.run("train", train_step(store, settings, scorer_path))
         results: dict[str, Any] = {}
         log.run("simulate", simulate_step(store, settings, config, scorer_path, results))
+        log.run("report", report_step(store, config, results))
     return {"steps": log.rows, "store": store_path, **results}
 
 

@@ -116,11 +116,17 @@ class Advertiser(Record):
 
 
 class Targeting(Record):
-    """Who a campaign wants. Empty lists mean "no restriction"; interests are words matched by meaning."""
+    """Who a campaign wants. Empty lists mean "no restriction"; interests are words matched by meaning.
+
+    Interest words and look-alike seeds reach the ``interest_reach`` share of profiled users most similar to them —
+    a threshold that means the same whatever the encoder (cosines of e5 and USE live on different scales). An
+    explicit cosine ``interest_threshold`` overrides it.
+    """
 
     segments: list[str] = Field(default_factory=list)
     interests: list[str] = Field(default_factory=list)
-    interest_threshold: float = Field(default=0.75, ge=-1, le=1)
+    interest_reach: float = Field(default=0.3, gt=0, le=1)
+    interest_threshold: float | None = Field(default=None, ge=-1, le=1)
     lookalike_seed: list[str] = Field(default_factory=list)
     geo: list[str] = Field(default_factory=list)
     device: list[str] = Field(default_factory=list)

@@ -155,3 +155,11 @@ def test_streaming_fit_from_parquet_matches_in_memory(frame, tmp_path, monkeypat
     streamed = CTRModel("deepfm", **kwargs).fit(path)
     np.testing.assert_allclose(cached.predict_heads(frame), streamed.predict_heads(frame), rtol=1e-5)
     assert streamed.result_.best_auc > 0.6
+
+
+def test_scorer_imports_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, adpilot.rank.scorer; sys.exit('torch' in sys.modules or 'adpilot.rank.trainer' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

@@ -90,8 +90,8 @@ def test_no_operation_answers_5xx(live_store: tuple[Path, Settings]) -> None:
     assert not failures, "\n\n".join(failures)
     labels = {label for label, _ in seen}
     answered = {label for label, code in seen if code < 300}
-    # random tokens are never genuine, and new ads / creatives must name an owned parent inside the body
-    unreachable = {"POST /v1/events", "POST /v1/ads", "POST /v1/creatives"}
+    # random tokens are never genuine (events, win notices), and new ads / creatives must name an owned parent inside the body
+    unreachable = {"POST /v1/events", "GET /v1/win", "POST /v1/ads", "POST /v1/creatives"}
     assert labels - answered <= unreachable, f"never answered 2xx: {sorted(labels - answered - unreachable)}"
     with TestClient(app) as client:  # whatever the fuzzer stored, the snapshot still builds from it
         refreshed = client.post("/v1/admin/refresh", headers={"X-API-Key": config.admin_api_key})

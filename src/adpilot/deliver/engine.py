@@ -49,6 +49,7 @@ class EngineConfig:
     query_cache_size: int = 10_000
     explain_limit: int = 20
     pacing: bool = True
+    skip_filters: tuple[str, ...] = ()  # targeting filters not applied, e.g. for an untargeted baseline
 
     def __post_init__(self) -> None:
         check_scalar(self.n_candidates, "n_candidates", ge=1)
@@ -58,6 +59,9 @@ class EngineConfig:
         check_scalar(self.min_cpc, "min_cpc", ge=0)
         check_scalar(self.token_ttl_s, "token_ttl_s", gt=0)
         check_scalar(self.conversion_window_s, "conversion_window_s", ge=0)
+        unknown = sorted(set(self.skip_filters) - set(FILTERS))
+        if unknown:
+            raise ValueError(f"`skip_filters` must name filters among {FILTERS}, got {unknown}")
         if self.price_rule not in ("second", "first"):
             raise ValueError(f"`price_rule` must be 'second' or 'first', got {self.price_rule!r}")
 
@@ -227,6 +231,8 @@ class DecisionEngine:
                                   personalised=personalised, matched=matched)
         keep = np.ones(len(rows), dtype=bool)
         for name in FILTERS:
+            if name in cfg.skip_filters:
+                continue
             alive = np.flatnonzero(keep)
             trace.drop(name, rows[alive], masks[name][alive])
             keep &= masks[name]

@@ -189,7 +189,8 @@ class Snapshot:
         page_vectors = np.vstack([matrix, np.zeros((len(extra), dim), np.float32)]) if extra else matrix
         users_t = _user_table(profiles, users, product_index, dim, user_vector_dtype)
         seg_keys = _segment_aliases(segments)
-        camp_t = _campaign_table(live, users_t, seg_keys, encoder, dim, ads_df, camp_index)
+        camp_t = _campaign_table(live, users_t, seg_keys, encoder, dim, ads_df, camp_index,
+                                 _reference_vectors(users_t, matrix))
         ad_t = _ad_table(ads_df, camp_index, product_index, page_vectors, creatives, ad_stats)
         value = np.nan_to_num(ad_t.prior_ctr, nan=0.0) * camp_t.max_cpc[ad_t.campaign]
         return cls(
@@ -355,16 +356,43 @@ def _timezone(name: str, campaign_id: str) -> ZoneInfo:
         raise UserError(f"campaign {campaign_id!r} has an unknown `timezone` {name!r}") from error
 
 
+def reach_thresholds(probes: np.ndarray, reference: np.ndarray, reach: np.ndarray,
+                     explicit: np.ndarray) -> np.ndarray:
+    """Cosine thresholds, shape (m,): the explicit one where given, else the ``1 - reach`` quantile of each probe's
+    similarity to ``reference`` (profiled users, or product vectors when there are no profiles), so that a campaign
+    reaches about ``reach`` of them whatever the encoder's cosine scale.
+
+    >>> ref = np.eye(4, dtype=np.float32)
+    >>> reach_thresholds(ref[:1], ref, np.array([0.25]), np.array([np.nan])).round(2).tolist()
+    [0.25]
+    """
+    out = np.asarray(explicit, dtype=np.float64).copy()
+    todo = np.isnan(out)
+    if todo.any() and len(reference):
+        sims = probes[todo] @ reference.T
+        out[todo] = [np.quantile(row, 1.0 - r) for row, r in zip(sims, reach[todo], strict=True)]
+    return np.where(np.isnan(out), np.inf, out)
+
+
+def _reference_vectors(users: UserTable, page_vectors: np.ndarray, limit: int = 5000) -> np.ndarray:
+    """A seeded sample of the profiled users' interest vectors (product vectors when nobody has one)."""
+    pool = users.vectors[users.has_vector] if users.has_vector.any() else page_vectors
+    if len(pool) > limit:
+        pool = pool[np.random.default_rng(0).choice(len(pool), limit, replace=False)]
+    return np.asarray(pool, dtype=np.float32)
+
+
 def _campaign_table(live: list[Campaign], users: UserTable, seg_keys: dict[str, str], encoder: Encoder | None,
-                    dim: int, ads_df: pd.DataFrame, camp_index: dict[str, int]) -> CampaignTable:
+                    dim: int, ads_df: pd.DataFrame, camp_index: dict[str, int],
+                    reference: np.ndarray) -> CampaignTable:
     n = len(live)
     tz_names = sorted({c.timezone for c in live})
     tzs = tuple(_timezone(z, next(c.campaign_id for c in live if c.timezone == z)) for z in tz_names)
     tz_row = {z: i for i, z in enumerate(tz_names)}
     segment_members: dict[str, list[int]] = {}
     words: dict[str, int] = {}
-    pairs: list[tuple[int, int, float]] = []
-    la_rows, la_centroids, la_thresholds = [], [], []
+    pairs: list[tuple[int, int, float, float]] = []
+    la_rows, la_centroids, la_thresholds, la_reach = [], [], [], []
     seeds: dict[int, list[int]] = {}
     negatives: dict[str, list[int]] = {}
     for row, c in enumerate(live):
@@ -372,7 +400,8 @@ def _campaign_table(live: list[Campaign], users: UserTable, seg_keys: dict[str, 
         for s in t.segments:
             segment_members.setdefault(seg_keys.get(s, s), []).append(row)
         for w in t.interests:
-            pairs.append((words.setdefault(w.strip(), len(words)), row, t.interest_threshold))
+            threshold = np.nan if t.interest_threshold is None else t.interest_threshold
+            pairs.append((words.setdefault(w.strip(), len(words)), row, threshold, t.interest_reach))
         seed_rows = [users.index[u] for u in t.lookalike_seed if u in users.index]
         for u in seed_rows:
             seeds.setdefault(u, []).append(row)
@@ -381,7 +410,8 @@ def _campaign_table(live: list[Campaign], users: UserTable, seg_keys: dict[str, 
             centroid = users.vectors[with_vec].astype(np.float32).mean(axis=0)
             la_rows.append(row)
             la_centroids.append(centroid / max(float(np.linalg.norm(centroid)), 1e-12))
-            la_thresholds.append(t.interest_threshold)
+            la_thresholds.append(np.nan if t.interest_threshold is None else t.interest_threshold)
+            la_reach.append(t.interest_reach)
         for k in t.negative_keywords:
             if k.strip():
                 negatives.setdefault(k.strip().lower(), []).append(row)
@@ -391,7 +421,12 @@ def _campaign_table(live: list[Campaign], users: UserTable, seg_keys: dict[str, 
                         if words and encoder is not None else np.zeros((0, dim), np.float32))
     if interest_vectors.shape[1] != dim:
         raise UserError(f"the `encoder` makes {interest_vectors.shape[1]}-d vectors, the ads' vectors are {dim}-d")
-    pair_arr = np.asarray(pairs, dtype=np.float64).reshape(-1, 3)
+    pair_arr = np.asarray(pairs, dtype=np.float64).reshape(-1, 4)
+    word_rows = pair_arr[:, 0].astype(np.int64)
+    pair_thresholds = reach_thresholds(interest_vectors[word_rows], reference, pair_arr[:, 3], pair_arr[:, 2])
+    la_centroid_arr = np.asarray(la_centroids, np.float32).reshape(len(la_rows), dim)
+    la_threshold_arr = reach_thresholds(la_centroid_arr, reference, np.asarray(la_reach, np.float64),
+                                        np.asarray(la_thresholds, np.float64))
     hours = [sum(1 << h for h in c.targeting.hours) if c.targeting.hours else (1 << 24) - 1 for c in live]
     ad_campaign = ads_df["campaign_id"].map(camp_index).to_numpy(dtype=np.int64)
     ad_ptr, ad_order = _csr(ad_campaign, n)
@@ -419,9 +454,8 @@ def _campaign_table(live: list[Campaign], users: UserTable, seg_keys: dict[str, 
                           for c in live], bool),
         segment_members={k: arr(v, np.int64) for k, v in segment_members.items()},
         interest_vectors=interest_vectors,
-        interest_pairs=(pair_arr[:, 0].astype(np.int64), pair_arr[:, 1].astype(np.int64), pair_arr[:, 2]),
-        lookalike=(arr(la_rows, np.int64),
-                   np.asarray(la_centroids, np.float32).reshape(len(la_rows), dim), arr(la_thresholds, np.float64)),
+        interest_pairs=(word_rows, pair_arr[:, 1].astype(np.int64), pair_thresholds),
+        lookalike=(arr(la_rows, np.int64), la_centroid_arr, la_threshold_arr),
         seed_members={u: arr(v, np.int64) for u, v in seeds.items()},
         negative_keywords=tuple((k, arr(v, np.int64)) for k, v in negatives.items()),
         ad_ptr=ad_ptr, ad_order=ad_order,

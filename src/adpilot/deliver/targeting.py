@@ -6,8 +6,9 @@ Semantics (documented here, relied on by tests):
   attribute matches only campaigns that do not restrict it. Hours are the campaign's local hours.
 * segments, interests and look-alike seeds form the campaign's *audience*: a user must match at least one of them
   (OR). A segment matches by id or description; an interest word matches when cosine(vector, word) reaches the
-  campaign's ``interest_threshold``; a look-alike matches the seeds themselves and users whose interest vector is
-  within the same threshold of the seeds' centroid.
+  campaign's threshold — the explicit ``interest_threshold``, or the cosine that the ``interest_reach`` share of
+  profiled users reaches (:func:`adpilot.deliver.snapshot.reach_thresholds`); a look-alike matches the seeds
+  themselves and users within the same kind of threshold of the seeds' centroid.
 * Without personalisation (anonymous, unknown or opted-out user) only the page/query vector is available: it
   may match interest words (contextual targeting); segments and look-alikes never match.
 * Exclusions: ads for items the user already bought (when ``exclude_purchased``), and campaigns whose negative

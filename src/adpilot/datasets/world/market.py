@@ -75,7 +75,7 @@ def make_market(catalog: Catalog, n_days: int, start: datetime, rng: np.random.G
         t = rng.random(3)
         targeting.append(json.dumps({
             "segments": [], "interests": [CATEGORIES[i].zh for i in tops] + [LEAVES[lf][1].zh for lf in leaves],
-            "interest_threshold": 0.75, "lookalike_seed": [],
+            "interest_reach": 0.3, "lookalike_seed": [],
             "geo": sorted(rng.choice(GEOS, 3, replace=False).tolist()) if t[0] < 0.2 else [],
             "device": ["mobile"] if t[1] < 0.15 else [],
             "hours": list(range(8, 24)) if t[2] < 0.1 else [],

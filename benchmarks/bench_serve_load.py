@@ -1,0 +1,321 @@
+"""Load on the HTTP API with a real load generator (wrk) against uvicorn on loopback, at rising concurrency.
+
+Builds a store with ``--ads`` ads and ``--profiles`` user profiles straight from random frames (unit vectors of
+the e5 dimension, 384; no encoder runs: requests carry user ids and product pages, never free text), starts the
+server (``uvicorn --factory adpilot.serve.main:app_from_env``) and a bare FastAPI endpoint that does nothing (the
+ceiling of this machine, measured in the same run), and drives ``/v1/decide``, ``/openrtb/2.6/bid`` and the bare
+endpoint with wrk at each concurrency in ``--connections``, then once at ``--overload`` connections. Every request
+id is unique (the engine refuses a replayed id). After the load, a reconciliation phase serves ads, posts
+impression and click events (with replays), stops the server and checks that events accepted, the metrics, the
+shared counters' spend and the rows written to the store agree exactly.
+
+Run: ``.venv/bin/python benchmarks/bench_serve_load.py [--ads 100000 --profiles 1000000 --duration 8]``
+(needs ``wrk``: ``apt-get install -y wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+import numpy as np
+import pyarrow as pa
+from fastapi import FastAPI
+
+DIM = 384  # the e5 encoder's dimension: the server loads e5 only to match the store's vectors
+SECRET = "bench-secret-0123456789abcdef"
+ADMIN_KEY = "bench-admin-key-0123456789"
+
+LUA = r"""
+local bodies, n, counter, thread_id = {}, 0, 0, 0
+local created = 0
+function setup(thread)
+  created = created + 1
+  thread:set("thread_id", created)
+end
+function init(args)
+  for line in io.lines(args[1]) do n = n + 1; bodies[n] = line end
+  wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+  counter = counter + 1
+  local body = bodies[(counter % n) + 1]:gsub("RID", thread_id .. "-" .. counter .. "-" .. wrk.thread:get("salt"))
+  return wrk.format("POST", nil, nil, body)
+end
+"""
+
+
+def bare_app() -> FastAPI:
+    """The ceiling: a FastAPI app whose one endpoint does nothing (sync, like the decision routes)."""
+    app = FastAPI()
+
+    @app.post("/bare")
+    def bare() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal((n, DIM), dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _vectors(ids: list[str], vectors: np.ndarray) -> pa.Array:
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), DIM).cast(pa.list_(pa.float32()))
+
+
+def build_store(path: Path, n_ads: int, n_profiles: int, seed: int) -> None:
+    """Campaigns (20 ads each), ads, one creative per ad, product vectors and profiles, as DuckDB tables."""
+    from adpilot.store import Store
+    from adpilot.store.privacy import pseudonymise
+
+    rng = np.random.default_rng(seed)
+    with Store(str(path)):
+        pass
+    n_camp = max(1, n_ads // 20)
+    n_adv = max(1, n_camp // 5)
+    camp_of_ad = np.arange(n_ads) // 20
+    tables = {
+        "advertisers": pa.table({"advertiser_id": [f"adv{i}" for i in range(n_adv)],
+                                 "name": [f"advertiser {i}" for i in range(n_adv)],
+                                 "domain": [f"adv{i}.example" for i in range(n_adv)], "status": ["active"] * n_adv}),
+        "campaigns": pa.table({
+            "campaign_id": [f"c{i}" for i in range(n_camp)], "advertiser_id": [f"adv{i % n_adv}" for i in range(n_camp)],
+            "name": [f"campaign {i}" for i in range(n_camp)], "status": ["active"] * n_camp,
+            "total_budget": np.full(n_camp, 1e6), "daily_budget": np.full(n_camp, 1e5),
+            "timezone": ["Asia/Shanghai"] * n_camp, "bid_strategy": ["manual_cpc"] * n_camp,
+            "max_cpc": rng.uniform(0.2, 2.0, n_camp), "targeting": ["{}"] * n_camp}),
+        "ads": pa.table({"ad_id": [f"a{i}" for i in range(n_ads)], "campaign_id": [f"c{c}" for c in camp_of_ad],
+                         "product_id": [f"p{i}" for i in range(n_ads)], "status": ["active"] * n_ads}),
+        "creatives": pa.table({"creative_id": [f"cr{i}" for i in range(n_ads)], "ad_id": [f"a{i}" for i in range(n_ads)],
+                               "text": [f"好物推荐 {i}" for i in range(n_ads)], "language": ["zh"] * n_ads,
+                               "source": ["template"] * n_ads, "status": ["active"] * n_ads,
+                               "scores": ["{}"] * n_ads}),
+    }
+    with duckdb.connect(str(path)) as con:
+        for name, table in tables.items():
+            con.register("frame", table)
+            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM frame")
+            con.unregister("frame")
+        con.execute("CREATE TABLE IF NOT EXISTS product_vectors (product_id VARCHAR, encoder VARCHAR, vector FLOAT[])")
+        con.execute("CREATE TABLE IF NOT EXISTS profiles (user_id VARCHAR PRIMARY KEY, interest_vector FLOAT[], "
+                    "segment_id INTEGER, recent_items VARCHAR[], purchased_items VARCHAR[])")
+        chunk = 100_000
+        for start in range(0, n_ads, chunk):
+            ids = [f"p{i}" for i in range(start, min(n_ads, start + chunk))]
+            con.register("frame", pa.table({"product_id": ids, "encoder": ["e5"] * len(ids),
+                                            "vector": _vectors(ids, _unit(rng, len(ids)))}))
+            con.execute("INSERT INTO product_vectors SELECT * FROM frame")
+            con.unregister("frame")
+        for start in range(0, n_profiles, chunk):
+            raw = range(start, min(n_profiles, start + chunk))
+            ids = [pseudonymise(f"user{i}", SECRET) for i in raw]
+            recent = [[f"p{j}" for j in rng.integers(0, n_ads, 3)] for _ in ids]
+            con.register("frame", pa.table({"user_id": ids, "interest_vector": _vectors(ids, _unit(rng, len(ids))),
+                                            "segment_id": rng.integers(0, 50, len(ids)).astype(np.int32),
+                                            "recent_items": recent, "purchased_items": [[] for _ in ids]}))
+            con.execute("INSERT INTO profiles BY NAME SELECT * FROM frame")
+            con.unregister("frame")
+
+
+def fit_scorer(path: Path, seed: int) -> None:
+    """A similarity scorer fitted on simulated clicks (the doctest's recipe): real model, synthetic labels."""
+    from adpilot.deliver.scorer import SimilarityScorer
+
+    rng = np.random.default_rng(seed)
+    sim = rng.uniform(-0.2, 0.6, 20_000)
+    clicks = rng.random(20_000) < 1 / (1 + np.exp(-(-4 + 3 * sim)))
+    SimilarityScorer().fit(sim, np.zeros(20_000), np.full(20_000, np.nan), clicks).save(path)
+
+
+def write_bodies(path: Path, kind: str, n_ads: int, n_profiles: int, seed: int, n: int = 5000) -> None:
+    """One JSON body per line; ``RID`` is replaced per request by the Lua script. Half the requests come from
+    known users, half are anonymous on a product page."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i in range(n):
+        user = f"user{rng.integers(0, n_profiles)}" if i % 2 == 0 else None
+        page = f"p{rng.integers(0, n_ads)}"
+        if kind == "decide":
+            body = {"request_id": "RID", "slot": "feed", "device": "mobile", "page": page}
+            if user:
+                body["user_id"] = user
+        else:
+            body = {"id": "RID", "tmax": 100, "imp": [{"id": "1", "tagid": "feed", "banner": {"w": 300, "h": 250}}],
+                    "site": {"page": page}, "device": {"devicetype": 4}}
+            if user:
+                body["user"] = {"id": user}
+        lines.append(json.dumps(body, separators=(",", ":")))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], env: dict[str, str], port: int, log: Path, timeout_s: float = 600) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", *args, "--host", "127.0.0.1", "--port", str(port),
+                             "--log-level", "warning", "--no-access-log"], env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("server did not start in time")
+
+
+def wrk(url: str, script: Path, bodies: Path, connections: int, duration: int) -> dict[str, float]:
+    """Throughput, p50/p99 (ms) and error counts of one wrk run (1 thread: the other core is the server's)."""
+    salt = f"{time.monotonic_ns()}"
+    lua = script.read_text().replace('wrk.thread:get("salt")', f'"{salt}"')
+    run_script = script.with_name(f"run_{salt}.lua")
+    run_script.write_text(lua)
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "2s", "--latency",
+                          "-s", str(run_script), url, "--", str(bodies)], capture_output=True, text=True, check=True)
+    run_script.unlink()
+    text = out.stdout
+
+    def ms(label: str) -> float:
+        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if not found:
+            return float("nan")
+        value, unit = float(found.group(1)), found.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0}
+
+
+def metric_sum(base: str, name: str) -> float:
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+def metric(base: str, series: str) -> float:
+    found = re.search(rf"^{re.escape(series)} (\S+)$", httpx.get(f"{base}/metrics", timeout=10).text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def reconcile(base: str, n_requests: int, n_profiles: int, seed: int) -> dict[str, float]:
+    """Serve ads, post impressions and clicks with replays; returns what each side counted."""
+    rng = np.random.default_rng(seed)
+    ads = []
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for i in range(n_requests):
+            body = {"request_id": f"rec-{i}", "slot": "feed", "device": "mobile",
+                    "user_id": f"user{rng.integers(0, n_profiles)}"}
+            ads += client.post("/v1/decide", json=body).json()["ads"]
+        spend_before = metric_sum(base, "adpilot_campaign_spend")
+        events = [{"token": a["token"], "type": t} for a in ads for t in ("impression", "click")]
+        replays = [events[int(j)] for j in rng.integers(0, len(events), len(events) // 10)]
+        accepted = rejected = 0
+        for start in range(0, len(events) + len(replays), 200):
+            done = client.post("/v1/events", json={"events": (events + replays)[start:start + 200]}).json()
+            detail = done.get("detail", done)
+            accepted += done.get("accepted", 0)
+            rejected += len(detail["rejected"])
+        return {"placed": len(ads), "posted": len(events) + len(replays), "accepted": accepted, "rejected": rejected,
+                "metric_accepted": metric(base, 'adpilot_events_total{type="impression",outcome="accepted"}')
+                + metric(base, 'adpilot_events_total{type="click",outcome="accepted"}'),
+                "charged": float(sum(a["price"] for a in ads)),
+                "counter_spend": metric_sum(base, "adpilot_campaign_spend") - spend_before}
+
+
+def served_events(store: Path) -> tuple[int, float]:
+    """(rows, summed click price) of the events the server wrote to the store."""
+    with duckdb.connect(str(store), read_only=True) as con:
+        rows, spend = con.execute("SELECT count(*), coalesce(sum(price), 0) FROM events WHERE source_file = 'serve'"
+                                  ).fetchone()  # type: ignore[misc]
+    return int(rows), float(spend)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ads", type=int, default=100_000)
+    parser.add_argument("--profiles", type=int, default=1_000_000)
+    parser.add_argument("--connections", default="1,4,8,16,32")
+    parser.add_argument("--overload", type=int, default=256)
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--max-inflight", type=int, default=32)
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the store here (reused when present)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="adpilot-load-"))
+    work.mkdir(parents=True, exist_ok=True)
+    store, scorer = work / f"load_{args.ads}_{args.profiles}.duckdb", work / "scorer.json"
+    if not store.exists():
+        started = time.perf_counter()
+        build_store(store, args.ads, args.profiles, args.seed)
+        print(f"built store: {args.ads:,} ads, {args.profiles:,} profiles in {time.perf_counter() - started:.1f}s")
+    fit_scorer(scorer, args.seed)
+    script = work / "bodies.lua"
+    script.write_text(LUA)
+    bodies = {k: work / f"{k}.jsonl" for k in ("decide", "openrtb")}
+    for kind, path in bodies.items():
+        write_bodies(path, kind, args.ads, args.profiles, args.seed)
+    env = {**os.environ, "ADPILOT_MODE": "test", "ADPILOT_STORE_PATH": str(store), "ADPILOT_ENCODER": "e5",
+           "ADPILOT_SCORER_PATH": str(scorer), "ADPILOT_SECRET": SECRET, "ADPILOT_ADMIN_API_KEY": ADMIN_KEY,
+           "ADPILOT_SERVE_MAX_INFLIGHT": str(args.max_inflight)}
+    rows_before, spend_before = served_events(store)
+    port, bare_port = free_port(), free_port()
+    started = time.perf_counter()
+    server = start(["--factory", "adpilot.serve.main:app_from_env"], env, port, work / "server.log")
+    print(f"server up (snapshot built) in {time.perf_counter() - started:.1f}s")
+    bare = start(["--factory", "bench_serve_load:bare_app", "--app-dir", str(Path(__file__).parent)], env,
+                 bare_port, work / "bare.log")
+    base = f"http://127.0.0.1:{port}"
+    targets = {"bare": (f"http://127.0.0.1:{bare_port}/bare", bodies["decide"]),
+               "decide": (f"{base}/v1/decide", bodies["decide"]),
+               "openrtb": (f"{base}/openrtb/2.6/bid", bodies["openrtb"])}
+    try:
+        print(f"\n{'endpoint':<9}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'sock err':>9}"
+              f"{'shed':>8}")
+        for conns in [int(c) for c in args.connections.split(",")] + [args.overload]:
+            for name, (url, body_file) in targets.items():
+                shed_before = metric_sum(base, "adpilot_shed_total")
+                r = wrk(url, script, body_file, conns, args.duration)
+                shed = metric_sum(base, "adpilot_shed_total") - shed_before if name != "bare" else 0
+                print(f"{name:<9}{conns:>6}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['non2xx']:>9}"
+                      f"{r['socket_errors']:>9}{shed:>8.0f}", flush=True)
+        rec = reconcile(base, 300, args.profiles, args.seed)
+    finally:
+        for proc in (server, bare):
+            proc.send_signal(signal.SIGINT)  # lifespan shutdown: the event spool writes what is left
+            proc.wait(timeout=60)
+    rows, spend = served_events(store)
+    rec.update(store_rows=rows - rows_before, store_click_spend=round(spend - spend_before, 6))
+    print("\nreconciliation: events posted (with 10% replays) / accepted / in metrics / written to the store; "
+          "click prices charged / committed in the counters / summed in the store")
+    print(json.dumps(rec, indent=1))
+    print(f"\nreproduce: .venv/bin/python benchmarks/bench_serve_load.py --ads {args.ads} --profiles {args.profiles} "
+          f"--connections {args.connections} --overload {args.overload} --duration {args.duration}")
+
+
+if __name__ == "__main__":
+    main()
