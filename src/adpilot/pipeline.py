@@ -78,6 +78,7 @@ def ingest_step(config: DemoConfig, store: Store, settings: Settings) -> Callabl
 
 def understand_step(store: Store, settings: Settings, config: DemoConfig) -> Callable[[], str]:
     def step() -> str:
+        from adpilot.understand.anomalies import flag_users
         from adpilot.understand.items import build_product_vectors
         from adpilot.understand.profiles import build_profiles
         from adpilot.understand.registry import get_encoder
@@ -87,8 +88,9 @@ def understand_step(store: Store, settings: Settings, config: DemoConfig) -> Cal
         n_vectors = build_product_vectors(store, encoder)
         n_profiles = build_profiles(store, encoder)
         segments = build_segments(store, random_state=config.seed)
+        flagged = int(flag_users(store)["flagged"].sum())
         return (f"{n_vectors} product vectors ({encoder.name}), {n_profiles:,} profiles, "
-                f"{segments.k} segments")
+                f"{segments.k} segments, {flagged} users flagged as bots")
 
     return step
 
@@ -101,12 +103,13 @@ IMPRESSIONS_SQL = """
                    AND v.ad_id = i.ad_id) AS converted
     FROM events i JOIN ads a ON a.ad_id = i.ad_id
     WHERE i.type = 'ad_impression' AND NOT i.bot_flag
+      AND i.user_id NOT IN (SELECT entity FROM anomalies WHERE entity_kind = 'user' AND flagged)
 """
 
 
 def train_step(store: Store, settings: Settings, out: Path) -> Callable[[], str]:
-    """Fit the serving scorer on the logged (uniformly random) ad impressions: P(click) and P(conversion | click)
-    from the cosine of the user's interest vector with the ad's product vector."""
+    """Fit the serving scorer on the logged (uniformly random) ad impressions of users not flagged as bots:
+    P(click) and P(conversion | click) from the cosine of the user's interest vector with the ad's product vector."""
 
     def step() -> str:
         import numpy as np
@@ -191,7 +194,8 @@ def report_step(store: Store, config: DemoConfig, results: dict[str, Any]) -> Ca
         lift.to_parquet(run / "lift.parquet")
         sim = results["simulation"]
         sim.pacing("adpilot").to_parquet(run / "pacing.parquet")
-        full = sim.impressions[sim.impressions["policy"] == "adpilot"]
+        imps = sim.impressions
+        full = imps[(imps["policy"] == "adpilot") & ~imps["bot"]]  # bots click at will: calibrate on shoppers
         pd.DataFrame({"label": full["clicked"].astype(int), "pctr": full["pctr"]}).to_parquet(
             run / "calibration.parquet")
         store.con.execute(

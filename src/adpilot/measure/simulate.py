@@ -79,8 +79,8 @@ class SimResult:
         return summarise(self.impressions, self.requests_per_policy, baseline, n_boot, seed)
 
     def pacing(self, policy: str, top: int = 4) -> pd.DataFrame:
-        """Cumulative spend vs a uniform plan by hour of the first simulated day, for the ``top`` spenders of
-        ``policy``: columns campaign, hour, spend, plan."""
+        """Spend and a uniform plan per hour of the first simulated day (the plot accumulates them), for the
+        ``top`` spenders of ``policy``: columns campaign, hour, spend, plan."""
         frame = self.impressions[self.impressions["policy"] == policy]
         if frame.empty:
             return pd.DataFrame(columns=["campaign", "hour", "spend", "plan"])
@@ -92,9 +92,9 @@ class SimResult:
         rows = []
         for name in names:
             spent = day[day["campaign_id"] == name].groupby(day["ts"].dt.hour)["charged"].sum()
-            cumulative = spent.reindex(hours, fill_value=0.0).cumsum()
-            plan = float(daily.get(name, np.nan)) * (hours + 1) / 24
-            rows.append(pd.DataFrame({"campaign": name, "hour": hours, "spend": cumulative.to_numpy(), "plan": plan}))
+            plan = np.full(24, float(daily.get(name, np.nan)) / 24)
+            rows.append(pd.DataFrame({"campaign": name, "hour": hours,
+                                      "spend": spent.reindex(hours, fill_value=0.0).to_numpy(), "plan": plan}))
         return pd.concat(rows, ignore_index=True)
 
     def overspend(self) -> float:
@@ -157,7 +157,7 @@ def _run_policy(world: object, engine: DecisionEngine, policy: SimPolicy, traffi
         if not placed:
             continue
         out.append(_outcomes(world, engine, policy, traffic, placed, rng))
-    columns = ["policy", "request", "ts", "ad_id", "campaign_id", "creative_id", "pctr", "p_click", "clicked",
+    columns = ["policy", "request", "ts", "ad_id", "campaign_id", "creative_id", "bot", "pctr", "p_click", "clicked",
                "p_convert", "converted", "charged", "value"]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=columns)
 
@@ -187,6 +187,7 @@ def _outcomes(world: object, engine: DecisionEngine, policy: SimPolicy, traffic:
     return pd.DataFrame({
         "policy": policy.name, "request": positions, "ts": req["ts"].to_numpy(), "ad_id": ad_ids,
         "campaign_id": [a.campaign_id for a in ads], "creative_id": [a.creative_id for a in ads],
+        "bot": world.population.is_bot[world.user_index(users)],  # type: ignore[attr-defined]
         "pctr": [a.pctr for a in ads], "p_click": p_click, "clicked": clicked, "p_convert": p_conv,
         "converted": converted,
         "charged": charged, "value": np.where(converted, value, 0.0),

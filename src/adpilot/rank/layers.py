@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+SPARSE_FROM = 2**22
+
 
 class MLP(nn.Module):
     """Linear -> ReLU (-> Dropout) per hidden layer. ``[batch, in_dim] -> [batch, hidden[-1]]``
@@ -88,14 +90,16 @@ class Inputs(nn.Module):
     ``ids [batch, F]`` -> field embeddings ``[batch, F, dim]``; ``seqs [batch, S, L]`` -> ``[batch, L, S*dim]``
     (the S parallel sequences side by side per position) with ``mask [batch, L]``; ``vectors [batch, sum(v)]``
     -> ``[batch, n_vectors, dim]`` (one linear projection per language-model vector); ``first_order`` gives the
-    per-id scalar weights ``[batch, 1]`` summed over fields (LR / FM's linear term). The tables have sparse
-    gradients: a step touches only the rows in the batch, not the whole (hashed, large) table.
+    per-id scalar weights ``[batch, 1]`` summed over fields (LR / FM's linear term). Large tables (at least
+    ``SPARSE_FROM`` numbers) get sparse gradients, so a step touches only the batch's rows; small ones stay
+    dense, where a dense Adam step is cheaper than sorting the sparse gradient.
     """
 
     def __init__(self, n_rows: int, dim: int, vector_dims: tuple[int, ...], n_dense: int) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(n_rows, dim, sparse=True)
-        self.weight = nn.Embedding(n_rows, 1, sparse=True)
+        sparse = n_rows * dim >= SPARSE_FROM
+        self.embedding = nn.Embedding(n_rows, dim, sparse=sparse)
+        self.weight = nn.Embedding(n_rows, 1, sparse=sparse)
         self.projections = nn.ModuleList(nn.Linear(v, dim) for v in vector_dims)
         self.dense_weight = nn.Parameter(torch.zeros(n_dense, 1))
         self.vector_dims = vector_dims
