@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from deliver_redis import redis_server
+from redis_support import redis_server
 
 from adpilot.deliver.base import CountersUnavailable
 from adpilot.deliver.counters import InProcessCounters, RedisCounters

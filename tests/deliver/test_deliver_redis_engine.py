@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from deliver_redis import redis_server
+from redis_support import redis_server
 from deliver_world import NOON, make_world
 
 from adpilot.config import Settings
