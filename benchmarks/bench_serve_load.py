@@ -223,10 +223,11 @@ def metric(base: str, series: str) -> float:
 def reconcile(base: str, n_requests: int, n_profiles: int, seed: int) -> dict[str, float]:
     """Serve ads, post impressions and clicks with replays; returns what each side counted."""
     rng = np.random.default_rng(seed)
+    run = time.time_ns()  # request ids new to the store, which may hold a previous run's events
     ads = []
     with httpx.Client(base_url=base, timeout=10) as client:
         for i in range(n_requests):
-            body = {"request_id": f"rec-{i}", "slot": "feed", "device": "mobile",
+            body = {"request_id": f"rec-{run}-{i}", "slot": "feed", "device": "mobile",
                     "user_id": f"user{rng.integers(0, n_profiles)}"}
             ads += client.post("/v1/decide", json=body).json()["ads"]
         spend_before = metric_sum(base, "adpilot_campaign_spend")

@@ -237,12 +237,14 @@ def print_summary(result: dict[str, Any], echo: Callable[[str], None] = print) -
     if table is None:
         return
     echo("")
-    echo(f"{'policy':<12}{'impr.':>8}{'clicks':>8}{'CTR':>8}{'CVR':>8}{'ROI':>8}  {'CTR lift [95% CI]':<24}"
-         f"{'CVR lift [95% CI]':<24}")
+    echo(f"{'policy':<12}{'impr.':>8}{'clicks':>8}{'CTR':>8}{'CVR':>8}{'ROI':>8}  {'CTR lift [95% CI]':<28}"
+         f"{'CVR lift [95% CI]':<28}")
     for row in table.itertuples(index=False):
         echo(f"{row.policy:<12}{row.impressions:>8,}{row.clicks:>8,}{row.ctr:>8.2%}{row.cvr:>8.2%}{row.roi:>8.2f}  "
-             f"{_lift(row.ctr_lift, row.ctr_lift_lo, row.ctr_lift_hi):<24}"
-             f"{_lift(row.cvr_lift, row.cvr_lift_lo, row.cvr_lift_hi):<24}")
+             f"{_lift(row.ctr_lift, row.ctr_lift_lo, row.ctr_lift_hi):<28}"
+             f"{_lift(row.cvr_lift, row.cvr_lift_lo, row.cvr_lift_hi):<28}")
+    echo("(CTR and CVR are realised; lifts compare the world's true click and conversion probabilities of each "
+         "policy's impressions with untargeted delivery on the same requests, 95% paired bootstrap)")
     if "report" in result:
         echo(f"\nreport: {result['report']}")
 
