@@ -27,3 +27,8 @@ def test_bad_setting_is_one_line_naming_it() -> None:
     done = run_cli("demo", "--encoder", "bogus")
     assert done.returncode == 2
     assert "`encoder`" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_simulate_without_a_demo_folder_says_what_to_run(tmp_path) -> None:
+    done = run_cli("simulate", "--home", str(tmp_path))
+    assert done.returncode == 2 and "adpilot demo" in done.stderr and "Traceback" not in done.stderr

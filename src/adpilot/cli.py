@@ -49,6 +49,37 @@ def demo(
     print_summary(result, echo=typer.echo)
 
 
+@app.command()
+def simulate(
+    home: str = typer.Option("data/demo", help="A folder `adpilot demo` filled: world/, adpilot.duckdb, models/."),
+    days: int = typer.Option(2, min=1, help="Simulated days (the world's last ones)."),
+    requests: int = typer.Option(4_000, min=1, help="Ad requests per day, identical for every policy."),
+    seed: int = typer.Option(0, help="Seed of the traffic and of the engine's draws."),
+    encoder: str = typer.Option("use", help="The encoder the store's vectors were built with."),
+) -> None:
+    """Run days of synthetic traffic through the decision engine for untargeted, popularity, rule targeting and
+    adpilot's full path, with true click and conversion probabilities; print CTR, CVR, ROI and lift."""
+    import json
+    from pathlib import Path
+
+    from adpilot.config import Settings
+    from adpilot.errors import UserError
+    from adpilot.pipeline import DemoConfig, print_summary, simulate_step
+    from adpilot.store import Store
+
+    root = Path(home)
+    world_config = root / "world" / "truth" / "world.json"
+    if not world_config.is_file() or not (root / "models" / "scorer.json").is_file():
+        raise UserError(f"{root} has no world and trained scorer: run `adpilot demo --home {root}` first")
+    n_days = int(json.loads(world_config.read_text()).get("n_days", 30))
+    config = DemoConfig(home=root, days=n_days, seed=seed, sim_days=days, sim_requests_per_day=requests)
+    results: dict[str, object] = {}
+    with Store(root / "adpilot.duckdb") as store:
+        typer.echo(simulate_step(store, Settings(mode="demo", encoder=encoder), config,
+                                 root / "models" / "scorer.json", results)())
+    print_summary(results, echo=typer.echo)
+
+
 ROOMS = ("datasets", "store", "understand", "measure", "rank", "create", "deliver", "serve")  # measure first: rank adds `eval ctr` to its `eval` group
 
 
