@@ -315,7 +315,8 @@ def main() -> None:
           "click prices charged / committed in the counters / summed in the store")
     print(json.dumps(rec, indent=1))
     print(f"\nreproduce: .venv/bin/python benchmarks/bench_serve_load.py --ads {args.ads} --profiles {args.profiles} "
-          f"--connections {args.connections} --overload {args.overload} --duration {args.duration}")
+          f"--connections {args.connections} --overload {args.overload} --max-inflight {args.max_inflight} "
+          f"--duration {args.duration}")
 
 
 if __name__ == "__main__":
