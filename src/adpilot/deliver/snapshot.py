@@ -352,7 +352,7 @@ def _user_table(profiles: Any, users: Any, product_index: dict[str, int], dim: i
 def _timezone(name: str, campaign_id: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:  # "Asia" is a directory
         raise UserError(f"campaign {campaign_id!r} has an unknown `timezone` {name!r}") from error
 
 

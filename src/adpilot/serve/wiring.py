@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from adpilot.config import Settings
-from adpilot.deliver.base import Counters, Scorer
+from adpilot.deliver.base import Counters
 from adpilot.deliver.counters import InProcessCounters, RedisCounters
 from adpilot.deliver.engine import DecisionEngine
-from adpilot.deliver.scorer import SimilarityScorer
+from adpilot.deliver.scorer import load_scorer
 from adpilot.deliver.snapshot import Snapshot
 from adpilot.errors import UserError
 from adpilot.store import Store
-
-
-def load_scorer(path: Path) -> Scorer:
-    """A saved scorer: the deliver room's similarity model (JSON) or an exported ranking model."""
-    if not path.exists():
-        raise UserError(f"scorer file {path} does not exist: train one first (see `adpilot train --help`)")
-    if path.suffix == ".json" and json.loads(path.read_text()).get("kind") == "SimilarityScorer":
-        return SimilarityScorer.load(path)
-    from adpilot.rank.scorer import load_scorer as load_rank_scorer
-
-    scorer: Scorer = load_rank_scorer(path)
-    return scorer
 
 
 def make_counters(settings: Settings) -> Counters:

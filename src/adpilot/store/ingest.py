@@ -46,7 +46,7 @@ from adpilot.store.privacy import install_pseudonym_macro, mask_sql
 from adpilot.store.readers import ArrowSource, Chunk, Reject, Source, open_source
 from adpilot.store.validate import as_text, input_kind, quote, validation_sql
 
-IN, VALID, PSEUDONYMS = "_adpilot_in", "_adpilot_valid", "_adpilot_pseudonyms"
+IN, VALID, PSEUDONYMS, BOTS = "_adpilot_in", "_adpilot_valid", "_adpilot_pseudonyms", "_adpilot_bots"
 
 
 @dataclass(frozen=True)
@@ -250,19 +250,29 @@ def flag_bots(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, policy
     """
     start = lo.replace(second=0, microsecond=0)
     end = hi.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    for unit, limit, types in (("second", policy.burst_per_second, None),
-                               ("minute", policy.clicks_per_minute, "('click', 'ad_click')")):
-        only = f"AND e.type IN {types}" if types else ""
-        con.execute(f"""
-            UPDATE events SET bot_flag = TRUE FROM (
-                SELECT e.user_id, date_trunc('{unit}', e.ts) AS t FROM events e
-                SEMI JOIN (SELECT DISTINCT user_id, date_trunc('minute', ts) AS m FROM {users}) k
-                    ON e.user_id = k.user_id AND date_trunc('minute', e.ts) = k.m
-                WHERE e.ts >= ? AND e.ts < ? {only} GROUP BY ALL HAVING count(*) > {int(limit)}
-            ) b
-            WHERE events.user_id = b.user_id AND date_trunc('{unit}', events.ts) = b.t
-              {only.replace('e.type', 'events.type')} AND NOT events.bot_flag
-              AND events.ts >= ? AND events.ts < ?""", [start, end, start, end])
+    clicks = "('click', 'ad_click')"
+    offenders = con.execute(f"""
+        WITH seen AS MATERIALIZED (
+            SELECT e.user_id, e.ts, e.type FROM events e
+            SEMI JOIN (SELECT DISTINCT user_id, date_trunc('minute', ts) AS m FROM {users}) k
+                ON e.user_id = k.user_id AND date_trunc('minute', e.ts) = k.m
+            WHERE e.ts >= ? AND e.ts < ?)
+        SELECT user_id, date_trunc('second', ts) AS t, 'second' AS unit FROM seen
+        GROUP BY ALL HAVING count(*) > {int(policy.burst_per_second)}
+        UNION ALL
+        SELECT user_id, date_trunc('minute', ts) AS t, 'minute' AS unit FROM seen WHERE type IN {clicks}
+        GROUP BY ALL HAVING count(*) > {int(policy.clicks_per_minute)}""", [start, end]).to_arrow_table()
+    if offenders.num_rows == 0:  # the usual case: one scan of the batch's minutes, no UPDATE
+        return
+    con.register(BOTS, offenders)
+    try:
+        for unit, only in (("second", ""), ("minute", f"AND events.type IN {clicks}")):
+            con.execute(f"""
+                UPDATE events SET bot_flag = TRUE FROM (SELECT user_id, t FROM {BOTS} WHERE unit = '{unit}') b
+                WHERE events.user_id = b.user_id AND date_trunc('{unit}', events.ts) = b.t {only}
+                  AND NOT events.bot_flag AND events.ts >= ? AND events.ts < ?""", [start, end])
+    finally:
+        con.unregister(BOTS)
 
 
 class _Session:

@@ -2,8 +2,12 @@
 marketer reads ("运动/篮球 · 男 · 中等价位 · 夜间活跃").
 
 ``k`` is chosen by the mean silhouette on a seeded sample over ``k_range``: the k whose clusters are best
-separated relative to their spread. Only users with an interest vector (consented, with some history) are
-segmented; the others keep ``segment_id`` NULL.
+separated relative to their spread. The search is kept cheap so it scales to any number of users: the sample is
+small (``sample`` rows, pairwise distances computed once and shared by every candidate), candidates are a
+geometric grid of at most ``max_candidates`` values of k refined by the best one's two neighbours, each fitted
+once (``n_init=1``), and BLAS/OpenMP pools are capped at ``threads``. Only the chosen k is fitted on every user.
+Only users with an interest vector (consented, with some history) are segmented; the others keep ``segment_id``
+NULL.
 """
 
 from __future__ import annotations
@@ -38,12 +42,16 @@ class SegmentResult:
 
 
 def build_segments(store: Store, k_range: tuple[int, int] = (4, 16), behaviour_weight: float = 0.5,
-                   sample: int = 5000, random_state: int = 0) -> SegmentResult:
+                   sample: int = 2000, max_candidates: int = 6, threads: int = 2,
+                   random_state: int = 0) -> SegmentResult:
     """Cluster profiled users, write ``segments`` and ``profiles.segment_id``; returns k, scores and the table."""
     from sklearn.cluster import MiniBatchKMeans
-    from sklearn.metrics import silhouette_score
+    from threadpoolctl import threadpool_limits
 
     check_scalar(behaviour_weight, "behaviour_weight", ge=0)
+    check_scalar(sample, "sample", ge=10)
+    check_scalar(max_candidates, "max_candidates", ge=2)
+    check_scalar(threads, "threads", ge=1)
     lo, hi = k_range
     check_scalar(lo, "k_range[0]", ge=2)
     check_scalar(hi, "k_range[1]", ge=lo)
@@ -58,18 +66,52 @@ def build_segments(store: Store, k_range: tuple[int, int] = (4, 16), behaviour_w
     behaviour = (behaviour - behaviour.mean(0)) / (behaviour.std(0) + 1e-6)
     # each block carries comparable total variance: unit vectors have sum of variances <= 1
     features = np.hstack([vectors, behaviour * behaviour_weight / np.sqrt(len(BEHAVIOUR))])
-    rng = np.random.default_rng(random_state)
-    probe = features[rng.choice(len(features), size=min(sample, len(features)), replace=False)]
-    scores: dict[int, float] = {}
-    for k in range(lo, min(hi, len(probe) - 1) + 1):
-        model = MiniBatchKMeans(k, random_state=random_state, n_init=3, batch_size=4096).fit(probe)
-        scores[k] = float(silhouette_score(probe, model.labels_, random_state=random_state))
-    best = max(scores, key=lambda k: scores[k])
-    labels = MiniBatchKMeans(best, random_state=random_state, n_init=3, batch_size=4096).fit_predict(features)
+    with threadpool_limits(threads):
+        scores = silhouette_by_k(features, lo, hi, sample, max_candidates, random_state)
+        best = max(scores, key=lambda k: scores[k])
+        labels = MiniBatchKMeans(best, random_state=random_state, n_init=3, batch_size=4096).fit_predict(features)
     frame["segment_id"] = labels
     described = describe(frame, vectors)
     _write(store, frame, described)
     return SegmentResult(best, scores, described.drop(columns=["centroid"]))
+
+
+def k_candidates(lo: int, hi: int, most: int) -> list[int]:
+    """At most ``most`` values of k spread geometrically over [lo, hi] (silhouette changes by ratio of k).
+
+    >>> k_candidates(4, 16, 6)
+    [4, 5, 7, 9, 12, 16]
+    >>> k_candidates(2, 4, 6)
+    [2, 3, 4]
+    """
+    return sorted({int(round(k)) for k in np.geomspace(lo, hi, min(most, hi - lo + 1))})
+
+
+def silhouette_by_k(features: np.ndarray, lo: int, hi: int, sample: int, max_candidates: int,
+                    random_state: int) -> dict[int, float]:
+    """Mean silhouette on a seeded sample for a grid of k, then for the best one's untried neighbours."""
+    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.metrics import pairwise_distances, silhouette_score
+
+    rng = np.random.default_rng(random_state)
+    probe = features[rng.choice(len(features), size=min(sample, len(features)), replace=False)]
+    distances = pairwise_distances(probe)
+    hi = min(hi, len(probe) - 1)
+    scores: dict[int, float] = {}
+
+    def score(k: int) -> None:
+        labels = MiniBatchKMeans(k, random_state=random_state, n_init=1, batch_size=1024).fit_predict(probe)
+        # a fit may leave clusters empty; one non-empty cluster has no silhouette
+        scores[k] = float(silhouette_score(distances, labels, metric="precomputed")) \
+            if len(np.unique(labels)) > 1 else -1.0
+
+    for k in k_candidates(lo, hi, max_candidates):
+        score(k)
+    best = max(scores, key=lambda k: scores[k])
+    for k in (best - 1, best + 1):
+        if lo <= k <= hi and k not in scores:
+            score(k)
+    return dict(sorted(scores.items()))
 
 
 def describe(frame: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
