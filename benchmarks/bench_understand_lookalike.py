@@ -1,10 +1,11 @@
 """Look-alike latency over many users: IVF-Flat (what ``LookalikeIndex`` uses above ``ann_above``) vs exact flat
 search, on clustered unit vectors (users share tastes, as real interest vectors do).
 
-    .venv/bin/python benchmarks/bench_understand_lookalike.py [--users 1000000] [--dim 384] [--queries 300]
+    .venv/bin/python benchmarks/bench_understand_lookalike.py [--users 1000000] [--dim 384] [--queries 300] \
+        [--nprobe 8 16 32]
 
 Each query takes 10 random seed users and asks for 1,000 look-alikes. Recall is IVF's overlap with the exact
-answer on the first 30 queries.
+answer on the first 30 queries, for each ``--nprobe`` on the same index.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32], help="cells scanned per query")
     args = parser.parse_args()
     print(f"command: {' '.join(sys.argv)}")
     rng = np.random.default_rng(args.seed)
@@ -55,14 +57,17 @@ def main() -> None:
     start = time.perf_counter()
     ann = LookalikeIndex(ann_above=0).fit(ids, vectors)
     print(f"IVF index over {args.users:,} x {args.dim}: built in {time.perf_counter() - start:.0f} s")
-    ms, answers = timed(ann, seeds)
-    print(f"IVF   p50 {np.percentile(ms, 50):6.1f} ms  p99 {np.percentile(ms, 99):6.1f} ms")
     flat = LookalikeIndex(ann_above=args.users).fit(ids, vectors)
     flat_ms, exact = timed(flat, seeds[:30])
-    recall = np.mean([len(a & b) / max(len(b), 1) for a, b in zip(answers[:30], exact, strict=True)])
     print(f"flat  p50 {np.percentile(flat_ms, 50):6.1f} ms  p99 {np.percentile(flat_ms, 99):6.1f} ms (30 queries)")
-    print(f"IVF recall@1000 vs exact = {recall:.3f}; speed-up p50 = {np.percentile(flat_ms, 50) / np.percentile(ms, 50):.1f}x;"
-          f" peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    for nprobe in args.nprobe:
+        ann.index_.nprobe = nprobe
+        ms, answers = timed(ann, seeds)
+        recall = np.mean([len(a & b) / max(len(b), 1) for a, b in zip(answers[:30], exact, strict=True)])
+        print(f"IVF nprobe {nprobe:3d}: p50 {np.percentile(ms, 50):6.1f} ms  p99 {np.percentile(ms, 99):6.1f} ms; "
+              f"recall@1000 vs exact {recall:.3f}; speed-up p50 vs flat "
+              f"{np.percentile(flat_ms, 50) / np.percentile(ms, 50):.1f}x")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

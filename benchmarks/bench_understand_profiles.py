@@ -1,7 +1,10 @@
 """Profile build, incremental update and look-alike latency at scale, on a generated store (vectors cached).
 
     .venv/bin/python benchmarks/bench_understand_profiles.py [--users 1000000] [--events 20000000] \
-        [--products 50000] [--store PATH] [--seed 0] [--memory-limit 3GB]
+        [--products 50000] [--store PATH] [--seed 0] [--memory-limit 3GB] [--generate-only]
+
+An existing ``--store`` that already holds events is reused as it is (generate once, then time the build in a
+fresh process, so peak RSS is the build's and not the generator's).
 
 Events are views / carts / purchases / searches of a few hundred distinct queries, spread over 30 days. Product
 vectors are random unit vectors written straight to ``product_vectors`` and the queries are encoded once before
@@ -31,12 +34,14 @@ from adpilot.understand.lookalike import LookalikeIndex
 from adpilot.understand.profiles import build_profiles, update_profiles
 from adpilot.understand.vectors import to_list_array
 
+START = np.datetime64("2026-01-01T00:00:00")
 TYPES = np.array(["page_view", "page_view", "page_view", "click", "add_to_cart", "purchase", "search"])
 
 
 def events_table(n: int, users: int, products: int, start: np.datetime64, rng: np.random.Generator,
                  queries: list[str], offset: int) -> pa.Table:
-    user = rng.zipf(1.3, n) % users
+    # a heavy-tailed half (a few users with millions of events) and a uniform half, so every user shows up
+    user = np.where(rng.random(n) < 0.5, rng.zipf(1.3, n) % users, rng.integers(0, users, n))
     kind = TYPES[rng.integers(0, len(TYPES), n)]
     item = rng.zipf(1.2, n) % products
     ts = start + rng.integers(0, 30 * 86400, n).astype("timedelta64[s]")
@@ -63,6 +68,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=50_000)
     parser.add_argument("--store", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--generate-only", action="store_true", help="fill --store and stop")
     parser.add_argument("--memory-limit", default="3GB", help="DuckDB's memory_limit (spills beyond it)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
@@ -72,31 +78,16 @@ def main() -> None:
     encoder = USEEncoder(threads=1)
     queries = [f"{a} {b}" for a in ("篮球鞋", "绿茶", "手机", "连衣裙", "running shoes", "咖啡")
                for b in ("男", "女", "新款", "折扣", "正品")]
+    reuse = path.exists()
     with Store(path) as store:
         con = store.con
         con.execute(f"SET memory_limit = '{args.memory_limit}'")
-        ids = np.char.add("p", np.arange(args.products).astype(str))
-        vectors = rng.normal(size=(args.products, encoder.dim)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        catalog = pa.table({"product_id": pa.array(ids), "title": pa.array(np.char.add("商品 ", ids)),  # noqa: F841
-                             "price": pa.array(rng.lognormal(4, 1, args.products)),
-                             "category": pa.array([["类目" + str(i % 20), "子类" + str(i % 200)]
-                                                   for i in range(args.products)]),
-                             "brand": pa.array(np.char.add("品牌", (np.arange(args.products) % 500).astype(str)))})
-        con.execute("INSERT INTO products (product_id, title, price, category, brand) SELECT * FROM catalog")
-        con.execute(PRODUCT_VECTORS_DDL)
-        pv = pa.table({"product_id": pa.array(ids), "encoder": pa.array(["use"] * args.products),  # noqa: F841
-                       "vector": to_list_array(vectors)})
-        con.execute("INSERT INTO product_vectors SELECT * FROM pv")
-        con.execute("CREATE TABLE IF NOT EXISTS product_keywords AS "
-                    "SELECT product_id, category[2] AS keyword FROM products")
-        encode_cached(store, encoder, queries, kind="query")
-        start = np.datetime64("2026-01-01T00:00:00")
-        for offset in range(0, args.events, 2_000_000):
-            batch = events_table(min(2_000_000, args.events - offset), args.users, args.products, start, rng,
-                                 queries, offset)
-            con.execute(f"INSERT INTO events ({', '.join(batch.column_names)}) SELECT * FROM batch")
-        print(f"store: {args.events:,} events, {args.products:,} products")
+        if reuse and con.sql("SELECT count(*) FROM events").fetchall()[0][0]:
+            print(f"store: reusing {path}")
+        else:
+            _generate(store, args, rng, encoder, queries)
+        if args.generate_only:
+            return
 
         t, cpu = time.perf_counter(), time.process_time()
         n = build_profiles(store, encoder)
@@ -104,7 +95,7 @@ def main() -> None:
         print(f"build: {n:,} profiles in {build_s:.1f} s wall, {time.process_time() - cpu:.1f} s CPU; "
               f"peak RSS {_rss():.0f} MiB")
 
-        new = events_table(args.events // 20, args.users, args.products, start + np.timedelta64(30, "D"), rng,
+        new = events_table(args.events // 20, args.users, args.products, START + np.timedelta64(30, "D"), rng,
                            queries, args.events)
         t, cpu = time.perf_counter(), time.process_time()
         touched = update_profiles(store, encoder, events=new.drop(["event_key"]))
@@ -124,6 +115,32 @@ def main() -> None:
         ms = np.array(latencies) * 1000
         print(f"look-alike over {len(users):,} users ({type(index.index_).__name__}): "
               f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms; peak RSS {_rss():.0f} MiB")
+
+
+def _generate(store: Store, args: argparse.Namespace, rng: np.random.Generator, encoder: USEEncoder,
+              queries: list[str]) -> None:
+    con = store.con
+    ids = np.char.add("p", np.arange(args.products).astype(str))
+    vectors = rng.normal(size=(args.products, encoder.dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    catalog = pa.table({"product_id": pa.array(ids), "title": pa.array(np.char.add("商品 ", ids)),  # noqa: F841
+                         "price": pa.array(rng.lognormal(4, 1, args.products)),
+                         "category": pa.array([["类目" + str(i % 20), "子类" + str(i % 200)]
+                                               for i in range(args.products)]),
+                         "brand": pa.array(np.char.add("品牌", (np.arange(args.products) % 500).astype(str)))})
+    con.execute("INSERT INTO products (product_id, title, price, category, brand) SELECT * FROM catalog")
+    con.execute(PRODUCT_VECTORS_DDL)
+    pv = pa.table({"product_id": pa.array(ids), "encoder": pa.array(["use"] * args.products),  # noqa: F841
+                   "vector": to_list_array(vectors)})
+    con.execute("INSERT INTO product_vectors SELECT * FROM pv")
+    con.execute("CREATE TABLE IF NOT EXISTS product_keywords AS "
+                "SELECT product_id, category[2] AS keyword FROM products")
+    encode_cached(store, encoder, queries, kind="query")
+    for offset in range(0, args.events, 2_000_000):
+        batch = events_table(min(2_000_000, args.events - offset), args.users, args.products, START, rng,
+                             queries, offset)
+        con.execute(f"INSERT INTO events ({', '.join(batch.column_names)}) SELECT * FROM batch")
+    print(f"store: {args.events:,} events, {args.products:,} products")
 
 
 def _rss() -> float:

@@ -4,7 +4,9 @@
     .venv/bin/python benchmarks/bench_understand_quality.py WORLD_DIR [--encoder use|e5] [--k 50] [--cold-max 5]
 
 The world's Parquet files are copied into a fresh store; each user's last item event is held out before the
-profiles are built (so the recovery figures are measured on the training part too).
+profiles are built (so the recovery figures are measured on the training part too). For a cold set of useful
+size, make the catalogue large for the events (``adpilot world --users 5000 --products 3000``) and raise
+``--cold-max`` (items with at most that many training interactions count as cold).
 """
 
 from __future__ import annotations
@@ -52,8 +54,11 @@ def main() -> None:
         retrieval = next_item_retrieval(store, held, encoder.name, k=args.k, cold_max=args.cold_max)
         bots = bot_flag_quality(flag_users(store), args.world_dir / "truth")
     print(json.dumps({"interest_recovery": recovery, "next_item": retrieval, "bot_flags": bots}, indent=2))
-    ratio = retrieval["interest_ann"]["recall"] / max(retrieval["popularity"]["recall"], 1e-9)
-    print(f"ratio interest_ann / popularity Recall@{args.k} = {ratio:.2f}")
+    for name, peer in (("interest_ann", "popularity"), ("lm_profile", "item_cf")):
+        for part in ("recall", "recall_cold"):
+            a, b = retrieval[name][part], retrieval[peer][part]
+            if a is not None and b is not None:
+                print(f"ratio {name} / {peer} {part}@{args.k} = {a / max(b, 1e-9):.2f} ({a:.3f} vs {b:.3f})")
 
 
 if __name__ == "__main__":

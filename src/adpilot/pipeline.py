@@ -29,7 +29,7 @@ class DemoConfig:
     days: int = 30
     seed: int = 0
     creatives_per_ad: int = 2
-    llm_ads: int = 12
+    llm_ads: int = 8
     sim_days: int = 2
     sim_requests_per_day: int = 4_000
 
@@ -137,6 +137,40 @@ def train_step(store: Store, settings: Settings, out: Path) -> Callable[[], str]
     return step
 
 
+def creatives_step(store: Store, settings: Settings, config: DemoConfig) -> Callable[[], str]:
+    """LLM copy for the ads of the biggest campaigns (general audience), with few-shot examples from the shop's
+    human-written creatives; the template writer stands in, labelled, when no local model is installed."""
+
+    def step() -> str:
+        from adpilot.create.cache import CachedLLM
+        from adpilot.create.factory import make_llm
+        from adpilot.create.retrieval import CopyPool
+        from adpilot.create.studio import Studio, human_pool, jobs
+        from adpilot.create.writer import CopyWriter
+        from adpilot.errors import UserError
+
+        ads = [r[0] for r in store.con.execute(
+            "SELECT a.ad_id FROM ads a JOIN campaigns c USING (campaign_id) WHERE c.status = 'active' "
+            "ORDER BY c.daily_budget DESC, a.ad_id LIMIT ?", [config.llm_ads]).fetchall()]
+        todo = [job for ad in ads for job in jobs(store.con, ad_id=ad, with_segments=False)]
+        examples = human_pool(store.con)
+        pool = CopyPool(k=3).fit(examples) if examples else None
+
+        def write(backend: str | None) -> tuple[str, Any]:
+            llm = make_llm(settings, backend=backend)
+            writer = CopyWriter(CachedLLM(llm, store.con), n=config.creatives_per_ad, max_tokens=120, temperature=0.8)
+            return llm.name, Studio(store.con, writer, pool, slot="feed", seed=config.seed).run(todo)
+
+        try:
+            (name, stats), note = write(None), ""
+        except UserError as missing:  # e.g. no local model installed: say so, and label the copy as template
+            (name, stats), note = write("template"), f" (local model unavailable: {missing})"
+        return (f"{stats.written} creatives by {name} for {len(ads)} ads, {stats.rejected} drafts rejected, "
+                f"actions {stats.actions}{note}")
+
+    return step
+
+
 def simulate_step(store: Store, settings: Settings, config: DemoConfig, scorer_path: Path,
                   results: dict[str, Any]) -> Callable[[], str]:
     """Compare untargeted, popularity, rule targeting and the full path on the world's last days."""
@@ -225,6 +259,7 @@ def run_demo(config: DemoConfig, settings: Settings, echo: Callable[[str], None]
         log.run("understand", understand_step(store, settings, config))
         scorer_path = config.home / "models" / "scorer.json"
         log.run("train", train_step(store, settings, scorer_path))
+        log.run("creatives", creatives_step(store, settings, config))
         results: dict[str, Any] = {}
         log.run("simulate", simulate_step(store, settings, config, scorer_path, results))
         log.run("report", report_step(store, config, results))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from create_helpers import ScriptedLLM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adpilot.create.compliance import ABSOLUTE_ZH, FINANCE_ZH, MEDICAL_ZH, Policy, check, repetition, rewrite
 from adpilot.create.prompts import CopySpec, ProductBrief
 from adpilot.create.writer import CopyWriter
-from conftest import ScriptedLLM
 
 CLEAN = "这款白色牛仔外套版型简约，衣身的刺绣细节很有看点，日常通勤搭配轻松又舒适。"
 BANNED = [*ABSOLUTE_ZH, "最", "最佳", "最高", "最低", "100%", "１００％", "NO.1", "TOP1", "best", "Best-selling",

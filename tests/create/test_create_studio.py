@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from create_helpers import ScriptedLLM
 
 from adpilot.create.cache import CachedLLM
 from adpilot.create.compliance import Policy, check
@@ -13,7 +14,6 @@ from adpilot.create.studio import Studio, audiences, jobs
 from adpilot.create.template import TemplateLLM
 from adpilot.create.writer import CopyWriter
 from adpilot.errors import UserError
-from conftest import ScriptedLLM
 
 GOOD = ["这款外套版型简约，白色衣身百搭又耐看，通勤出游都合适。", "牛仔面料挺括有型，细节刺绣增添看点，穿着舒适自在。"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -149,3 +150,17 @@ def test_feedback_with_store_ids_is_not_hashed_twice(store, settings, policy):
     feedback = pa.table({"user_id": [stored_id], "ts": ["2026-03-01 10:00:00"], "type": ["ad_click"], "ad_id": ["a1"]})
     ingest_table(store, feedback, "events", "serve", settings=settings, policy=policy, already_pseudonymous=True)
     assert store.con.execute("SELECT user_id FROM events").fetchone() == (stored_id,)
+
+
+def test_bursts_split_across_batches_are_flagged_and_busy_humans_are_not(store, settings, policy):
+    """Batches of 10 rows: a 25-event burst and 70 fast clicks each span several batches; a user with 20 clicks
+    spread over 20 seconds of one minute is busy enough to be examined, but is neither kind of bot."""
+    users = ["bot"] * 25 + ["fast"] * 70 + ["busy"] * 20
+    ts = ([f"2026-03-01 10:00:00.{i:03d}" for i in range(25)] + [f"2026-03-01 10:05:{i * 0.8:06.3f}" for i in range(70)]
+          + [f"2026-03-01 10:10:{i * 2:02d}" for i in range(20)])
+    table = pa.table({"user_id": users, "ts": ts, "type": ["click"] * 115, "item_id": ["i"] * 115})
+    small = dataclasses.replace(policy, batch_rows=10)
+    report = ingest_table(store, table, "events", "split", settings=settings, policy=small)
+    assert report.accepted == 115 and report.flagged == 95
+    flagged = store.con.execute("SELECT count(*) FROM events WHERE bot_flag AND ts >= '2026-03-01 10:10:00'").fetchone()
+    assert flagged == (0,)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from adpilot.datasets.world import WorldConfig, write_world
@@ -20,6 +21,7 @@ from adpilot.understand.evaluate import (
 )
 from adpilot.understand.items import build_product_vectors
 from adpilot.understand.profiles import build_profiles
+from adpilot.understand.retrieval import profile_item_scores, recent_rows
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +43,7 @@ def test_interest_vectors_beat_popularity_on_a_world(world: Path, tmp_path: Path
         assert recovery["interest_vector"]["recall@3"] > recovery["popularity"]["recall@3"]
         retrieval = next_item_retrieval(store, held, "use", k=20)
         assert retrieval["interest_ann"]["recall"] > retrieval["popularity"]["recall"]
+        assert retrieval["lm_profile"]["recall"] > retrieval["interest_ann"]["recall"]
         assert 0 <= retrieval["item_cf"]["recall"] <= 1
 
 
@@ -55,3 +58,14 @@ def test_bot_flags_find_the_worlds_bots(world: Path, tmp_path: Path) -> None:
         quality = bot_flag_quality(flag_users(store), world / "truth")
     assert quality["bots"] >= 1
     assert quality["recall"] >= 0.9 and quality["precision"] >= 0.8
+
+
+def test_profile_scores_keep_each_recent_interest() -> None:
+    items = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.6, 0.8, 0]], np.float32)
+    # the mean of a tea item and a shoe item sits between them; the recent items keep both on top
+    interest = (items[[0]] + items[[1]]) / np.sqrt(2)
+    scores = profile_item_scores(interest, recent_rows([["p0", "p1"]], {"p0": 0, "p1": 1}, 5), items)
+    assert set(np.argsort(-scores[0])[:2]) == {0, 1}
+    assert np.argsort(-(interest @ items.T)[0])[0] == 3
+    with pytest.raises(ValueError, match="`interest_weight` must be >= 0"):
+        profile_item_scores(interest, np.empty((1, 0), np.int64), items, interest_weight=-1)

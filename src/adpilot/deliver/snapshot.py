@@ -167,7 +167,7 @@ class Snapshot:
         (``user_id``, ``interest_vector``, ``segment_id``, ``purchased_items``, ``recent_items``); ``users``
         supplies consent flags; ``ad_stats`` has ``ad_id, impressions, clicks, conversions`` for the priors.
         Only active ads of active campaigns are kept (start/end dates are checked per request, on the request's
-        clock). ``slots`` lists the known ad slots (default: the slots named by creatives; none = any slot).
+        clock). ``slots`` lists the known ad slots (default: see :func:`_known_slots`; empty = any slot).
         """
         product_ids = np.asarray(list(product_vectors[0]), dtype=object)
         matrix = _unit_rows(np.asarray(product_vectors[1], dtype=np.float32))
@@ -198,7 +198,7 @@ class Snapshot:
             product_index=product_index, page_vectors=page_vectors,
             index=AdIndex(ad_t.vectors, kind=index_kind), scorer=as_batch_scorer(scorer),  # type: ignore[arg-type]
             encoder=encoder,
-            slots=frozenset(slots) if slots is not None else frozenset(ad_t.slot_ok),
+            slots=_known_slots(slots, ad_t),
             fallback=np.argsort(-value, kind="stable")[:1000],
         )
 
@@ -354,6 +354,14 @@ def _timezone(name: str, campaign_id: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as error:  # "Asia" is a directory
         raise UserError(f"campaign {campaign_id!r} has an unknown `timezone` {name!r}") from error
+
+
+def _known_slots(slots: Sequence[str] | None, ads: AdTable) -> frozenset[str]:
+    """The slots a request may name: as given, else those named by creatives — or any (empty set) while some ad
+    has a creative usable in every slot."""
+    if slots is not None:
+        return frozenset(slots)
+    return frozenset() if ads.any_slot_ok.any() else frozenset(ads.slot_ok)
 
 
 def reach_thresholds(probes: np.ndarray, reference: np.ndarray, reach: np.ndarray,

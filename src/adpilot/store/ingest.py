@@ -226,10 +226,11 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: Chunk, ki
     finally:
         con.unregister(IN)
     quarantined = _quarantine(con, source.path, kind, chunk.rejects)
-    row = con.execute(f"SELECT count(*) FROM {VALID} WHERE _reason IS NULL").fetchone()
+    times = ", min(ts), max(ts)" if kind.name == "events" else ""
+    row = con.execute(f"SELECT count(*){times} FROM {VALID} WHERE _reason IS NULL").fetchone()
     valid = int(row[0]) if row else 0
     if kind.name == "events":
-        span = _span(con)
+        span = (row[1], row[2]) if row else (None, None)
         accepted = _store_events(con, source.path, span) if valid else 0
         if span[0] is not None and span[1] is not None:
             flag_bots(con, span[0], span[1], policy, users=f"(SELECT user_id, ts FROM {VALID} WHERE _reason IS NULL)")
@@ -246,33 +247,37 @@ def flag_bots(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, policy
     ``clicks_per_minute`` clicks (shop or ad) in one minute flags those clicks. Only (user, minute) pairs
     present in ``users`` (a relation with ``user_id`` and ``ts``; after each batch: the batch) are counted,
     against every stored event of those minutes, so a burst split across batches or files is still seen
-    and the work stays proportional to the batch.
+    and the work stays proportional to the batch. A (user, minute) with no more events than the lower limit
+    can hold neither kind of burst, so one aggregation over those minutes usually settles it and only the busy
+    pairs are counted per second and per click.
     """
     start = lo.replace(second=0, microsecond=0)
     end = hi.replace(second=0, microsecond=0) + timedelta(minutes=1)
     clicks = "('click', 'ad_click')"
-    offenders = con.execute(f"""
-        WITH seen AS MATERIALIZED (
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {BOTS} AS WITH busy AS (
+            SELECT user_id, date_trunc('minute', ts) AS m FROM events WHERE ts >= ? AND ts < ?
+            GROUP BY ALL HAVING count(*) > {min(int(policy.burst_per_second), int(policy.clicks_per_minute))}
+        ), pairs AS (
+            SELECT DISTINCT k.user_id, date_trunc('minute', k.ts) AS m FROM {users} k
+            SEMI JOIN busy b ON k.user_id = b.user_id AND date_trunc('minute', k.ts) = b.m
+        ), seen AS MATERIALIZED (
             SELECT e.user_id, e.ts, e.type FROM events e
-            SEMI JOIN (SELECT DISTINCT user_id, date_trunc('minute', ts) AS m FROM {users}) k
-                ON e.user_id = k.user_id AND date_trunc('minute', e.ts) = k.m
+            SEMI JOIN pairs k ON e.user_id = k.user_id AND date_trunc('minute', e.ts) = k.m
             WHERE e.ts >= ? AND e.ts < ?)
         SELECT user_id, date_trunc('second', ts) AS t, 'second' AS unit FROM seen
         GROUP BY ALL HAVING count(*) > {int(policy.burst_per_second)}
         UNION ALL
         SELECT user_id, date_trunc('minute', ts) AS t, 'minute' AS unit FROM seen WHERE type IN {clicks}
-        GROUP BY ALL HAVING count(*) > {int(policy.clicks_per_minute)}""", [start, end]).to_arrow_table()
-    if offenders.num_rows == 0:  # the usual case: one scan of the batch's minutes, no UPDATE
+        GROUP BY ALL HAVING count(*) > {int(policy.clicks_per_minute)}""", [start, end] * 2)
+    found = con.execute(f"SELECT count(*) FROM {BOTS}").fetchone()
+    if not found or not found[0]:
         return
-    con.register(BOTS, offenders)
-    try:
-        for unit, only in (("second", ""), ("minute", f"AND events.type IN {clicks}")):
-            con.execute(f"""
-                UPDATE events SET bot_flag = TRUE FROM (SELECT user_id, t FROM {BOTS} WHERE unit = '{unit}') b
-                WHERE events.user_id = b.user_id AND date_trunc('{unit}', events.ts) = b.t {only}
-                  AND NOT events.bot_flag AND events.ts >= ? AND events.ts < ?""", [start, end])
-    finally:
-        con.unregister(BOTS)
+    for unit, only in (("second", ""), ("minute", f"AND events.type IN {clicks}")):
+        con.execute(f"""
+            UPDATE events SET bot_flag = TRUE FROM (SELECT user_id, t FROM {BOTS} WHERE unit = '{unit}') b
+            WHERE events.user_id = b.user_id AND date_trunc('{unit}', events.ts) = b.t {only}
+              AND NOT events.bot_flag AND events.ts >= ? AND events.ts < ?""", [start, end])
 
 
 class _Session:
@@ -287,7 +292,7 @@ class _Session:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {PSEUDONYMS} (raw_id VARCHAR, pid VARCHAR)")
 
     def close(self) -> None:
-        for table in (VALID, PSEUDONYMS):
+        for table in (VALID, PSEUDONYMS, BOTS):
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
         self.con.execute("DROP MACRO IF EXISTS adpilot_pseudonym")
         if self.previous:
@@ -377,11 +382,6 @@ def ingest_file(store: Store, path: str | Path, kind: str | None = None, setting
         con.execute("UPDATE ingest_files SET done = TRUE, flagged = ?, finished_at = current_timestamp "
                     "WHERE fingerprint = ?", [report.flagged, fingerprint])
     return report
-
-
-def _span(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
-    row = con.execute(f"SELECT min(ts), max(ts) FROM {VALID} WHERE _reason IS NULL").fetchone()
-    return (row[0], row[1]) if row else (None, None)
 
 
 def ingest_table(store: Store, table: pa.Table, kind: str, source: str, settings: Settings | None = None,

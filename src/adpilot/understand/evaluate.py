@@ -4,8 +4,9 @@
   categories the world drew their true interests over (Spearman per user, Recall@K of the true top-K leaves),
   against global popularity and against the user's own per-leaf event counts.
 - :func:`next_item_retrieval`: each user's last item event is held out; Recall@K of ANN on the interest vector
-  (popularity for users without a vector) vs popularity vs item-based CF, overall and on cold items (few
-  training interactions).
+  (popularity for users without a vector), of the multi-interest profile score
+  (:func:`~adpilot.understand.retrieval.profile_item_scores`), vs popularity vs item-based CF, overall and on
+  cold items (few training interactions).
 
 Both take their inputs as arguments (store, truth folder, held-out frame) so they run on any world or log.
 """
@@ -25,6 +26,7 @@ from adpilot.errors import InputFileError, check_scalar
 from adpilot.store import Store
 from adpilot.understand.interest import load_interest_vectors
 from adpilot.understand.items import load_product_vectors
+from adpilot.understand.retrieval import profile_item_scores, recent_rows
 
 ITEM_EVENTS = ("page_view", "click", "add_to_cart", "purchase")
 
@@ -130,14 +132,39 @@ def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: 
         index = np.flatnonzero(has_vector)[start : start + 4096]
         hits_interest[index] = (top == target[index, None]).any(1)
 
+    hits_profile = np.isin(target, popular)
+    hits_profile[has_vector] = _profile_hits(store, held.loc[has_vector, "user_id"].tolist(), vectors[rows], items,
+                                             position, target[has_vector], k, recent)
     hits_cf = _item_cf_hits(train, position, held, target, k, recent)
     hits_pop = np.isin(target, popular)
     out: dict[str, Any] = {"test_users": len(held), "cold_test_users": int(cold.sum()), "k": k,
                            "cold_max_train_interactions": cold_max}
-    for name, hits in (("interest_ann", hits_interest), ("popularity", hits_pop), ("item_cf", hits_cf)):
+    for name, hits in (("interest_ann", hits_interest), ("lm_profile", hits_profile), ("popularity", hits_pop),
+                       ("item_cf", hits_cf)):
         out[name] = {"recall": float(hits.mean()) if len(hits) else 0.0,
                      "recall_cold": float(hits[cold].mean()) if cold.any() else None}
     return out
+
+
+def _profile_hits(store: Store, users: list[str], interest: np.ndarray, items: np.ndarray, position: pd.Series,
+                  target: np.ndarray, k: int, recent: int) -> np.ndarray:
+    """Hits of the multi-interest profile score (recent items' vectors + interest vector), by chunks of users."""
+    store.con.register("_wanted", pd.DataFrame({"user_id": users, "row": np.arange(len(users))}))
+    sequences = store.con.sql("SELECT w.row, p.recent_items FROM _wanted w JOIN profiles p USING (user_id) "
+                              "ORDER BY w.row").df()
+    store.con.unregister("_wanted")
+    known = [[] for _ in users]
+    for row, sequence in zip(sequences["row"], sequences["recent_items"], strict=True):
+        known[row] = list(sequence)
+    rows = recent_rows(known, position.to_dict(), recent)
+    hits = np.zeros(len(users), bool)
+    chunk = max(1, 20_000_000 // (recent * len(items)))  # bounds the (chunk, recent, items) similarity block
+    for start in range(0, len(users), chunk):
+        part = slice(start, start + chunk)
+        scores = profile_item_scores(interest[part], rows[part], items)
+        top = np.argpartition(-scores, min(k, len(items) - 1), axis=1)[:, :k]
+        hits[part] = (top == target[part, None]).any(1)
+    return hits
 
 
 def _item_cf_hits(train: pd.DataFrame, position: pd.Series, held: pd.DataFrame, target: np.ndarray, k: int,

@@ -21,8 +21,11 @@ from adpilot.understand.items import load_product_vectors
 from adpilot.understand.vectors import from_list_column, to_list_array
 
 
-def interest_sums(store: Store, encoder: TextEncoder, chunk: int = 200_000) -> pa.Table:
-    """Merged interest (user_id, interest_vector, interest_norm) for every user in temp table ``_delta``.
+def interest_sums(store: Store, encoder: TextEncoder, chunk: int = 100_000) -> None:
+    """Write temp table ``_vec`` (user_id, interest_vector, interest_norm): merged sums of every user in ``_delta``.
+
+    Chunks go into DuckDB as they are made, so Python holds one chunk of vectors at a time and DuckDB may spill
+    the rest (a million users of 512 floats is 2 GiB).
 
     Reads the batch ``_ev`` (user_id, item_id, query, text, type, w, consent) prepared by the profile builder;
     events of users without consent add nothing, so those users get no vector. Old sums come from ``profiles``.
@@ -58,9 +61,13 @@ def interest_sums(store: Store, encoder: TextEncoder, chunk: int = 200_000) -> p
         WHERE s.w > 0 GROUP BY ALL""").fetchnumpy()
     weights = sparse.csr_matrix((pairs["w"], (pairs["uidx"], pairs["sidx"])), shape=(len(users), len(sources)),
                                 dtype=np.float32)
-    parts = [_merge_chunk(store, users.slice(a, chunk), weights[a : a + chunk] @ sources)
-             for a in range(0, len(users), chunk)]
-    return pa.concat_tables(parts) if parts else _empty_result()
+    del pairs
+    con.register("_part", _empty_result())
+    con.execute("CREATE OR REPLACE TEMP TABLE _vec AS SELECT * FROM _part")
+    for a in range(0, len(users), chunk):
+        con.register("_part", _merge_chunk(store, users.slice(a, chunk), weights[a : a + chunk] @ sources))
+        con.execute("INSERT INTO _vec SELECT * FROM _part")
+    con.unregister("_part")
 
 
 def _merge_chunk(store: Store, users: pa.ChunkedArray, added: np.ndarray) -> pa.Table:

@@ -22,15 +22,17 @@ from adpilot.understand.interest import load_interest_vectors
 class LookalikeIndex:
     """ANN index over users' interest vectors; ``fit`` returns self, learned state ends in ``_``.
 
-    ``nlist`` defaults to ``4 * sqrt(n)`` cells; k-means trains on at most ``64 * nlist`` seeded sample rows.
+    ``nlist`` defaults to ``4 * sqrt(n)`` cells; k-means trains ``niter`` rounds on at most ``40 * nlist`` seeded
+    sample rows (faiss's own floor is 39 per cell), which keeps a million-user build to minutes on 2 cores.
     """
 
     def __init__(self, ann_above: int = 100_000, nlist: int | None = None, nprobe: int = 32, threads: int = 1,
-                 random_state: int = 0) -> None:
+                 niter: int = 10, random_state: int = 0) -> None:
         self.ann_above = int(check_scalar(ann_above, "ann_above", ge=0))
         self.nlist = None if nlist is None else int(check_scalar(nlist, "nlist", ge=1))
         self.nprobe = int(check_scalar(nprobe, "nprobe", ge=1))
         self.threads = int(check_scalar(threads, "threads", ge=1))
+        self.niter = int(check_scalar(niter, "niter", ge=1))
         self.random_state = random_state
 
     def fit(self, user_ids: Sequence[str], vectors: np.ndarray) -> LookalikeIndex:
@@ -44,8 +46,9 @@ class LookalikeIndex:
             nlist = self.nlist or max(1, int(4 * np.sqrt(n)))
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
             rng = np.random.default_rng(self.random_state)
-            sample = vectors[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
+            sample = vectors[rng.choice(n, size=min(n, 40 * nlist), replace=False)]
             index.cp.seed = self.random_state
+            index.cp.niter = self.niter
             index.train(sample)
             index.nprobe = min(self.nprobe, nlist)
         else:

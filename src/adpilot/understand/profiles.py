@@ -251,7 +251,7 @@ def _apply(store: Store, encoder: TextEncoder, source_sql: str, params: list[Any
     with _step("derived"):
         con.execute(f"CREATE OR REPLACE TEMP TABLE _derived AS {_DERIVED_SQL}")
     with _step("interest"):
-        con.register("_vec", interest_sums(store, encoder))
+        interest_sums(store, encoder)
     with _step("merge"):
         con.execute(f"CREATE OR REPLACE TEMP TABLE _merged AS {_MERGE_SQL}")
         con.execute("DELETE FROM profiles WHERE user_id IN (SELECT user_id FROM _delta)")
@@ -259,8 +259,7 @@ def _apply(store: Store, encoder: TextEncoder, source_sql: str, params: list[Any
     with _step("refresh"):
         con.execute(_REFRESH_SQL)
     touched = fetch_row(con, "SELECT count(*) FROM _delta")[0]  # type: ignore[index]
-    con.unregister("_vec")
-    for temp in ("_ev", "_delta", "_derived", "_merged", "_tkw", "_noconsent"):
+    for temp in ("_ev", "_delta", "_derived", "_merged", "_tkw", "_noconsent", "_vec"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     return int(touched)
 

@@ -1,0 +1,24 @@
+"""Test doubles of the create room, in a uniquely named module (``conftest`` is ambiguous across rooms)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ScriptedLLM:
+    """Returns given texts in order (cycling); stands for a model that misbehaves on purpose. ``fail_on`` makes
+    the k-th call raise, to simulate a crash mid-batch."""
+
+    source = "llm"
+
+    def __init__(self, texts: Sequence[str], name: str = "scripted", fail_on: int | None = None) -> None:
+        self.texts = list(texts)
+        self.name = name
+        self.fail_on = fail_on
+        self.calls = 0
+
+    def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.fail_on is not None and self.calls == self.fail_on:
+            raise RuntimeError("simulated crash")
+        return [self.texts[(seed + i) % len(self.texts)] for i in range(n)]
