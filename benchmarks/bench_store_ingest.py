@@ -6,7 +6,9 @@ then runs each phase in a fresh subprocess so peak RSS is per phase:
     .venv/bin/python benchmarks/bench_store_ingest.py --rows 10000000 --csv-rows 2000000
 
 ``bare`` is ``CREATE TABLE AS SELECT * FROM read_parquet(...)`` (no validation); the ratio printed is
-validated-ingest throughput over bare throughput, measured in the same run on the same machine.
+validated-ingest throughput over bare throughput, measured in the same run on the same machine; the same
+ratio per CPU-second (user + system time of each phase) is printed too, as wall time on a shared machine
+depends on how many cores the phase could get.
 """
 
 from __future__ import annotations
@@ -92,7 +94,9 @@ def _child(phase: str, path: str, store: str, batch_rows: int) -> None:
         extra = {"accepted": report.accepted, "quarantined": report.quarantined,
                  "duplicates": report.duplicates, "flagged": report.flagged, "reconciles": report.reconciles}
     seconds = time.perf_counter() - started
-    print(json.dumps({"rows": rows, "seconds": seconds, "rss_mb": _peak_rss_mb(), **extra}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    print(json.dumps({"rows": rows, "seconds": seconds, "cpu": cpu, "rss_mb": _peak_rss_mb(), **extra}))
 
 
 def _peak_rss_mb() -> float:
@@ -159,6 +163,9 @@ def main() -> None:
             print(f"{path.suffix[1:]:8s} validated ingest: {rate:12,.0f} events/s ({full['seconds']:.1f} s, "
                   f"peak RSS {full['rss_mb']:.0f} MiB) | bare insert: {bare_rate:12,.0f} events/s "
                   f"(peak RSS {bare['rss_mb']:.0f} MiB) | ratio validated/bare = {rate / bare_rate:.2f}")
+            cpu_rate, bare_cpu_rate = full["rows"] / full["cpu"], bare["rows"] / bare["cpu"]
+            print(f"         per CPU-second (steadier on a loaded machine): validated {cpu_rate:,.0f} events, "
+                  f"bare {bare_cpu_rate:,.0f} events, ratio {cpu_rate / bare_cpu_rate:.2f}")
             print(f"         counts: {({k: full[k] for k in ('accepted', 'quarantined', 'duplicates', 'flagged')})}"
                   f" reconcile={full['reconciles']}")
         _resend(make_events(args.rows, args.seed), workdir, args.batch_rows)

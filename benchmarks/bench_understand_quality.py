@@ -58,7 +58,8 @@ def main() -> None:
         for part in ("recall", "recall_cold"):
             a, b = retrieval[name][part], retrieval[peer][part]
             if a is not None and b is not None:
-                print(f"ratio {name} / {peer} {part}@{args.k} = {a / max(b, 1e-9):.2f} ({a:.3f} vs {b:.3f})")
+                ratio = f"{a / b:.2f}" if b > 0 else "n/a"
+                print(f"ratio {name} / {peer} {part}@{args.k} = {ratio} ({a:.3f} vs {b:.3f})")
 
 
 if __name__ == "__main__":

@@ -74,8 +74,7 @@ SELECT user_id, count(*) AS n_events,
   coalesce(sum(a * coalesce(value, price)) FILTER (type = 'purchase'), 0) AS w_value,
   coalesce(sum(w) FILTER (price > 0 AND item_id IS NOT NULL), 0) AS w_price,
   coalesce(sum(w * ln(price)) FILTER (price > 0 AND item_id IS NOT NULL), 0) AS w_logprice,
-  list_reverse(list(item_id ORDER BY ts DESC) FILTER (item_id IS NOT NULL AND w > 0)[1:{RECENT_ITEMS}])
-    AS recent_items,
+  list_reverse(max_by(item_id, ts, {RECENT_ITEMS}) FILTER (item_id IS NOT NULL AND w > 0)) AS recent_items,
   list(DISTINCT item_id) FILTER (type = 'purchase' AND item_id IS NOT NULL) AS purchased_items
 FROM _ev GROUP BY user_id
 """
@@ -102,11 +101,12 @@ SELECT user_id, kind, key, sum(weight) AS weight FROM (
 ) WHERE weight > 0 GROUP BY ALL
 """
 
+# Top-n lists by a heap per group (max_by with n), not by sorting each user's whole list.
 _DERIVED_SQL = f"""
 SELECT user_id,
-  list(key ORDER BY weight DESC, key) FILTER (kind = 'keyword')[1:10] AS keywords,
-  list(key ORDER BY weight DESC, key) FILTER (kind = 'category')[1:5] AS top_categories,
-  list(key ORDER BY weight DESC, key) FILTER (kind = 'brand')[1:5] AS top_brands,
+  max_by(key, weight, 10) FILTER (kind = 'keyword') AS keywords,
+  max_by(key, weight, 5) FILTER (kind = 'category') AS top_categories,
+  max_by(key, weight, 5) FILTER (kind = 'brand') AS top_brands,
   arg_max(key, weight) FILTER (kind = 'device') AS device, arg_max(key, weight) FILTER (kind = 'geo') AS geo,
   CAST(arg_max(key, weight) FILTER (kind = 'hour') AS INTEGER) AS peak_hour,
   coalesce(sum(weight) FILTER (kind = 'hour' AND key IN {tuple(str(h) for h in NIGHT_HOURS)})
@@ -274,12 +274,14 @@ def _merge_affinities(store: Store) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE _tkw AS SELECT * FROM tkw")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _aff AS
-        SELECT * FROM (
+        WITH summed AS MATERIALIZED (
           SELECT user_id, kind, key, sum(weight) AS weight FROM (
             SELECT * FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _delta)
             UNION ALL SELECT * FROM ({_AFFINITY_SQL})) GROUP BY ALL)
-        QUALIFY kind <> 'keyword'
-          OR row_number() OVER (PARTITION BY user_id, kind ORDER BY weight DESC, key) <= {KEEP_KEYWORDS}""")
+        SELECT * FROM summed WHERE kind <> 'keyword'
+        UNION ALL  -- only keyword rows go through the window's sort
+        SELECT * FROM summed WHERE kind = 'keyword'
+        QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY weight DESC, key) <= {KEEP_KEYWORDS}""")
     con.execute("DELETE FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _delta)")
     con.execute("INSERT INTO profile_affinity SELECT * FROM _aff")
     # consent withdrawn since the last run: interest signals kept from before go too
