@@ -6,10 +6,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from redis_support import redis_server
 
 from adpilot.deliver.base import CountersUnavailable
 from adpilot.deliver.counters import InProcessCounters, RedisCounters
+from redis_support import redis_server
 
 DAY = "2026-03-02"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from redis_support import redis_server
 from deliver_world import NOON, make_world
 
 from adpilot.config import Settings
@@ -14,6 +13,7 @@ from adpilot.deliver.counters import RedisCounters
 from adpilot.deliver.engine import DecisionEngine, EngineConfig
 from adpilot.deliver.feedback import AdEvent
 from adpilot.schema import AdRequest
+from redis_support import redis_server
 
 SETTINGS = Settings(mode="test", token_secret="deliver-test-secret-0123")
 
