@@ -32,6 +32,7 @@ demo: $(STAMP)
 	$(BIN)/adpilot demo
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
