@@ -248,8 +248,9 @@ def main() -> None:
         return
     import torch
 
+    from adpilot.measure.metrics import auc
     from adpilot.rank.estimator import CTRModel
-    from adpilot.rank.metrics import auc, bootstrap
+    from adpilot.rank.metrics import bootstrap
     from adpilot.rank.readers import open_source
 
     torch.set_num_threads(a.threads)

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from adpilot.errors import UserError
-from adpilot.rank import metrics
+from adpilot.measure.metrics import auc, gauc
 from adpilot.rank.checkpoint import load_arrays, save_arrays
 from adpilot.rank.estimator import CTRModel
+from adpilot.rank.metrics import Estimate, bootstrap, report
 from adpilot.rank.readers import open_source
 from adpilot.rank.scorer import load_scorer
 
@@ -68,9 +69,9 @@ def test_csv_without_label_names_the_option(tmp_path):
 
 def test_auc_undefined_says_so():
     with pytest.raises(UserError, match="AUC is undefined: every label is 0"):
-        metrics.auc(np.zeros(5), np.linspace(0, 1, 5))
-    out = metrics.report(np.zeros(5), np.linspace(0, 1, 5), n_boot=10)
-    assert "undefined" in out["auc"] and isinstance(out["logloss"], metrics.Estimate)
+        auc(np.zeros(5), np.linspace(0, 1, 5))
+    out = report(np.zeros(5), np.linspace(0, 1, 5), n_boot=10)
+    assert "undefined" in out["auc"] and isinstance(out["logloss"], Estimate)
 
 
 def test_gauc_and_cluster_interval_cover_value():
@@ -78,7 +79,7 @@ def test_gauc_and_cluster_interval_cover_value():
     users = rng.integers(0, 50, 2000)
     y = rng.integers(0, 2, 2000)
     p = np.clip(0.3 * y + rng.uniform(size=2000) * 0.7, 0, 1)
-    est = metrics.bootstrap(lambda i: metrics.gauc(y[i], p[i], users[i]), 2000, users, n_boot=30)
+    est = bootstrap(lambda i: gauc(users[i], y[i], p[i]), 2000, users, n_boot=30)
     assert est.low <= est.value <= est.high and est.value > 0.6
 
 

@@ -2,7 +2,8 @@
 
 Inputs are plain arrays: ``labels`` in {0, 1}, ``scores`` any real (probabilities where the metric needs them),
 ``groups`` an id per row (a user, a request) for the per-group metrics. Ranking metrics are computed per group
-and then averaged, so that a bootstrap over groups (users) gives their interval.
+and then averaged, so that a bootstrap over groups (users) gives their interval. The ranking room
+(``adpilot.rank.metrics``) calls these same functions and adds its user-cluster bootstrap on top.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ def _binary(labels: np.ndarray, name: str = "labels") -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.size == 0:
         raise UserError(f"`{name}` must be a non-empty 1-D array, got shape {labels.shape}")
+    if labels.dtype.kind == "f" and np.isnan(labels).any():
+        raise UserError(f"`{name}` contain NaN")
     if not np.isin(labels, (0, 1)).all():
         raise UserError(f"`{name}` must hold only 0 and 1")
     return labels.astype(np.int8)
 
 
-def _pair(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_inputs(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as int8 0/1 and scores as finite floats of one 1-D shape, or a UserError naming the argument."""
     labels = _binary(labels)
     scores = np.asarray(scores, dtype=float)
     if scores.shape != labels.shape:
@@ -40,11 +44,12 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     >>> round(auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])), 3)
     0.75
     """
-    labels, scores = _pair(labels, scores)
+    labels, scores = check_inputs(labels, scores)
     n_pos = int(labels.sum())
     n_neg = labels.size - n_pos
     if n_pos == 0 or n_neg == 0:
-        raise UserError("AUC needs at least one positive and one negative label")
+        which = "0 (no positives)" if n_pos == 0 else "1 (no negatives)"
+        raise UserError(f"AUC is undefined: every label is {which}")
     ranks = stats.rankdata(scores)
     return float((ranks[labels == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -57,7 +62,7 @@ def auc_delong(labels: np.ndarray, scores: np.ndarray, level: float = 0.95) -> I
     >>> print(auc_delong(y, y + rng.normal(0, 1, 2000)).format(3))
     0.766 [0.746, 0.786]
     """
-    labels, scores = _pair(labels, scores)
+    labels, scores = check_inputs(labels, scores)
     estimate = auc(labels, scores)
     pos, neg = scores[labels == 1], scores[labels == 0]
     m, n = pos.size, neg.size
@@ -77,7 +82,7 @@ def logloss(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-15) -> float:
     >>> round(logloss(np.array([1, 0]), np.array([0.9, 0.2])), 4)
     0.1643
     """
-    labels, probs = _pair(labels, probs)
+    labels, probs = check_inputs(labels, probs)
     if ((probs < 0) | (probs > 1)).any():
         raise UserError("`probs` must lie in [0, 1]")
     p = np.clip(probs, eps, 1 - eps)
@@ -91,13 +96,23 @@ def gauc(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
     >>> round(gauc(g, np.array([0, 1, 1, 1, 0, 0, 1]), np.array([.1, .9, .8, .2, .3, .1, .5])), 3)
     0.75
     """
-    labels, scores = _pair(labels, scores)
-    frame = pd.DataFrame({"g": np.asarray(groups), "y": labels, "s": scores})
+    labels, scores = check_inputs(labels, scores)
+    codes = pd.factorize(np.asarray(groups))[0]  # any id type; a missing id (-1) belongs to no group
+    if codes.shape != labels.shape:
+        raise UserError(f"`groups` must have the shape of `labels` {labels.shape}, got {codes.shape}")
+    keep = codes >= 0
+    codes, labels, scores = codes[keep], labels[keep], scores[keep]
+    order = np.lexsort((scores, codes))  # one sort: rows of a group together, by score
+    codes, labels, scores = codes[order], labels[order], scores[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if codes.size else np.array([], int)
     total, weight = 0.0, 0
-    for _, part in frame.groupby("g", sort=False):
-        if 0 < part["y"].sum() < len(part):
-            total += auc(part["y"].to_numpy(), part["s"].to_numpy()) * len(part)
-            weight += len(part)
+    for start, end in zip(starts, np.r_[starts[1:], codes.size], strict=True):
+        n_pos = int(labels[start:end].sum())
+        if 0 < n_pos < end - start:
+            ranks = stats.rankdata(scores[start:end])
+            group_auc = (ranks[labels[start:end] == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * (end - start - n_pos))
+            total += group_auc * (end - start)
+            weight += end - start
     if weight == 0:
         raise UserError("gAUC needs at least one group with both a positive and a negative label")
     return total / weight
@@ -109,10 +124,13 @@ def ece(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
     >>> round(ece(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.6])), 3)
     0.2
     """
-    labels, probs = _pair(labels, probs)
+    labels, probs = check_inputs(labels, probs)
     check_scalar(n_bins, "n_bins", ge=1)
-    table = calibration_table(labels, probs, n_bins)
-    return float((table["count"] * (table["observed"] - table["predicted"]).abs()).sum() / labels.size)
+    if ((probs < 0) | (probs > 1)).any():
+        raise UserError("`probs` must lie in [0, 1]")
+    bins = np.minimum((probs * n_bins).astype(int), n_bins - 1)  # numpy, not calibration_table: bootstraps call it
+    gaps = np.abs(np.bincount(bins, probs, n_bins) - np.bincount(bins, labels, n_bins))
+    return float(gaps.sum() / labels.size)
 
 
 def calibration_table(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10,
@@ -122,7 +140,7 @@ def calibration_table(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10,
     ``strategy`` "uniform" cuts [0, 1] into equal widths; "quantile" into equal counts (what a plot of small
     click rates needs, where every prediction falls in the first uniform bin).
     """
-    labels, probs = _pair(labels, probs)
+    labels, probs = check_inputs(labels, probs)
     if ((probs < 0) | (probs > 1)).any():
         raise UserError("`probs` must lie in [0, 1]")
     if strategy == "quantile":
@@ -143,7 +161,7 @@ def ranking_table(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray, k:
     precision@k divides by k; recall@k and NDCG@k are NaN for a group without a positive (left out of means).
     Ties keep the input order, so shuffle first if order carries information.
     """
-    labels, scores = _pair(labels, scores)
+    labels, scores = check_inputs(labels, scores)
     check_scalar(k, "k", ge=1)
     frame = pd.DataFrame({"g": np.asarray(groups), "y": labels, "s": scores})
     frame = frame.sort_values(["g", "s"], ascending=[True, False], kind="stable")

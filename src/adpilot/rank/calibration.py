@@ -52,8 +52,8 @@ def fit_calibrator(y: np.ndarray, p: np.ndarray, method: str = "platt") -> Calib
     >>> rng = np.random.default_rng(0)
     >>> p = rng.uniform(0.01, 0.99, 5000); y = (rng.uniform(size=5000) < p ** 2).astype(float)
     >>> cal = fit_calibrator(y, p, "platt")
-    >>> from adpilot.rank.metrics import ece
-    >>> ece(y, cal.apply(p)) < ece(y, p)
+    >>> from adpilot.measure.metrics import ece
+    >>> ece(y, cal.apply(p), n_bins=15) < ece(y, p, n_bins=15)
     True
     """
     if method not in METHODS:

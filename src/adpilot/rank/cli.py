@@ -46,8 +46,9 @@ def train_ctr(
     threads: int = 1,
 ) -> None:
     """Train a CTR/CVR model with early stopping on validation AUC, calibrate it, and save it."""
+    from adpilot.measure.metrics import ece
     from adpilot.rank.estimator import CTRModel
-    from adpilot.rank.metrics import ece
+    from adpilot.rank.metrics import ECE_BINS
 
     estimator = CTRModel(model, labels=_labels(label), drop=tuple(d for d in drop.split(",") if d),
                          epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
@@ -63,8 +64,8 @@ def train_ctr(
     if hasattr(estimator, "valid_report_"):
         raw, y = estimator.valid_report_["raw"], estimator.valid_report_["labels"]
         for h, calibrator in enumerate(estimator.calibrators_):
-            typer.echo(f"valid ECE `{estimator.labels_[h]}`: raw {ece(y[:, h], raw[:, h]):.5f}, "
-                       f"{calibrator.method} {ece(y[:, h], calibrator.apply(raw[:, h])):.5f}")
+            typer.echo(f"valid ECE `{estimator.labels_[h]}`: raw {ece(y[:, h], raw[:, h], ECE_BINS):.5f}, "
+                       f"{calibrator.method} {ece(y[:, h], calibrator.apply(raw[:, h]), ECE_BINS):.5f}")
     typer.echo(f"saved {path}")
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from adpilot.errors import UserError, check_scalar
+from adpilot.measure.metrics import auc
 from adpilot.rank.features import Encoded
-from adpilot.rank.metrics import auc
 from adpilot.rank.models import RankModel
 
 Chunks = Callable[[int], Iterable[tuple[Encoded, np.ndarray]]]
