@@ -101,12 +101,12 @@ SELECT user_id, kind, key, sum(weight) AS weight FROM (
 ) WHERE weight > 0 GROUP BY ALL
 """
 
-# Top-n lists by a heap per group (max_by with n), not by sorting each user's whole list.
+# Ordered lists, not max_by(key, weight, n): the top-n state does not spill and ran out of memory at 1M users.
 _DERIVED_SQL = f"""
 SELECT user_id,
-  max_by(key, weight, 10) FILTER (kind = 'keyword') AS keywords,
-  max_by(key, weight, 5) FILTER (kind = 'category') AS top_categories,
-  max_by(key, weight, 5) FILTER (kind = 'brand') AS top_brands,
+  list(key ORDER BY weight DESC, key) FILTER (kind = 'keyword')[1:10] AS keywords,
+  list(key ORDER BY weight DESC, key) FILTER (kind = 'category')[1:5] AS top_categories,
+  list(key ORDER BY weight DESC, key) FILTER (kind = 'brand')[1:5] AS top_brands,
   arg_max(key, weight) FILTER (kind = 'device') AS device, arg_max(key, weight) FILTER (kind = 'geo') AS geo,
   CAST(arg_max(key, weight) FILTER (kind = 'hour') AS INTEGER) AS peak_hour,
   coalesce(sum(weight) FILTER (kind = 'hour' AND key IN {tuple(str(h) for h in NIGHT_HOURS)})
