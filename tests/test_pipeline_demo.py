@@ -19,6 +19,7 @@ def test_demo_runs_end_to_end_and_lifts_ctr(tmp_path: Path) -> None:
     assert list(summary.index) == ["untargeted", "popularity", "rules", "adpilot"]
     assert summary.loc["adpilot", "ctr_lift_lo"] > 0, summary
     assert result["simulation"].overspend() <= 0.001
-    assert Path(result["report"]).is_file()
+    page = Path(result["report"]).read_text()
+    assert "Reproduce: <code>adpilot demo --home" in page and "Lift by policy" in page
     print_summary(result, echo=lines.append)
     assert any(line.startswith("adpilot") for line in lines)

@@ -211,7 +211,7 @@ def simulate_step(store: Store, settings: Settings, config: DemoConfig, scorer_p
     return step
 
 
-def report_step(store: Store, config: DemoConfig, results: dict[str, Any]) -> Callable[[], str]:
+def report_step(store: Store, settings: Settings, config: DemoConfig, results: dict[str, Any]) -> Callable[[], str]:
     """Write the run folder (lift, pacing, calibration, segment map, creatives) and build the HTML report."""
 
     def step() -> str:
@@ -239,6 +239,10 @@ def report_step(store: Store, config: DemoConfig, results: dict[str, Any]) -> Ca
         store.con.execute(
             "SELECT creative_id, ad_id, text, source, scores FROM creatives ORDER BY ad_id LIMIT 200"
         ).df().to_parquet(run / "creatives.parquet")
+        command = (f"adpilot demo --home {config.home} --users {config.users} --events {config.events} "
+                   f"--seed {config.seed} --encoder {settings.encoder}")
+        for kind in ("lift", "pacing", "calibration", "segments", "creatives"):
+            (run / f"{kind}.command").write_text(command + "\n")
         html, pngs = build_report(run, title="adpilot demo")
         results["report"] = html
         return f"{html} ({len(pngs)} plots)"
@@ -262,7 +266,7 @@ def run_demo(config: DemoConfig, settings: Settings, echo: Callable[[str], None]
         log.run("creatives", creatives_step(store, settings, config))
         results: dict[str, Any] = {}
         log.run("simulate", simulate_step(store, settings, config, scorer_path, results))
-        log.run("report", report_step(store, config, results))
+        log.run("report", report_step(store, settings, config, results))
     return {"steps": log.rows, "store": store_path, **results}
 
 

@@ -64,9 +64,14 @@ def _table(frame: pd.DataFrame, max_rows: int = 50) -> str:
 
 
 def _command(path: Path) -> str:
-    if path.suffix != ".json":
-        return ""
-    command = json.loads(path.read_text()).get("command")
+    """The command that produced a result: a ``<stem>.command`` file beside it, or a JSON result's ``command``."""
+    sidecar = path.with_suffix(".command")
+    if sidecar.is_file():
+        command = sidecar.read_text().strip()
+    elif path.suffix == ".json":
+        command = json.loads(path.read_text()).get("command")
+    else:
+        command = None
     return f"<p>Reproduce: <code>{html.escape(command)}</code></p>" if command else ""
 
 
@@ -86,7 +91,7 @@ def _policy_eval(page: _Page, path: Path) -> None:
 
 def _lift(page: _Page, path: Path) -> None:
     frame = read_table(path)
-    page.section("Lift by policy", _table(frame))
+    page.section("Lift by policy", _command(path) + _table(frame))
     page.figure("lift", plots.lift_by_policy(frame), "Value per policy with 95% intervals.")
 
 
@@ -112,7 +117,7 @@ def _ab(page: _Page, path: Path) -> None:
 
 
 def _pacing(page: _Page, path: Path) -> None:
-    page.section("Budget pacing")
+    page.section("Budget pacing", _command(path))
     page.figure("pacing", plots.pacing_curves(read_table(path)), "Cumulative spend (solid) vs plan (dashed) by hour.")
 
 
@@ -120,13 +125,13 @@ def _calibration(page: _Page, path: Path) -> None:
     frame = read_table(path)
     if not {"label", "pctr"} <= set(frame.columns):
         raise UserError(f"{path} needs columns label and pctr")
-    page.section("Calibration of pCTR")
+    page.section("Calibration of pCTR", _command(path))
     page.figure("calibration", plots.calibration_plot(frame["label"].to_numpy(), frame["pctr"].to_numpy()),
                 "Observed click rate per predicted-CTR bin; on the diagonal is perfectly calibrated.")
 
 
 def _segments(page: _Page, path: Path) -> None:
-    page.section("Segment map")
+    page.section("Segment map", _command(path))
     page.figure("segments", plots.segment_map(read_table(path)), "User interest vectors in 2-D, coloured by segment.")
 
 
@@ -134,11 +139,11 @@ def _creatives(page: _Page, path: Path) -> None:
     frame = read_table(path)
     if "score" in frame.columns:
         frame = frame.sort_values("score", ascending=False)
-    page.section("Creative leaderboard", _table(frame))
+    page.section("Creative leaderboard", _command(path) + _table(frame))
 
 
 def _bidding(page: _Page, path: Path) -> None:
-    page.section("Bidding replay")
+    page.section("Bidding replay", _command(path))
     page.figure("bidding", plots.bidding_curves(read_table(path)), "Cumulative clicks vs cumulative spend per bidder.")
 
 

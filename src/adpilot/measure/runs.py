@@ -12,6 +12,9 @@ feeds (see :data:`KINDS`). JSON files are objects; tables are Parquet (or JSON `
     runs/<name>/creatives.parquet     creative_id, ad_id, text, score, ... (any extra columns are shown)
     runs/<name>/bidding.parquet       bidder, step, spend, clicks (cumulative replay curves)
     runs/<name>/coat.json, ab.json    results of ``adpilot eval coat`` and ``adpilot ab analyze``
+
+A ``<stem>.command`` text file beside a result holds the command that reproduces it (JSON results may carry a
+``command`` field instead); the report prints it with the figure.
 """
 
 from __future__ import annotations
