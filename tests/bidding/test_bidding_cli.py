@@ -74,3 +74,20 @@ def test_bad_values_raise_user_errors(app, files, args, message):
     result = CliRunner().invoke(app, ["replay", "bidding", "--log", str(log), "--train-info", str(info), *args])
     assert isinstance(result.exception, UserError)
     assert message in str(result.exception)
+
+
+def test_out_writes_curves_the_report_plots(app, files, tmp_path):
+    from adpilot.measure.report import build_report
+
+    log, info = files
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["replay", "bidding", "--log", str(log), "--train-info", str(info),
+                                      "--strategy", "mcpc", "--strategy", "resolve", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    curves = pd.read_parquet(run / "bidding.parquet")
+    assert set(curves["bidder"]) == {"777 mcpc", "777 resolve"}
+    assert (curves.groupby("bidder")["spend"].diff().dropna() >= 0).all()
+    page, pngs = build_report(run)
+    assert any(p.name == "bidding.png" for p in pngs) and "Reproduce:" in page.read_text()

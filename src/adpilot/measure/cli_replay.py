@@ -26,8 +26,12 @@ def campaign_label(path: Path) -> str:
 
 
 def bidding_table(logs: list[Path], infos: list[Path], budget_ratio: float, strategies: list[str],
-                  tune_logs: list[Path] | None = None, episode_length: int = 1000, seed: int = 0) -> list[dict]:
-    """One row per (campaign, strategy) with the pooled out-of-sample figures and a bootstrap interval."""
+                  tune_logs: list[Path] | None = None, episode_length: int = 1000, seed: int = 0,
+                  curves: list[dict] | None = None) -> list[dict]:
+    """One row per (campaign, strategy) with the pooled out-of-sample figures and a bootstrap interval; with
+    ``curves``, also one row per (campaign, strategy, episode) of cumulative spend and clicks (the report's plot)."""
+    import numpy as np
+
     from adpilot.deliver.bidding import episode_budget
     from adpilot.measure.replay import evaluate, read_campaign_stats, read_episodes
 
@@ -44,6 +48,10 @@ def bidding_table(logs: list[Path], infos: list[Path], budget_ratio: float, stra
         for name in strategies:
             evaluation = evaluate(name, stats, episodes, budget, tune)
             totals = evaluation.result.totals()
+            if curves is not None:
+                spend, clicks = np.cumsum(evaluation.result.spend), np.cumsum(evaluation.result.clicks)
+                curves.extend({"bidder": f"{campaign_label(log)} {name}", "step": step, "spend": float(s_),
+                               "clicks": float(c_)} for step, (s_, c_) in enumerate(zip(spend, clicks, strict=True)))
             rows.append({"campaign": campaign_label(log), "strategy": name, "episodes": totals["episodes"],
                          "budget": budget, "clicks": totals["clicks"],
                          "clicks 95% CI": evaluation.result.clicks_interval(random_state=seed).format(0)
@@ -76,6 +84,8 @@ def bidding(
         help="Episodes to tune on, per log; without it, even/odd halves of the log cross-fit.")] = None,
     episode_length: Annotated[int, typer.Option(help="T for flat logs (episode files carry their own).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap over episodes.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Run folder: write bidding.parquet for `adpilot report`.")]
+    = None,
 ) -> None:
     """Replay bidding strategies under the iPinYou protocol of Cai et al. (WSDM 2017) and print the table."""
     from adpilot.measure.replay import STRATEGIES, parse_ratio
@@ -87,10 +97,20 @@ def bidding(
     unknown = [name for name in names if name not in STRATEGIES]
     if unknown:
         raise UserError(f"`strategy` must be one of {', '.join(STRATEGIES)}, got {unknown[0]!r}")
-    rows = bidding_table(log, train_info, ratio, names, tune_log, episode_length, seed)
+    curves: list[dict] | None = [] if out is not None else None
+    rows = bidding_table(log, train_info, ratio, names, tune_log, episode_length, seed, curves)
     typer.echo(f"c0 = {budget_ratio} ({ratio:g}); out of sample: "
                + ("tuned on --tune-log" if tune_log else "tuning strategies cross-fitted on even/odd episodes"))
     typer.echo(format_table(rows))
+    if out is not None:
+        import sys
+
+        import pandas as pd
+
+        out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(curves).to_parquet(out / "bidding.parquet")
+        (out / "bidding.command").write_text("adpilot " + " ".join(sys.argv[1:]) + "\n")
+        typer.echo(f"curves: {out / 'bidding.parquet'}")
 
 
 def register(app: typer.Typer) -> None:
