@@ -22,7 +22,7 @@ from adpilot.datasets.reviews import (
     womens_review_records,
 )
 from adpilot.datasets.samples import SAMPLES, load_sample
-from adpilot.datasets.talkingdata import load_talkingdata, talkingdata_events
+from adpilot.datasets.talking_data import load_talkingdata, talkingdata_events
 from adpilot.datasets.taobao import load_taobao_behavior, taobao_events
 from adpilot.errors import InputFileError, UserError
 from adpilot.schema import EVENT_ARROW_SCHEMA, PRODUCT_ARROW_SCHEMA

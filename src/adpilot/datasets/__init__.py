@@ -6,7 +6,7 @@ and raises :class:`~adpilot.errors.InputFileError` naming a missing file:
 - :mod:`.open_bandit` ``load_open_bandit(policy, campaign) -> BanditFeedback``
 - :mod:`.ipinyou` ``load_ipinyou_bidding(campaign) -> BiddingEpisodes``, ``load_ipinyou_ctr() -> LibFMData``,
   ``load_libfm(file, featindex)``
-- :mod:`.talkingdata` ``load_talkingdata() -> Table``, ``talkingdata_events(table) -> events``
+- :mod:`.talking_data` ``load_talkingdata() -> Table``, ``talkingdata_events(table) -> events``
 - :mod:`.copytext` ``load_advertisegen() / load_kobe() -> list[CopyExample]``, ``parse_attributes(content)``
 - :mod:`.reviews` ``load_chinese_reviews() / load_womens_reviews() -> Table``, ``*_review_records -> (events,
   products)``

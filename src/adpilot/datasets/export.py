@@ -15,7 +15,7 @@ Records = tuple[pa.Table, pa.Table | None]
 
 
 def _talkingdata(path: PathLike | None) -> Records:
-    from adpilot.datasets.talkingdata import load_talkingdata, talkingdata_events
+    from adpilot.datasets.talking_data import load_talkingdata, talkingdata_events
 
     return talkingdata_events(load_talkingdata(path)), None
 
