@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from adpilot.datasets.open_bandit import read_bandit_log
 from adpilot.measure import ope
-from adpilot.measure.obd import Featurizer, read_bandit_log
+from adpilot.measure.obd import Featurizer
 from adpilot.measure.reward_model import RewardModel
 
 PUBLISHED = {"all": {"dm": 0.157, "ipw": 0.311, "snipw": 0.312, "dr": 0.292}}

@@ -33,7 +33,8 @@ def test_open_bandit(shared_data: Path, policy: str, campaign: str, n_actions: i
     fb = load_open_bandit(policy, campaign, shared_data / "open_bandit_dataset")
     assert fb.n_rounds == 10_000 and fb.n_actions == n_actions and fb.len_list == 3
     assert fb.action.max() < n_actions and set(np.unique(fb.position)) == {0, 1, 2}
-    assert fb.context.shape[0] == fb.n_rounds and fb.action_context.shape[0] == n_actions
+    assert fb.users.shape[0] == fb.n_rounds and fb.affinity.shape == (fb.n_rounds, n_actions)
+    assert fb.items.shape[0] == n_actions
     assert ((fb.pscore > 0) & (fb.pscore <= 1)).all() and set(np.unique(fb.reward)) <= {0, 1}
     if policy == "random":
         assert np.allclose(fb.pscore, 1 / n_actions)  # uniform logging policy

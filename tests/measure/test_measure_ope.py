@@ -104,7 +104,7 @@ def test_measure_obd_reader_and_estimates_match_obp(shared_data):
     from obp.ope import InverseProbabilityWeighting, SelfNormalizedInverseProbabilityWeighting
     from obp.policy import BernoulliTS
 
-    from adpilot.measure.obd import read_bandit_log
+    from adpilot.datasets.open_bandit import read_bandit_log
 
     root = shared_data / "open_bandit_dataset"
     log = read_bandit_log(root / "random" / "men")

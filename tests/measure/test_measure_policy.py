@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from adpilot.measure.obd import read_bandit_log
+from adpilot.datasets.open_bandit import read_bandit_log
 from adpilot.measure.policy import POLICIES, rank_to_action_dist
 from adpilot.measure.policy_eval import evaluate_policies
 

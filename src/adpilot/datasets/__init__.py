@@ -3,7 +3,7 @@
 One module per source family; each reader takes its path as an argument (default under ``$ADPILOT_SHARED_DATA``)
 and raises :class:`~adpilot.errors.InputFileError` naming a missing file:
 
-- :mod:`.open_bandit` ``load_open_bandit(policy, campaign) -> BanditFeedback``
+- :mod:`.open_bandit` ``load_open_bandit(policy, campaign) -> BanditLog``, ``read_bandit_log(path)``
 - :mod:`.ipinyou` ``load_ipinyou_bidding(campaign) -> BiddingEpisodes``, ``load_ipinyou_ctr() -> LibFMData``,
   ``load_libfm(file, featindex)``
 - :mod:`.talking_data` ``load_talkingdata() -> Table``, ``talkingdata_events(table) -> events``

@@ -61,7 +61,7 @@ def eval_policy(
     = None,
 ) -> None:
     """Learn targeting policies on a log and estimate their click rate on a later log, with 95% intervals."""
-    from adpilot.measure.obd import read_bandit_log
+    from adpilot.datasets.open_bandit import read_bandit_log
     from adpilot.measure.policy_eval import as_table, evaluate_policies
 
     if log is not None:

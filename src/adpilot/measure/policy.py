@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adpilot.datasets.open_bandit import BanditLog
 from adpilot.errors import UserError, check_scalar
-from adpilot.measure.obd import BanditLog, Featurizer
+from adpilot.measure.obd import Featurizer
 from adpilot.measure.reward_model import RewardModel
 
 

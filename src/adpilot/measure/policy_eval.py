@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from adpilot.datasets.open_bandit import BanditLog, check_same_items
 from adpilot.errors import UserError
 from adpilot.measure.intervals import Interval, bootstrap_interval
-from adpilot.measure.obd import BanditLog, Featurizer, check_same_items
+from adpilot.measure.obd import Featurizer
 from adpilot.measure.ope import DR, IPW, SNIPW, effective_clicks, posterior_draws
 from adpilot.measure.policy import POLICIES
 from adpilot.measure.reward_model import RewardModel
