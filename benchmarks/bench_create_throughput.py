@@ -81,8 +81,8 @@ def main() -> None:
         hit_rate = cached.hits / len(prompts)
     server, url = start_server(local.path, args.threads)
     try:
-        s_http, copies_http, tokens_http = run(OpenAILLM(url, timeout=600, max_concurrency=1), prompts,
-                                               args.max_tokens, local)
+        http = OpenAILLM(url, timeout=600, max_concurrency=1)  # same repeat penalty as the local default
+        s_http, copies_http, tokens_http = run(http, prompts, args.max_tokens, local)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -1,9 +1,13 @@
 """Latency of one decision, in-process on one core: 100k live ads, 1M user profiles, ~200 candidates scored.
 
     .venv/bin/python benchmarks/bench_deliver_decide.py [--ads 100000] [--users 1000000] [--requests 3000]
+        [--baseline-src OLD/src/adpilot/deliver]
 
 Prints p50/p99/mean latency of ``DecisionEngine.decide`` with the default IVF index (``--index``), and the same
-requests through the same engine on an exact (flat) index as the peer measured in the same run. Wall-clock and
+requests through the same engine on an exact (flat) index as the peer measured in the same run. With ``--baseline-src``
+(the ``deliver`` folder of an earlier checkout, e.g. ``git archive``), that version's decision path (engine, targeting,
+auction, bandits, tokens; the snapshot, counters and pacer are today's) decides the same requests interleaved with
+today's, request by request, so both see the same machine noise: before vs after in one run. Wall-clock and
 thread CPU time are both reported: on a shared, oversubscribed machine the wall clock includes time spent waiting
 for a core, the CPU time does not. Vectors are synthetic topic clusters
 (no text model can encode 100k titles inside a benchmark's minute); interest words map to topic centres.
@@ -19,10 +23,12 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import importlib.util  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import zlib  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -172,6 +178,47 @@ def measure(engine: DecisionEngine, reqs: list[AdRequest], tag: str) -> np.ndarr
     return cpu
 
 
+BASELINE_MODULES = ("tokens", "bandits", "auction", "targeting", "engine")  # in import order
+
+
+def baseline_engine_class(src: Path) -> type:
+    """``DecisionEngine`` of another version's deliver sources: its decision-path modules are loaded under new names
+    (importing each other), everything else stays today's."""
+    loaded: dict[str, object] = {}
+    for name in BASELINE_MODULES:
+        text = (src / f"{name}.py").read_text()
+        for other in loaded:
+            text = text.replace(f"adpilot.deliver.{other} ", f"baseline_deliver_{other} ")
+        spec = importlib.util.spec_from_loader(f"baseline_deliver_{name}", loader=None)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[module.__name__] = module
+        exec(compile(text, str(src / f"{name}.py"), "exec"), module.__dict__)  # noqa: S102
+        loaded[name] = module
+    return loaded["engine"].DecisionEngine  # type: ignore[attr-defined]
+
+
+def interleaved(engines: dict[str, DecisionEngine], reqs: list[AdRequest]) -> None:
+    """Each request decided by every engine in turn (order alternating), with distinct request ids."""
+    names = list(engines)
+    for r in reqs[:200]:
+        for n in names:
+            engines[n].decide(r.model_copy(update={"request_id": f"warm-{n}-{r.request_id}"}))
+    times = {n: (np.empty(len(reqs)), np.empty(len(reqs))) for n in names}
+    for i, r in enumerate(reqs):
+        for n in names if i % 2 == 0 else names[::-1]:
+            req = r.model_copy(update={"request_id": f"{n}-{r.request_id}"})
+            t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+            engines[n].decide(req)
+            times[n][0][i], times[n][1][i] = (time.perf_counter_ns() - t0) / 1e6, (time.thread_time_ns() - c0) / 1e6
+    for n in names:
+        for kind, t in zip(("wall", "cpu"), times[n], strict=True):
+            print(f"{n:>9} {kind:>4}: p50 {np.percentile(t, 50):.3f} ms  p99 {np.percentile(t, 99):.3f} ms  "
+                  f"mean {t.mean():.3f} ms", flush=True)
+    for kind, k in (("wall", 0), ("cpu", 1)):
+        ratio = [np.percentile(times[names[0]][k], q) / np.percentile(times[names[1]][k], q) for q in (50, 99)]
+        print(f"{kind} ratio {names[0]} / {names[1]}: p50 {ratio[0]:.2f}x  p99 {ratio[1]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ads", type=int, default=100_000)
@@ -180,6 +227,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--index", default="ivf", choices=["ivf", "hnsw", "flat"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="deliver/ folder of an earlier version to compare with, request by request")
     args = parser.parse_args()
     import faiss
 
@@ -189,6 +238,9 @@ def main() -> None:
     settings = Settings(mode="test")
     reqs = requests(args)
     engine = DecisionEngine(snapshot, settings=settings, seed=args.seed)
+    if args.baseline_src is not None:
+        old = baseline_engine_class(args.baseline_src)(snapshot, settings=settings, seed=args.seed)
+        interleaved({"baseline": old, "current": engine}, reqs)
     main_times = measure(engine, reqs, args.index)
     print(f"candidates scored per request: {scorer.scored / max(scorer.calls, 1):.0f} (mean)")
     flat = dataclasses.replace(snapshot, index=AdIndex(snapshot.ads.vectors, kind="flat"))

@@ -201,28 +201,43 @@ def write_fuxi_arrays(frames: dict, out: Path, max_len: int) -> dict:
 
 def our_throughput(model, frame, batch_size: int, n_batches: int) -> float:
     """Rows per second of our training step (encoding done beforehand, as our trainer caches it)."""
-    from adpilot.rank.trainer import _optimizers, tensors
+    import torch
 
-    enc, labels = model.encoder_.encode(frame), frame[["label"]].to_numpy(np.float64)
-    rng = np.random.default_rng(0)
-    optimizers = _optimizers(model.module_, model._train_config().learning_rate)
-    y = __import__("torch").from_numpy(labels.astype(np.float32))
+    from adpilot.rank.trainer import batches, optimizers_for, step
+
+    enc, labels = model.encoder_.encode(frame), torch.from_numpy(frame[["label"]].to_numpy(np.float32))
+    optimizers = optimizers_for(model.module_, model._train_config().learning_rate)
     model.module_.train()
-    order = rng.permutation(len(enc))
+    stream = batches(enc, np.random.default_rng(0).permutation(len(enc)), batch_size)
+    index, inputs = next(stream)
+    step(model.module_, optimizers, inputs, labels[index])  # warm-up
     start, rows = time.perf_counter(), 0
-    for b in range(n_batches + 1):
-        if b == 1:
-            start, rows = time.perf_counter(), 0
-        index = order[b * batch_size:(b + 1) * batch_size]
-        batch = enc.take(index)
-        loss = model.module_.loss(model.module_(*tensors(batch)), y[index])
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        for opt in optimizers:
-            opt.step()
+    for _, (index, inputs) in zip(range(n_batches), stream, strict=False):
+        step(model.module_, optimizers, inputs, labels[index])
         rows += len(index)
     return rows / (time.perf_counter() - start)
+
+
+def throughput_rounds(a: argparse.Namespace, fitted: dict, frame, work: Path, shared: dict) -> dict[str, list]:
+    """Rows/s per model, ours and FuxiCTR's measured one after the other, ``a.rounds`` times, so that both see
+    the same machine (it is shared: a single measurement of each would compare two different loads)."""
+    rates: dict[str, list[float]] = {}
+    fuxi_models = a.models.split(",")
+    for _ in range(a.rounds):
+        for name in dict.fromkeys([*fitted, *fuxi_models]):
+            if name in fitted:
+                rates.setdefault(f"ours {name}", []).append(
+                    our_throughput(fitted[name], frame, a.batch_size, a.throughput_batches))
+            if name in fuxi_models:
+                run = [a.fuxi_python, __file__, "--fuxi-worker", str(work), name,
+                       json.dumps({**shared, "throughput_only": True})]
+                out = subprocess.run(run, capture_output=True, text=True, check=False)
+                if out.returncode != 0:
+                    print(f"FuxiCTR {name} throughput run failed:\n{out.stderr[-2000:]}")
+                    continue
+                rates.setdefault(f"fuxictr {name}", []).append(
+                    json.loads(out.stdout.strip().splitlines()[-1])["rows_per_s"])
+    return rates
 
 
 def main() -> None:
@@ -241,6 +256,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--throughput-only", action="store_true", help="skip the quality runs")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="throughput rounds, ours and FuxiCTR alternating (the machine is shared and noisy)")
     parser.add_argument("--fuxi-worker", nargs=3, metavar=("DIR", "MODEL", "ARGS"), help=argparse.SUPPRESS)
     a = parser.parse_args()
     if a.fuxi_worker:
@@ -267,6 +284,7 @@ def main() -> None:
     cmd = " ".join(sys.argv)
     results: dict[str, np.ndarray] = {}
     timing: dict[str, float] = {}
+    fitted = {}
     for name in a.ours.split(","):
         start = time.perf_counter()
         model = CTRModel(name, embedding_dim=a.embedding_dim, hidden=(128, 64), epochs=1 if a.throughput_only
@@ -276,8 +294,7 @@ def main() -> None:
         timing[f"ours {name}"] = time.perf_counter() - start
         if not a.throughput_only:
             results[f"ours {name}"] = model.predict_heads(test)[:, 0]
-        timing[f"ours {name} rows/s"] = our_throughput(model, frames["train"].iloc[:200_000], a.batch_size,
-                                                       a.throughput_batches)
+        fitted[name] = model
     for name in a.models.split(","):
         run = [a.fuxi_python, __file__, "--fuxi-worker", str(work), name, json.dumps(shared)]
         if not a.throughput_only:
@@ -287,12 +304,7 @@ def main() -> None:
                 continue
             timing[f"fuxictr {name}"] = json.loads(out.stdout.strip().splitlines()[-1])["train_seconds"]
             results[f"fuxictr {name}"] = np.load(work / f"pred_fuxi_{name}.npy")
-        out = subprocess.run(run[:-1] + [json.dumps({**shared, "throughput_only": True})], capture_output=True,
-                             text=True, check=False)
-        if out.returncode != 0:
-            print(f"FuxiCTR {name} throughput run failed:\n{out.stderr[-2000:]}")
-            continue
-        timing[f"fuxictr {name} rows/s"] = json.loads(out.stdout.strip().splitlines()[-1])["rows_per_s"]
+    rates = throughput_rounds(a, fitted, frames["train"].iloc[:200_000], work, shared)
     print(f"\ntest AUC with bootstrap 95% intervals (resampling users, {a.n_boot} resamples); command: {cmd}")
     for key, p in results.items():
         est = bootstrap(lambda i, p=p: auc(y[i], p[i]), len(y), users, a.n_boot, a.seed)
@@ -302,14 +314,16 @@ def main() -> None:
         if key.startswith("fuxictr") and ours is not None:
             diff = bootstrap(lambda i, p=p: auc(y[i], ours[i]) - auc(y[i], p[i]), len(y), users, a.n_boot, a.seed)
             print(f"  ours - {key}: AUC difference {diff}")
-    print("\ntraining throughput (rows/s, same batches, 1 process):")
-    for key, value in timing.items():
-        if key.endswith("rows/s"):
-            print(f"  {key:28s} {value:10.0f}")
+    print(f"\ntraining throughput (rows/s of the training step, batch {a.batch_size}, {a.threads} threads, "
+          f"{a.throughput_batches} batches per round, median of {a.rounds} alternating rounds):")
+    for key, values in rates.items():
+        print(f"  {key:16s} {np.median(values):8.0f}   rounds {[round(v) for v in values]}")
     for name in a.ours.split(","):
-        peer = timing.get(f"fuxictr {name} rows/s")
-        if peer:
-            print(f"  ratio ours/fuxictr {name}: {timing[f'ours {name} rows/s'] / peer:.2f}x")
+        ours_r, peer = rates.get(f"ours {name}"), rates.get(f"fuxictr {name}")
+        if ours_r and peer and len(ours_r) == len(peer):
+            per_round = [o / f for o, f in zip(ours_r, peer, strict=True)]
+            print(f"  ratio ours/fuxictr {name}: {np.median(ours_r) / np.median(peer):.2f}x "
+                  f"(per round {min(per_round):.2f}-{max(per_round):.2f})")
     shutil.rmtree(work, ignore_errors=True)
 
 

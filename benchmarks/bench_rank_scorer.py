@@ -1,13 +1,17 @@
-"""Serving latency: one request, 200 candidate ads, numpy scorer vs the same model in TorchScript (1 thread).
+"""Serving latency: one request, 200 candidate ads, numpy scorer vs the same model in torch (eager and
+TorchScript), one thread; and rows/s at batch 1,024.
 
 The request carries what the deliver engine passes (see ``adpilot.rank.base``): user profile (segment, 30 recent
 items with categories, a 64-d interest vector), per-ad fields (ad, campaign, category, brand, price bucket, 64-d
-text vector) and context (slot, device, geo, hour). Timings include feature hashing for the numpy scorer; the
-TorchScript figure is the forward pass alone on pre-encoded tensors (a lower bound for it).
+text vector) and context (slot, device, geo, hour). The numpy figure is the whole ``Scorer.score`` call (hashing,
+forward, calibration); the torch figures are the forward pass alone on pre-encoded tensors (a lower bound for a
+torch scorer). Times are CPU time of this process (on a shared machine wall time measures the neighbours), with
+``OPENBLAS_NUM_THREADS=1`` so that CPU time is one core's time. Requests are interleaved numpy / eager / script
+so that all three see the same machine.
 
 Reproduce::
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --model din
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --models deepfm,dcnv2,din,esmm,lr
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +28,7 @@ import pandas as pd
 
 def synthetic_log(n: int, rng: np.random.Generator) -> pd.DataFrame:
     hist = [list(rng.integers(0, 5000, 30)) for _ in range(n)]
+    click = rng.integers(0, 2, n)
     return pd.DataFrame({
         "ad_id": rng.integers(0, 5000, n), "campaign_id": rng.integers(0, 300, n), "category": rng.integers(0, 60, n),
         "brand": rng.integers(0, 400, n), "price_bucket": rng.integers(0, 10, n), "segment_id": rng.integers(0, 20, n),
@@ -31,61 +37,99 @@ def synthetic_log(n: int, rng: np.random.Generator) -> pd.DataFrame:
         "hist_ad_id": hist, "hist_category": [[int(x) % 60 for x in h] for h in hist],
         "ad_vec": list(rng.normal(size=(n, 64)).astype(np.float32)),
         "hist_vec": list(rng.normal(size=(n, 64)).astype(np.float32)),
-        "click": rng.integers(0, 2, n),
+        "click": click, "conversion": click * rng.integers(0, 2, n),
     })
 
 
-def median_ms(fn, repeats: int) -> float:
-    """Median CPU time of one call in ms (process time: on a shared, oversubscribed machine wall time
-    measures the neighbours; run with OPENBLAS_NUM_THREADS=1 so that CPU time is one core's time)."""
+def cpu_ms(fn) -> float:
+    start = time.process_time()
     fn()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return 1000 * float(np.median(times))
+    return 1000 * (time.process_time() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="din")
-    parser.add_argument("--candidates", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=300)
-    a = parser.parse_args()
-    import torch
-
-    from adpilot.rank.estimator import CTRModel
-    from adpilot.rank.scorer import load_scorer
-    from adpilot.rank.trainer import tensors
-
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-    log = synthetic_log(4000, rng)
-    model = CTRModel(a.model, labels=("click",), epochs=1, max_seq_len=30).fit(log)
-    path = model.save(Path(tempfile.mkdtemp()) / "model")
-    scorer = load_scorer(path)
-    n = a.candidates
+def request(rng: np.random.Generator, n: int) -> tuple[dict, dict, dict]:
+    """(user, ads, context) as the deliver engine passes them: one user, ``n`` candidates."""
     cands = synthetic_log(n, rng)
     ads = {c: cands[c].to_numpy() for c in ("ad_id", "campaign_id", "category", "brand", "price_bucket")}
     ads["ad_vec"] = np.stack(cands["ad_vec"].to_numpy())
     user = {"segment_id": 3, "hist_ad_id": cands["hist_ad_id"][0], "hist_category": cands["hist_category"][0],
             "hist_vec": cands["hist_vec"][0]}
-    context = {"slot": "top", "device": "ios", "geo": 7, "hour": 21}
-    numpy_ms = median_ms(lambda: scorer.score(user, ads, context), a.repeats)
-    enc = scorer.encoder.encode({**context, **{k: ([v] * n if k.startswith("hist_") and k != "hist_vec" else v)
-                                               for k, v in user.items()}, **ads}, n=n, strict=False)
-    inputs = tensors(enc)
-    scripted = torch.jit.trace(model.module_, inputs)
-    with torch.no_grad():
-        torch_ms = median_ms(lambda: scripted(*inputs), a.repeats)
-    encode_ms = median_ms(lambda: scorer.encoder.encode({**context, **ads}, n=n, strict=False), a.repeats)
-    print(f"model {a.model}, {n} candidates, median CPU time of {a.repeats} requests, 1 thread")
-    print(f"  numpy scorer (hashing + forward + calibration): {numpy_ms:.3f} ms")
-    print(f"    of which feature hashing/encoding:            ~{encode_ms:.3f} ms")
-    print(f"  TorchScript forward on pre-encoded tensors:      {torch_ms:.3f} ms")
-    print(f"  ratio numpy scorer / TorchScript forward: {numpy_ms / torch_ms:.2f}")
-    print(f"command: OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --model {a.model} --candidates {n}")
+    return user, ads, {"slot": "top", "device": "ios", "geo": 7, "hour": 21}
+
+
+def time_calls(runs: dict, repeats: int) -> dict[str, list[float]]:
+    """CPU ms of each call, the calls interleaved so that all see the same machine."""
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(3):  # warm-up (first calls compile plans and fill the hash memo)
+        for fn in runs.values():
+            fn()
+    for _ in range(repeats):
+        for k, fn in runs.items():
+            times[k].append(cpu_ms(fn))
+    return times
+
+
+def bench_model(name: str, n: int, repeats: int, batch: int) -> dict[str, float]:
+    import torch
+
+    from adpilot.rank.estimator import CTRModel
+    from adpilot.rank.models import REGISTRY
+    from adpilot.rank.scorer import load_scorer
+    from adpilot.rank.trainer import tensors
+
+    rng = np.random.default_rng(0)
+    labels = ("click", "conversion") if len(REGISTRY[name].heads) == 2 else ("click",)
+    model = CTRModel(name, labels=labels, epochs=1, max_seq_len=30).fit(synthetic_log(4000, rng))
+    scorer = load_scorer(model.save(Path(tempfile.mkdtemp()) / "model"))
+    module = model.module_.eval()
+    out: dict[str, float] = {}
+    for size, key in ((n, "req"), (batch, "batch")):
+        user, ads, context = request(rng, size)
+        enc = scorer.encoder.encode({**context, **{k: ([v] * size if k in scorer._sequence_columns else v)
+                                                   for k, v in user.items()}, **ads}, n=size, strict=False)
+        inputs = tensors(enc)
+        with torch.no_grad():
+            scripted = torch.jit.trace(module, inputs)
+            # the numpy scorer must give the torch model's numbers on this very request
+            p_torch = module.probabilities(module(*inputs)).double().numpy()[:, 0]
+            out[f"{key} max |diff|"] = float(np.abs(scorer.score(user, ads, context)[0]
+                                                    - scorer.calibrator.apply(p_torch)).max())
+            times = time_calls({"numpy": lambda u=user, a=ads, c=context: scorer.score(u, a, c),
+                                "eager": lambda x=inputs: module(*x), "script": lambda x=inputs, f=scripted: f(*x)},
+                               repeats if key == "req" else max(repeats // 5, 20))
+        for k, t in times.items():
+            out[f"{key} {k} min"] = float(np.min(t))
+            out[f"{key} {k} p50"] = float(np.percentile(t, 50))
+            out[f"{key} {k} p99"] = float(np.percentile(t, 99))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="deepfm,dcnv2,din,esmm,lr")
+    parser.add_argument("--candidates", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=1000)
+    a = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # shapes are fixed per traced request
+    print(f"{a.candidates} candidates per request, {a.repeats} requests per model interleaved numpy/eager/script, "
+          "CPU ms of one thread; torch = forward only on pre-encoded tensors")
+    print(f"{'model':7s} {'numpy min':>9s} {'p50':>6s} {'p99':>6s} | {'eager p50':>9s} {'p99':>6s} | {'script p50':>10s} "
+          f"{'p99':>6s} | {'eager/np':>8s} {'script/np':>9s} | rows/s@{a.batch}: {'numpy':>8s} {'script':>8s} | "
+          "max|diff|")
+    for name in a.models.split(","):
+        r = bench_model(name, a.candidates, a.repeats, a.batch)
+        rows = {k: a.batch / r[f"batch {k} p50"] * 1000 for k in ("numpy", "script")}
+        print(f"{name:7s} {r['req numpy min']:9.3f} {r['req numpy p50']:6.3f} {r['req numpy p99']:6.3f} | {r['req eager p50']:9.3f} "
+              f"{r['req eager p99']:6.3f} | {r['req script p50']:10.3f} {r['req script p99']:6.3f} | "
+              f"{r['req eager p50'] / r['req numpy p50']:8.2f} {r['req script p50'] / r['req numpy p50']:9.2f} | "
+              f"{'':13s}{rows['numpy']:8.0f} {rows['script']:8.0f} | "
+              f"{max(r['req max |diff|'], r['batch max |diff|']):.1e}")
+    print(f"command: OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --models {a.models} "
+          f"--candidates {a.candidates} --batch {a.batch} --repeats {a.repeats}")
 
 
 if __name__ == "__main__":

@@ -263,6 +263,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--max-inflight", type=int, default=32)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the store here (reused when present)")
+    parser.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"],
+                        help="uvicorn's HTTP parser, for both servers (auto = httptools when installed)")
+    parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
+                        help="uvicorn's event loop, for both servers (auto = uvloop when installed)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -286,24 +290,27 @@ def main() -> None:
     rows_before, spend_before = served_events(store)
     port, bare_port = free_port(), free_port()
     started = time.perf_counter()
-    server = start(["--factory", "adpilot.serve.main:app_from_env"], env, port, work / "server.log")
+    stack = ["--http", args.http, "--loop", args.loop]
+    server = start(["--factory", "adpilot.serve.main:app_from_env", *stack], env, port, work / "server.log")
     print(f"server up (snapshot built) in {time.perf_counter() - started:.1f}s")
-    bare = start(["--factory", "bench_serve_load:bare_app", "--app-dir", str(Path(__file__).parent)], env,
+    bare = start(["--factory", "bench_serve_load:bare_app", "--app-dir", str(Path(__file__).parent), *stack], env,
                  bare_port, work / "bare.log")
     base = f"http://127.0.0.1:{port}"
     targets = {"bare": (f"http://127.0.0.1:{bare_port}/bare", bodies["decide"]),
                "decide": (f"{base}/v1/decide", bodies["decide"]),
                "openrtb": (f"{base}/openrtb/2.6/bid", bodies["openrtb"])}
     try:
-        print(f"\n{'endpoint':<9}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'sock err':>9}"
-              f"{'shed':>8}")
+        print(f"\n{'endpoint':<9}{'conns':>6}{'req/s':>10}{'/bare':>7}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
+              f"{'sock err':>9}{'shed':>8}")
         for conns in [int(c) for c in args.connections.split(",")] + [args.overload]:
+            bare_rps = float("nan")
             for name, (url, body_file) in targets.items():
                 shed_before = metric_sum(base, "adpilot_shed_total")
                 r = wrk(url, script, body_file, conns, args.duration)
                 shed = metric_sum(base, "adpilot_shed_total") - shed_before if name != "bare" else 0
-                print(f"{name:<9}{conns:>6}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['non2xx']:>9}"
-                      f"{r['socket_errors']:>9}{shed:>8.0f}", flush=True)
+                bare_rps = r["rps"] if name == "bare" else bare_rps
+                print(f"{name:<9}{conns:>6}{r['rps']:>10.0f}{r['rps'] / bare_rps:>7.2f}{r['p50']:>9.2f}"
+                      f"{r['p99']:>9.2f}{r['non2xx']:>9}{r['socket_errors']:>9}{shed:>8.0f}", flush=True)
         rec = reconcile(base, 300, args.profiles, args.seed)
     finally:
         for proc in (server, bare):
@@ -316,7 +323,7 @@ def main() -> None:
     print(json.dumps(rec, indent=1))
     print(f"\nreproduce: .venv/bin/python benchmarks/bench_serve_load.py --ads {args.ads} --profiles {args.profiles} "
           f"--connections {args.connections} --overload {args.overload} --max-inflight {args.max_inflight} "
-          f"--duration {args.duration}")
+          f"--duration {args.duration} --http {args.http} --loop {args.loop}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """Quality on a synthetic world: interest recovery, next-item retrieval (Recall@K) and bot flags vs true bots.
 
     .venv/bin/adpilot world --help                      # make a world first, e.g. into /tmp/world
-    .venv/bin/python benchmarks/bench_understand_quality.py WORLD_DIR [--encoder use|e5] [--k 50] [--cold-max 5]
+    .venv/bin/python benchmarks/bench_understand_quality.py WORLD_DIR [--encoder use|e5] [--k 50]
+        [--split time|last] [--test-days 3]
 
-The world's Parquet files are copied into a fresh store; each user's last item event is held out before the
-profiles are built (so the recovery figures are measured on the training part too). For a cold set of useful
-size, make the catalogue large for the events (``adpilot world --users 5000 --products 3000``) and raise
-``--cold-max`` (items with at most that many training interactions count as cold).
+The world's Parquet files are copied into a fresh store and the test part is removed before the profiles are
+built (so the recovery figures are measured on the training part too). ``--split time`` (default) removes the
+last ``--test-days`` days and asks for each user's first item after the cutoff: items launched late then have no
+training interaction at all, which is what cold means here. ``--split last`` holds out each user's last item
+event only; other users' later events stay in training, so it has almost no cold items. For a cold set of useful
+size, make the catalogue and population large (``adpilot world --users 20000 --events 800000 --products 4000``)
+and the test period longer (``--test-days 7``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from adpilot.store import Store
 from adpilot.understand.anomalies import flag_users
 from adpilot.understand.evaluate import (
     bot_flag_quality,
+    hold_out_after,
     hold_out_last_items,
     interest_recovery,
     load_world_store,
@@ -38,28 +43,37 @@ def main() -> None:
     parser.add_argument("world_dir", type=Path)
     parser.add_argument("--encoder", default="use")
     parser.add_argument("--k", type=int, default=50)
-    parser.add_argument("--cold-max", type=int, default=5)
+    parser.add_argument("--split", choices=("time", "last"), default="time")
+    parser.add_argument("--test-days", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    print(f"command: {' '.join(sys.argv)}")
+    print(f"command: .venv/bin/python {' '.join(sys.argv)}")
     encoder = get_encoder(args.encoder, Settings(encoder_threads=args.threads))
     with Store(Path(tempfile.mkdtemp()) / "quality.duckdb") as store:
         load_world_store(args.world_dir, store)
-        held = hold_out_last_items(store)
+        held = hold_out_after(store, args.test_days) if args.split == "time" else hold_out_last_items(store)
         start = time.perf_counter()
         build_product_vectors(store, encoder)
         build_profiles(store, encoder)
         print(f"profiles built in {time.perf_counter() - start:.1f} s ({encoder.name})")
         recovery = interest_recovery(store, args.world_dir / "truth", encoder.name, k=3)
-        retrieval = next_item_retrieval(store, held, encoder.name, k=args.k, cold_max=args.cold_max)
+        retrieval = next_item_retrieval(store, held, encoder.name, k=args.k, seed=args.seed)
         bots = bot_flag_quality(flag_users(store), args.world_dir / "truth")
     print(json.dumps({"interest_recovery": recovery, "next_item": retrieval, "bot_flags": bots}, indent=2))
-    for name, peer in (("interest_ann", "popularity"), ("lm_profile", "item_cf")):
-        for part in ("recall", "recall_cold"):
-            a, b = retrieval[name][part], retrieval[peer][part]
-            if a is not None and b is not None:
-                ratio = f"{a / b:.2f}" if b > 0 else "n/a"
-                print(f"ratio {name} / {peer} {part}@{args.k} = {ratio} ({a:.3f} vs {b:.3f})")
+    for name in ("lm_profile", "lm_profile_affinity", "lm_hybrid"):
+        for peer in ("item_cf", "popularity"):
+            for part in ("recall", "recall_cold"):
+                a, b = retrieval[name][part], retrieval[peer][part]
+                if a is not None and b is not None:
+                    ratio = f"{a['mean'] / b['mean']:.2f}" if b["mean"] > 0 else "n/a (peer 0)"
+                    d = retrieval[f"{name}_minus_{peer}"][part]
+                    print(f"ratio {name} / {peer} {part}@{args.k} = {ratio} ({_fmt(a)} vs {_fmt(b)}; "
+                          f"difference {_fmt(d, sign='+')})")
+
+
+def _fmt(value: dict[str, float], sign: str = "") -> str:
+    return f"{value['mean']:{sign}.3f} [{value['low']:{sign}.3f}, {value['high']:{sign}.3f}] n={value['n']}"
 
 
 if __name__ == "__main__":

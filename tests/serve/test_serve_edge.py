@@ -167,18 +167,27 @@ def test_openrtb_win_notice_counts_the_impression_once(edge: TestClient, users: 
     assert pixel.status_code == 400 and "duplicate" in pixel.text
 
 
-def test_openrtb_blocks_withdraw_the_winner_and_release_its_budget(edge: TestClient, users: list[tuple[str, str]]) -> None:
+def test_openrtb_blocks_are_filters_so_the_next_ad_bids(edge: TestClient, users: list[tuple[str, str]]) -> None:
     request, bid = _bid(edge, users, "blk")
-    lists = edge.app.state.blocklists  # type: ignore[attr-defined]
-    domain, category = bid["adomain"][0], sorted(lists.categories[bid["adid"]])[0]
-    for i, blocks in enumerate(({"badv": [domain.upper()]}, {"bcat": [category]})):
-        reserved = _reserved(edge)
+    ads = edge.app.state.engine.snapshot.ads  # type: ignore[attr-defined]
+
+    def categories(ad_id: str) -> set[str]:
+        return {c for c, rows in ads.category_members.items() if ads.index[ad_id] in rows}
+
+    domain, blocked_categories = bid["adomain"][0], categories(bid["adid"])
+    assert blocked_categories
+    for i, blocks in enumerate(({"badv": [domain.upper()]}, {"bcat": sorted(blocked_categories)})):
         again = edge.post("/openrtb/2.6/bid", json={**request, "id": f"{request['id']}-b{i}", **blocks})
-        if again.status_code == 204:  # the winner was withdrawn: nothing may stay reserved for it
-            assert _reserved(edge) == pytest.approx(reserved)
-        else:
-            placed = again.json()["seatbid"][0]["bid"][0]
-            assert domain not in placed["adomain"] and category not in lists.categories.get(placed["adid"], ())
+        assert again.status_code == 200, "the next eligible ad bids in the blocked one's place"
+        placed = again.json()["seatbid"][0]["bid"][0]
+        assert placed["adid"] != bid["adid"]
+        assert domain not in placed["adomain"] if i == 0 else blocked_categories.isdisjoint(categories(placed["adid"]))
+    user, geo = users[0]
+    every = {"request_id": "blk-all", "user_id": user, "geo": geo, "device": "mobile", "slot": "feed",
+             "block_categories": sorted(ads.category_members), "explain": True}
+    nothing = edge.post("/v1/decide", json=every).json()
+    assert nothing["ads"] == [] and "blocked_category" in nothing["no_fill_reason"]
+    assert nothing["explanation"]["removed"]["blocked_category"]["count"] > 0
 
 
 def test_openrtb_late_answers_become_no_bids_without_holding_budget(edge: TestClient, users: list[tuple[str, str]]) -> None:

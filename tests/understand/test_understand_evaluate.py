@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from adpilot.datasets.world import WorldConfig, write_world
-from adpilot.errors import InputFileError
+from adpilot.errors import InputFileError, UserError
 from adpilot.store import Store
 from adpilot.understand.anomalies import flag_users
 from adpilot.understand.encoders import USEEncoder
 from adpilot.understand.evaluate import (
     bot_flag_quality,
+    hold_out_after,
     hold_out_last_items,
     interest_recovery,
     load_world_store,
@@ -41,10 +43,32 @@ def test_interest_vectors_beat_popularity_on_a_world(world: Path, tmp_path: Path
         recovery = interest_recovery(store, world / "truth", "use", k=3)
         assert recovery["interest_vector"]["spearman"] > recovery["popularity"]["spearman"] + 0.1
         assert recovery["interest_vector"]["recall@3"] > recovery["popularity"]["recall@3"]
-        retrieval = next_item_retrieval(store, held, "use", k=20)
-        assert retrieval["interest_ann"]["recall"] > retrieval["popularity"]["recall"]
-        assert retrieval["lm_profile"]["recall"] > retrieval["interest_ann"]["recall"]
-        assert 0 <= retrieval["item_cf"]["recall"] <= 1
+        retrieval = next_item_retrieval(store, held, "use", k=20, n_boot=200)
+        recall = {name: retrieval[name]["recall"]["mean"] for name in ("interest_ann", "lm_profile", "popularity")}
+        assert recall["interest_ann"] > recall["popularity"]
+        assert recall["lm_profile"] > recall["interest_ann"]
+        interval = retrieval["item_cf"]["recall"]
+        assert 0 <= interval["low"] <= interval["mean"] <= interval["high"] <= 1
+
+
+def test_time_split_leaves_cold_items_that_item_cf_cannot_reach(world: Path, tmp_path: Path,
+                                                                  use_encoder: USEEncoder) -> None:
+    with Store(tmp_path / "w.duckdb") as store:
+        load_world_store(world, store)
+        last_before = store.con.sql("SELECT max(ts) FROM events WHERE type = 'page_view'").fetchall()[0][0]
+        held = hold_out_after(store, test_days=5)
+        assert held["user_id"].is_unique and len(held) > 50
+        assert store.con.sql("SELECT max(ts) FROM events").fetchall()[0][0] < last_before - timedelta(days=4.9)
+        seen = set(store.con.sql("SELECT DISTINCT item_id FROM events WHERE item_id IS NOT NULL").df()["item_id"])
+        assert not set(held["item_id"]) <= seen  # some next items were launched after the cutoff
+        build_product_vectors(store, use_encoder)
+        build_profiles(store, use_encoder)
+        retrieval = next_item_retrieval(store, held, "use", k=20, n_boot=200)
+    assert retrieval["cold_test_users"] == sum(item not in seen for item in held["item_id"]) > 0
+    assert retrieval["item_cf"]["recall_cold"]["mean"] == 0 == retrieval["popularity"]["recall_cold"]["mean"]
+    assert retrieval["lm_hybrid"]["recall_cold"]["n"] == retrieval["cold_test_users"]
+    with pytest.raises(UserError, match="no item events"), Store(tmp_path / "empty.duckdb") as empty:
+        hold_out_after(empty, test_days=1)
 
 
 def test_world_loader_names_the_missing_file(tmp_path: Path) -> None:

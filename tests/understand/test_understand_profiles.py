@@ -71,14 +71,17 @@ def test_incremental_update_equals_rebuild(tmp_path, use_encoder: USEEncoder) ->
         touched = update_profiles(inc, use_encoder, events=new.drop(columns=["bot_flag"]))
         assert touched == new["user_id"].nunique()
         columns = "user_id, n_events, n_purchases, monetary, last_ts, decayed_events, top_categories, " \
-                  "recent_items, purchased_items, avg_price, rfm_m"
+                  "top_brands, keywords, device, geo, peak_hour, night_share, recent_items, purchased_items, " \
+                  "avg_price, rfm_m"
         a = full.con.sql(f"SELECT {columns} FROM profiles ORDER BY user_id").fetchall()
         b = inc.con.sql(f"SELECT {columns} FROM profiles ORDER BY user_id").fetchall()
         for row_a, row_b in zip(a, b, strict=True):
             for x, y in zip(row_a, row_b, strict=True):
                 assert x == (pytest.approx(y, rel=1e-6) if isinstance(y, float) else y)
         decayed = ("SELECT user_id, kind, key, weight * pow(2, date_diff('second', as_of, anchor) / 86400 / "
-                   "half_life_days) FROM profile_affinity, profile_meta ORDER BY ALL")
+                   "half_life_days) FROM (SELECT user_id, unnest(key_ids) AS key_id, unnest(weights) AS weight "
+                   "FROM profile_affinity) JOIN profile_keys USING (key_id), profile_meta ORDER BY ALL")
+        assert len(full.con.sql(decayed).fetchall()) > 20  # categories, brands, keywords, device, geo, hours
         for row_a, row_b in zip(full.con.sql(decayed).fetchall(), inc.con.sql(decayed).fetchall(), strict=True):
             assert row_a[:3] == row_b[:3] and row_a[3] == pytest.approx(row_b[3], rel=1e-6)
         ua, va = load_interest_vectors(full)
@@ -118,3 +121,15 @@ def test_withdrawn_consent_clears_interests_on_update(small_store: Store, use_en
     ball = row(small_store, "u_ball")
     assert ball["interest_vector"] is None and ball["keywords"] is None and ball["top_categories"] is None
     assert ball["n_events"] == 7
+
+
+def test_withdrawn_consent_clears_untouched_users_too(small_store: Store, use_encoder: USEEncoder) -> None:
+    built(small_store, use_encoder)
+    small_store.con.execute("UPDATE users SET consent_personalisation = FALSE WHERE user_id = 'u_tea'")
+    late = events_frame().iloc[:1].assign(event_id="late", ts=pd.Timestamp("2026-03-02", tz="UTC"))
+    assert update_profiles(small_store, use_encoder, events=late.drop(columns=["bot_flag"])) == 1  # u_ball only
+    tea = row(small_store, "u_tea")
+    assert tea["interest_vector"] is None and tea["keywords"] is None and tea["top_brands"] is None
+    kinds = small_store.con.sql("SELECT DISTINCT kind FROM (SELECT unnest(key_ids) AS key_id FROM profile_affinity "
+                                "WHERE user_id = 'u_tea') JOIN profile_keys USING (key_id) ORDER BY kind").fetchall()
+    assert [k for (k,) in kinds] == ["device", "geo", "hour"]

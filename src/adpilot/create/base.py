@@ -12,6 +12,8 @@ from typing import Protocol, runtime_checkable
 from adpilot.errors import UserError, check_scalar
 
 Message = dict[str, str]
+DEFAULT_REPEAT_PENALTY = 1.2
+"""llama.cpp's repeat penalty for the small local models (a model name records any other value: cache key)."""
 ROLES = ("system", "user", "assistant")
 
 

@@ -18,6 +18,7 @@ Variants = Annotated[int, typer.Option("--n", help="variants generated per (ad, 
 Shots = Annotated[int, typer.Option("--k", help="retrieved few-shot examples")]
 Seed = Annotated[int, typer.Option(help="sampling seed")]
 Encoder = Annotated[str, typer.Option(help="retrieval similarity: tfidf | e5 | use")]
+Penalty = Annotated[float, typer.Option(help="llama.cpp repeat penalty (1.0 = none: the 0.5B model then loops)")]
 Threads = Annotated[int | None, typer.Option(help="llama.cpp threads (default: ADPILOT_LLM_THREADS); 1 is "
                                                   "much faster than 2 on a busy machine")]
 
@@ -52,12 +53,13 @@ def generate(
     pool: Annotated[Path | None, typer.Option(help="copy corpus JSONL (default: human creatives in the store)")]
     = None,
     slot: Annotated[str, typer.Option(help="banner | title | feed | detail")] = "feed",
-    max_tokens: int = 160, temperature: float = 0.8, seed: Seed = 0,
+    max_tokens: int = 160, temperature: float = 0.8, repeat_penalty: Penalty = 1.2, seed: Seed = 0,
     fluency: Annotated[bool, typer.Option(help="score perplexity under the local model")] = False,
     encoder: Encoder = "tfidf", threads: Threads = None,
 ) -> None:
     """Write copy for a campaign × segments (or one product / ad) into `creatives`; resumable and cached."""
     from adpilot.create.cache import CachedLLM
+    from adpilot.create.evaluate import typical_length
     from adpilot.create.factory import make_llm
     from adpilot.create.prompts import CopySpec
     from adpilot.create.retrieval import read_examples
@@ -69,13 +71,14 @@ def generate(
     settings = _settings(threads)
     with Store(settings.resolved_store_path) as store:
         todo = jobs(store.con, campaign, product, ad, with_segments=segments)
-        llm = make_llm(settings, backend, model)
+        llm = make_llm(settings, backend, model, repeat_penalty)
         cached = CachedLLM(llm, store.con)
         examples = read_examples(pool) if pool is not None else human_pool(store.con)
         index = _pool(examples, k, encoder) if examples and k > 0 else None
         text_encoder = index.encoder if index is not None else None
         perplexity = getattr(llm, "perplexity", None) if fluency else None
-        writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature, encoder=text_encoder)
+        writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature, encoder=text_encoder,
+                            target_chars=typical_length(examples) or None)
         studio = Studio(store.con, writer,
                         index, slot=slot, seed=seed, perplexity=perplexity)
         with typer.progressbar(length=len(todo), label=f"writing with {llm.name}") as bar:
@@ -92,7 +95,7 @@ def evaluate_command(
     = None,
     limit: Annotated[int | None, typer.Option(help="evaluate a seeded random subset of this size")] = None,
     backend: Backend = None, model: ModelPath = None, n: Variants = 3, k: Shots = 3, seed: Seed = 0,
-    max_tokens: int = 160, temperature: float = 0.8,
+    max_tokens: int = 128, temperature: float = 0.8, repeat_penalty: Penalty = 1.2,
     baseline: Annotated[str | None, typer.Option(help="'nearest': output the nearest pool copy, no LLM")] = None,
     cache: Annotated[Path | None, typer.Option(help="completion cache (DuckDB file)")] = None,
     out: Annotated[Path | None, typer.Option(help="write outputs and per-item scores as JSONL")] = None,
@@ -103,7 +106,7 @@ def evaluate_command(
     import duckdb
 
     from adpilot.create.cache import CachedLLM
-    from adpilot.create.evaluate import evaluate
+    from adpilot.create.evaluate import evaluate, typical_length
     from adpilot.create.factory import make_llm
     from adpilot.create.retrieval import read_examples
     from adpilot.create.writer import CopyWriter
@@ -123,22 +126,31 @@ def evaluate_command(
     if baseline is None:
         cache_path = cache or settings.home / "create_cache.duckdb"
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        cached = CachedLLM(make_llm(settings, backend, model), duckdb.connect(str(cache_path)))
-        writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature)
+        cached = CachedLLM(make_llm(settings, backend, model, repeat_penalty), duckdb.connect(str(cache_path)))
+        writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature,
+                            target_chars=typical_length(examples or references) or None)
     total = len(range(shard_at[0], min(limit or len(references), len(references)), shard_at[1]))
+    handle = out.open("w", encoding="utf-8") if out is not None else None
+
+    def on_item(_done: int, row: dict) -> None:  # one line per item as it finishes: a killed run keeps its rows
+        bar.update(1)
+        if handle is not None:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.flush()
+
     with typer.progressbar(length=total, label="evaluating") as bar:
-        result = evaluate(references, writer, examples, k=k, limit=limit, seed=seed,
-                          on_item=lambda _done: bar.update(1), shard=(shard_at[0], shard_at[1]))
+        try:
+            result = evaluate(references, writer, examples, k=k, limit=limit, seed=seed, on_item=on_item,
+                              shard=(shard_at[0], shard_at[1]))
+        finally:
+            if handle is not None:
+                handle.close()
     typer.echo(f"n={len(result.rows)} refs={refs} pool={pool or 'leave-one-out'} k={k} variants={n} "
                f"model={cached.name if cached else 'nearest-copy'}")
     for name, (mean, low, high) in result.summary(seed).items():
         typer.echo(f"{name:16s} {mean:6.2f}  [95% CI {low:.2f}, {high:.2f}]")
     if cached is not None:
         typer.echo(f"cache hits {cached.hits}/{cached.hits + cached.misses}")
-    if out is not None:
-        with out.open("w", encoding="utf-8") as handle:
-            for text, row in zip(result.outputs, result.rows, strict=True):
-                handle.write(json.dumps({"output": text, **row}, ensure_ascii=False) + "\n")
 
 
 @group.command()

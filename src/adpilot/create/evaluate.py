@@ -27,6 +27,7 @@ class EvalResult:
     outputs: list[str] = field(default_factory=list)
     drafts: int = 0
     draft_violations: int = 0
+    draft_loops: int = 0
 
     def summary(self, seed: int = 0) -> dict[str, tuple[float, float, float]]:
         """Mean and 95 % bootstrap interval per metric, plus the final and draft violation rates (%)."""
@@ -35,6 +36,8 @@ class EvalResult:
         if self.drafts:
             rate = 100.0 * self.draft_violations / self.drafts
             result["draft-violation"] = (rate, rate, rate)
+            loops = 100.0 * self.draft_loops / self.drafts
+            result["draft-loop"] = (loops, loops, loops)
         return result
 
 
@@ -42,6 +45,16 @@ def compliant_pool(examples: Sequence[CopyExample], spec: CopySpec) -> list[Copy
     """Only examples whose copy passes compliance may be shown to the model as shots."""
     policy = Policy(max_chars=spec.max_chars, language=spec.language)
     return [e for e in examples if not check(e.copy, policy)]
+
+
+def typical_length(examples: Sequence[CopyExample]) -> int:
+    """Median copy length of a pool: the length target for copy written in its style.
+
+    >>> from adpilot.create.prompts import ProductBrief
+    >>> typical_length([CopyExample(ProductBrief(), "甲" * n) for n in (80, 100, 130)])
+    100
+    """
+    return int(np.median([len(e.copy) for e in examples])) if examples else 0
 
 
 def sample_indices(n_refs: int, limit: int | None, seed: int, shard: tuple[int, int] = (0, 1)) -> list[int]:
@@ -65,9 +78,10 @@ def sample_indices(n_refs: int, limit: int | None, seed: int, shard: tuple[int, 
 
 def evaluate(refs: Sequence[CopyExample], writer: CopyWriter | None, pool: Sequence[CopyExample] | None = None,
              k: int = 3, limit: int | None = None, seed: int = 0, spec: CopySpec | None = None,
-             on_item: Callable[[int], None] | None = None, shard: tuple[int, int] = (0, 1)) -> EvalResult:
+             on_item: Callable[[int, dict], None] | None = None, shard: tuple[int, int] = (0, 1)) -> EvalResult:
     """Score the writer on ``refs``; without ``pool``, leave-one-out over ``refs``. With ``writer=None`` the
-    nearest pool copy itself is the output (a retrieval-only baseline)."""
+    nearest pool copy itself is the output (a retrieval-only baseline). ``on_item(done, row)`` sees each scored
+    item as it finishes (``row`` holds the reference index, the output and its scores)."""
     spec = spec or CopySpec(slot="detail")
     index = CopyPool(k=k).fit(compliant_pool(pool if pool is not None else refs, spec))
     result = EvalResult()
@@ -81,15 +95,16 @@ def evaluate(refs: Sequence[CopyExample], writer: CopyWriter | None, pool: Seque
             decisions = writer.write(ref.product, None, spec, shots[:k], seed=seed + i)
             result.drafts += len(decisions)
             result.draft_violations += sum(bool(d.reasons) and d.action != "duplicate" for d in decisions)
+            result.draft_loops += sum(any(r.startswith("repetition:") for r in d.reasons) for d in decisions)
             output = decisions[0].text or ""
             first = next((d.text or "" for d in decisions if d.order == 0), "")
         result.outputs.append(output)
         row = {"bleu-4": bleu4(output, ref.copy), **rouge(output, ref.copy),
                "violation": 100.0 * bool(output and check(output, policy))}
-        if writer is not None:  # the first sampled variant, i.e. the same run without selection
+        if writer is not None:  # the first draft (greedy with greedy_first), i.e. no selection
             row["unselected-bleu-4"] = bleu4(first, ref.copy)
             row["unselected-rouge-l"] = rouge(first, ref.copy)["rouge-l"]
         result.rows.append(row)
         if on_item is not None:
-            on_item(done)
+            on_item(done, {"index": i, "output": output, **row})
     return result

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from adpilot.create.base import LLMError, Message, check_generate_args
+from adpilot.create.base import DEFAULT_REPEAT_PENALTY, LLMError, Message, check_generate_args
 from adpilot.create.model import check_gguf, default_model_path
 from adpilot.errors import UserError, check_scalar
 
@@ -33,7 +33,8 @@ def _load(path: Path, threads: int, context: int, logits_all: bool) -> Any:
 
 
 class LocalLLM:
-    """Generate with llama.cpp. ``repeat_penalty`` ≈ 1.2 keeps the 0.5B model out of loops.
+    """Generate with llama.cpp. ``repeat_penalty`` ≈ 1.2 keeps the 0.5B model out of loops: without it (1.0) the
+    greedy drafts degenerated into attribute lists ("雪纺刺绣刺绣蕾丝裙长…") and BLEU fell on AdvertiseGen.
 
     The model loads on first use; a second, ``logits_all`` instance loads only if :meth:`perplexity` is called.
     """
@@ -41,7 +42,7 @@ class LocalLLM:
     source = "llm"
 
     def __init__(self, model_path: str | Path | None = None, threads: int = 2, context: int = 2048,
-                 repeat_penalty: float = 1.2, top_p: float = 0.9) -> None:
+                 repeat_penalty: float = DEFAULT_REPEAT_PENALTY, top_p: float = 0.9) -> None:
         self.model_path = Path(model_path) if model_path is not None else None
         self.threads = int(check_scalar(threads, "llm_threads", ge=1))
         self.context = int(check_scalar(context, "llm_context", ge=256))
@@ -62,7 +63,9 @@ class LocalLLM:
 
     @property
     def name(self) -> str:
-        return f"llama.cpp:{self.path.stem}"
+        """Model and any non-default repeat penalty: both change the completions, so both key the cache."""
+        penalty = f"@rp{self.repeat_penalty:g}" if self.repeat_penalty != DEFAULT_REPEAT_PENALTY else ""
+        return f"llama.cpp:{self.path.stem}{penalty}"
 
     def _llama(self) -> Any:
         if self._model is None:

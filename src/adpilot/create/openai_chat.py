@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from adpilot.create.base import LLMError, Message, check_generate_args
+from adpilot.create.base import DEFAULT_REPEAT_PENALTY, LLMError, Message, check_generate_args
 from adpilot.errors import check_scalar
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -26,7 +26,7 @@ class OpenAILLM:
 
     def __init__(self, base_url: str, model: str = "default", api_key: str = "none", timeout: float = 60.0,
                  retries: int = 3, backoff: float = 0.5, max_concurrency: int = 2,
-                 repeat_penalty: float | None = 1.2) -> None:
+                 repeat_penalty: float | None = DEFAULT_REPEAT_PENALTY) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key
@@ -38,7 +38,8 @@ class OpenAILLM:
 
     @property
     def name(self) -> str:
-        return f"openai:{self.model}@{self.base_url}"
+        penalty = f"@rp{self.repeat_penalty}" if self.repeat_penalty != DEFAULT_REPEAT_PENALTY else ""
+        return f"openai:{self.model}{penalty}@{self.base_url}"
 
     def generate(self, messages: Sequence[Message], n: int = 1, max_tokens: int = 160,
                  temperature: float = 0.7, seed: int = 0) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -44,11 +46,26 @@ class SequenceData:
         return [s[:-n_last] for s in self.sequences], [s[-n_last:] for s in self.sequences]
 
 
-def load_s3rec(name: str = "Beauty", path: PathLike | None = None) -> SequenceData:
-    """Read ``<name>.txt.gz`` and ``<name>_item2attributes.json.gz`` (default folder ``<shared>/amazon_seq_s3rec``)."""
-    folder = source_path(path, "amazon_seq_s3rec")
+def _open_text(file: Path) -> IO[str]:
+    return gzip.open(file, "rt") if file.suffix == ".gz" else open(file, encoding="utf-8")
+
+
+def beside(file: Path, *names: str) -> Path:
+    """The first of ``names`` (or ``<name>.gz``) in ``file``'s folder: the side file a log needs to be read."""
+    for name in names:
+        for candidate in (file.parent / name, file.parent / f"{name}.gz"):
+            if candidate.is_file():
+                return candidate
+    raise InputFileError(f"{file} needs its item attributes beside it: one of {', '.join(names)}(.gz)")
+
+
+def read_s3rec(file: PathLike) -> SequenceData:
+    """Read an S3-Rec sequence file (``user item item ...`` per line, ``.txt`` or ``.txt.gz``) and the
+    ``<stem>_item2attributes.json(.gz)`` beside it: any Amazon category in that layout, not only the shared two."""
+    file = source_path(file, str(file))
+    name = file.name.removesuffix(".gz").removesuffix(".txt")
     users, sequences = [], []
-    with gzip.open(member(folder, f"{name}.txt.gz"), "rt") as handle:
+    with _open_text(file) as handle:
         for number, line in enumerate(handle, 1):
             ids = line.split()
             if not ids:
@@ -56,12 +73,17 @@ def load_s3rec(name: str = "Beauty", path: PathLike | None = None) -> SequenceDa
             try:
                 values = np.array(ids, dtype=np.int64)
             except ValueError:
-                raise InputFileError(f"{name}.txt.gz line {number} is not `user item item ...`") from None
+                raise InputFileError(f"{file} line {number} is not `user item item ...`") from None
             users.append(values[0])
             sequences.append(values[1:])
-    with gzip.open(member(folder, f"{name}_item2attributes.json.gz"), "rt") as handle:
+    with _open_text(beside(file, f"{name}_item2attributes.json")) as handle:
         attributes = {int(k): list(v) for k, v in json.load(handle).items()}
     return SequenceData(name, np.asarray(users, np.int64), sequences, attributes)
+
+
+def load_s3rec(name: str = "Beauty", path: PathLike | None = None) -> SequenceData:
+    """Read ``<name>.txt.gz`` and ``<name>_item2attributes.json.gz`` (default folder ``<shared>/amazon_seq_s3rec``)."""
+    return read_s3rec(member(source_path(path, "amazon_seq_s3rec"), f"{name}.txt.gz"))
 
 
 def sequence_records(data: SequenceData) -> tuple[pa.Table, pa.Table]:
@@ -89,6 +111,25 @@ def sequence_records(data: SequenceData) -> tuple[pa.Table, pa.Table]:
 
 
 @dataclass(frozen=True)
+class RechorusLog:
+    """A ReChorus interaction file: ``interactions`` (user_id, item_id, time: int64, file order) and ``meta``
+    (item_id, category, also_bought, also_viewed as int lists) from the ``item_meta.csv`` beside it."""
+
+    interactions: pa.Table
+    meta: pa.Table
+
+    def sequences(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(users ascending, each user's items oldest first; ties keep file order)."""
+        user = self.interactions["user_id"].to_numpy()
+        if not len(user):
+            return user, []
+        order = np.lexsort((self.interactions["time"].to_numpy(), user))  # stable: ties keep file order
+        user, items = user[order], self.interactions["item_id"].to_numpy()[order]
+        starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
+        return user[starts], np.split(items, starts[1:])
+
+
+@dataclass(frozen=True)
 class GroceryData:
     """Amazon Grocery (ReChorus): ``events`` (``purchase`` per 5-core review, real time; EVENT_ARROW_SCHEMA),
     ``products`` (PRODUCT_ARROW_SCHEMA; category ``["Grocery", "cat<k>"]``, no title text or price: title is the
@@ -99,18 +140,36 @@ class GroceryData:
     meta: pa.Table
 
 
-def _int_lists(column: pa.ChunkedArray) -> pa.Array:
-    return pa.array([json.loads(v) if v else [] for v in column.to_pylist()], pa.list_(pa.int64()))
+def _int_lists(column: pa.ChunkedArray | None, n: int) -> pa.Array:
+    values = column.to_pylist() if column is not None else [None] * n
+    return pa.array([json.loads(v) if v else [] for v in values], pa.list_(pa.int64()))
+
+
+def read_rechorus(file: PathLike) -> RechorusLog:
+    """Read a ReChorus ``user_id<TAB>item_id<TAB>time`` file (``train``/``dev``/``test``, ``.csv`` or ``.csv.gz``;
+    extra columns such as ``neg_items`` are dropped) and the ``item_meta.csv(.gz)`` beside it."""
+    file = source_path(file, str(file))
+    columns = {"user_id": pa.int64(), "item_id": pa.int64(), "time": pa.int64()}
+    log = read_csv(file, delimiter="\t", types=columns)
+    missing = sorted(set(columns) - set(log.column_names))
+    if missing:
+        raise InputFileError(f"{file} is not a ReChorus interaction file: no column {missing[0]}")
+    meta = read_csv(beside(file, "item_meta.csv"), delimiter="\t",
+                    types={"item_id": pa.int64(), "i_category": pa.int32(), "r_complement": pa.string(),
+                           "r_substitute": pa.string()})
+    if not {"item_id", "i_category"} <= set(meta.column_names):
+        raise InputFileError(f"the item_meta.csv beside {file} needs columns item_id and i_category")
+    get = {n: meta[n] if n in meta.column_names else None for n in ("r_complement", "r_substitute")}
+    meta_table = pa.table({"item_id": meta["item_id"], "category": meta["i_category"],
+                           "also_bought": _int_lists(get["r_complement"], meta.num_rows),
+                           "also_viewed": _int_lists(get["r_substitute"], meta.num_rows)})
+    return RechorusLog(log.select(list(columns)), meta_table)
 
 
 def load_grocery(path: PathLike | None = None) -> GroceryData:
     """Read ``train.csv.gz`` and ``item_meta.csv.gz`` (default folder ``<shared>/amazon_grocery_rechorus``)."""
-    folder = source_path(path, "amazon_grocery_rechorus")
-    log = read_csv(member(folder, "train.csv.gz"), delimiter="\t",
-                   types={"user_id": pa.int64(), "item_id": pa.int64(), "time": pa.int64()})
-    meta = read_csv(member(folder, "item_meta.csv.gz"), delimiter="\t",
-                    types={"item_id": pa.int64(), "i_category": pa.int32(), "r_complement": pa.string(),
-                           "r_substitute": pa.string()})
+    data = read_rechorus(member(source_path(path, "amazon_grocery_rechorus"), "train.csv.gz"))
+    log, meta = data.interactions, data.meta
     n = log.num_rows
     item_ids = pc.binary_join_element_wise("grocery", pc.cast(log["item_id"], pa.string()), "")
     events = events_table(
@@ -120,12 +179,9 @@ def load_grocery(path: PathLike | None = None) -> GroceryData:
         type=pa.array(["purchase"] * n), item_id=item_ids)
     m = meta.num_rows
     product_ids = pc.binary_join_element_wise("grocery", pc.cast(meta["item_id"], pa.string()), "")
-    categories = [["Grocery", f"cat{c}"] for c in meta["i_category"].to_pylist()]
+    categories = [["Grocery", f"cat{c}"] for c in meta["category"].to_pylist()]
     products = products_table(
         m, product_id=product_ids, title=product_ids, description=pa.array([""] * m),
         category=pa.array(categories, pa.list_(pa.string())), price=pa.array(np.zeros(m)),
         language=pa.array(["en"] * m))
-    meta_table = pa.table({"item_id": meta["item_id"], "category": meta["i_category"],
-                           "also_bought": _int_lists(meta["r_complement"]),
-                           "also_viewed": _int_lists(meta["r_substitute"])})
-    return GroceryData(events, products, meta_table)
+    return GroceryData(events, products, meta)

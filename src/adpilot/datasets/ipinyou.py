@@ -8,9 +8,12 @@ the train market-price histogram, ``<campaign>.train-info.txt`` the train CPC/CP
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -107,23 +110,57 @@ class LibFMData:
     field_of: np.ndarray
 
 
-def load_libfm(file: PathLike, featindex: PathLike | None = None) -> LibFMData:
-    """Read ``label idx:val ...`` lines; ``featindex`` (``field:value<TAB>index``) names each feature's field."""
-    labels, indptr, indices, values = [], [0], [], []
-    with open(source_path(file, str(file))) as handle:
-        for number, line in enumerate(handle, 1):
-            parts = line.split()
-            if not parts:
-                continue
+def _libfm_block(file: Path, lines: list[tuple[int, list[str]]]) -> LibFMData:
+    """Numbered, split lines as one CSR block; vectorised when every token is ``idx:val``, else line by line so
+    that a bad line is named."""
+    flat = [t for _, parts in lines for t in parts[1:]]
+    text = " ".join(flat)
+    lengths = np.fromiter((len(parts) - 1 for _, parts in lines), np.int64, len(lines))
+    pairs = text.replace(":", " ").split() if text.count(":") == len(flat) else []
+    try:
+        labels = np.array([parts[0] for _, parts in lines], dtype=np.float64).astype(np.int8)
+        indices = np.array(pairs[0::2], dtype=np.int64)
+        ones = set(pairs[1::2]) <= {"1"}  # one-hot files: skip parsing the values
+        values = np.ones(len(indices), np.float32) if ones else np.array(pairs[1::2], dtype=np.float32)
+        fast = len(pairs) == 2 * len(flat)
+    except ValueError:
+        fast = False
+    if not fast:
+        labels, indices, values = np.zeros(len(lines), np.int8), [], []
+        for row, (number, parts) in enumerate(lines):
             try:
-                labels.append(int(float(parts[0])))
+                labels[row] = int(float(parts[0]))
                 for item in parts[1:]:
                     idx, _, val = item.partition(":")
                     indices.append(int(idx))
                     values.append(float(val or 1))
             except ValueError:
                 raise InputFileError(f"{file} line {number} is not libFM (`label idx:value ...`)") from None
-            indptr.append(len(indices))
+        indices, values = np.asarray(indices, np.int64), np.asarray(values, np.float32)
+    if (indices < 0).any():
+        raise InputFileError(f"{file} has a negative feature index")
+    indptr = np.r_[0, np.cumsum(lengths)]
+    X = sp.csr_matrix((values, indices, indptr), shape=(len(lines), int(indices.max(initial=-1)) + 1))
+    return LibFMData(X, labels, np.full(X.shape[1], "", dtype=object))
+
+
+def iter_libfm(file: PathLike, batch_rows: int = 200_000) -> Iterator[LibFMData]:
+    """``label idx:val ...`` lines (``.gz`` too) as CSR blocks of at most ``batch_rows`` rows, so a file larger
+    than memory streams; each block is ``max index + 1`` wide, keeps each line's token order and has no field
+    names."""
+    file = source_path(file, str(file))
+    with gzip.open(file, "rt") if file.suffix == ".gz" else open(file, encoding="utf-8") as handle:
+        start = 1
+        while raw := list(islice(handle, batch_rows)):
+            lines = [(number, parts) for number, parts in enumerate(map(str.split, raw), start) if parts]
+            start += len(raw)
+            if lines:
+                yield _libfm_block(file, lines)
+
+
+def load_libfm(file: PathLike, featindex: PathLike | None = None) -> LibFMData:
+    """Read ``label idx:val ...`` lines; ``featindex`` (``field:value<TAB>index``) names each feature's field."""
+    blocks = list(iter_libfm(file))
     names: dict[int, str] = {}
     if featindex is not None:
         for number, line in enumerate(source_path(featindex, str(featindex)).read_text().splitlines(), 1):
@@ -132,11 +169,12 @@ def load_libfm(file: PathLike, featindex: PathLike | None = None) -> LibFMData:
             if digits is None:
                 raise InputFileError(f"{featindex} line {number} is not `field:value<TAB>index`")
             names[int(digits.group())] = key.split(":", 1)[0]
-    n_features = max(max(indices, default=-1) + 1, max(names, default=-1) + 1)
-    X = sp.csr_matrix((np.asarray(values, np.float32), np.asarray(indices, np.int64), np.asarray(indptr)),
-                      shape=(len(labels), n_features))
+    n_features = max(max((b.X.shape[1] for b in blocks), default=0), max(names, default=-1) + 1)
+    X = sp.vstack([sp.csr_matrix((b.X.data, b.X.indices, b.X.indptr), shape=(b.X.shape[0], n_features))
+                   for b in blocks], format="csr") if blocks else sp.csr_matrix((0, n_features), dtype=np.float32)
+    y = np.concatenate([b.y for b in blocks]) if blocks else np.zeros(0, np.int8)
     field_of = np.array([names.get(i, "") for i in range(n_features)], dtype=object)
-    return LibFMData(X, np.asarray(labels, np.int8), field_of)
+    return LibFMData(X, y, field_of)
 
 
 def load_ipinyou_ctr(file: PathLike | None = None, path: PathLike | None = None) -> LibFMData:

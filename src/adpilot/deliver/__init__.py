@@ -5,6 +5,7 @@ Modules, along the path of a request (:class:`adpilot.deliver.engine.DecisionEng
 ``snapshot``   read-only columnar bundle (campaigns, ads, creatives, profiles, ANN index, scorer), swapped whole
 ``retrieval``  faiss index over ad vectors (exact below 20k ads, IVF above) and an LRU cache of query vectors
 ``targeting``  geo / device / hour / schedule / audience (segments, interest words, look-alikes) / exclusions
+               / the request's block lists (advertiser domains, product categories: OpenRTB badv / bcat)
 ``counters``   budgets (reserve -> commit / expire), frequency caps, de-duplication, bandit counts; in-process or
                Redis (Lua scripts), one interface (``base.Counters``)
 ``pacing``     PI controller on spend-vs-plan: throttling, or bid shading for max-clicks campaigns

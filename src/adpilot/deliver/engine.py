@@ -2,13 +2,15 @@
 :meth:`DecisionEngine.decide`.
 
 request -> user and context vectors -> retrieval (ANN on the user's interest vector and on the page/query
-vector, merged with rule-targeted ads) -> targeting filters -> budget and frequency -> pacing -> scoring
-(pCTR, pCVR) -> bids by strategy -> auction (one ad per campaign, reserve, second or first price) -> budget
-reserved and frequency counted atomically per winner -> creative by Thompson sampling -> signed tokens.
+vector, merged with rule-targeted ads) -> targeting filters, the request's block lists among them -> budget and
+frequency -> pacing -> scoring (pCTR, pCVR) -> bids by strategy -> auction (one ad per campaign, reserve, second or
+first price) -> budget reserved and frequency counted atomically per winner -> creative by Thompson sampling ->
+signed tokens.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -67,30 +69,65 @@ class EngineConfig:
 
 
 class _Trace:
-    """Which candidates each stage removed, for ``explain`` and for the no-fill reason."""
+    """Which candidates each stage removed, for ``explain`` and for the no-fill reason.
+
+    Stages are recorded as they happen but counted only when asked: a decision that places an ad without
+    ``explain`` never pays for the bookkeeping. A stage is ``(rows, [(reason, passes), ...])``: its checks are
+    attributed in order, each row to the first check it fails. Recorded arrays are never written to afterwards.
+    """
 
     def __init__(self, snapshot: Snapshot, enabled: bool, limit: int) -> None:
         self.snapshot, self.enabled, self.limit = snapshot, enabled, limit
-        self.removed: dict[str, int] = {}
-        self.examples: dict[str, list[str]] = {}
         self.info: dict[str, object] = {}
+        self._stages: list[tuple[np.ndarray, list[tuple[str, np.ndarray]]]] = []
 
-    def drop(self, reason: str, rows: np.ndarray, keep: np.ndarray) -> np.ndarray:
-        """Record the rows failing ``keep`` under ``reason``; return ``keep``."""
-        gone = rows[~keep]
-        if len(gone):
-            self.removed[reason] = self.removed.get(reason, 0) + len(gone)
-            if self.enabled:
-                self.examples.setdefault(reason, []).extend(self.snapshot.ads.ids[gone[: self.limit]].tolist())
-        return keep
+    def stage(self, rows: np.ndarray, checks: list[tuple[str, np.ndarray]]) -> None:
+        """Record that ``rows`` went through ``checks`` (``passes`` masks aligned with ``rows``)."""
+        self._stages.append((rows, checks))
+
+    def drop(self, reason: str, rows: np.ndarray) -> None:
+        """Record that every one of ``rows`` was removed for ``reason``."""
+        self._stages.append((rows, [(reason, np.zeros(len(rows), dtype=bool))]))
+
+    def removed(self) -> dict[str, tuple[int, list[str]]]:
+        """reason -> (how many rows it removed, up to ``limit`` of their ad ids when enabled)."""
+        out: dict[str, tuple[int, list[str]]] = {}
+        for rows, checks in self._stages:
+            alive = np.ones(len(rows), dtype=bool)
+            for reason, passes in checks:
+                gone = rows[alive & ~passes]
+                alive &= passes
+                if len(gone):
+                    count, examples = out.get(reason, (0, []))
+                    if self.enabled and len(examples) < self.limit:
+                        examples = examples + self.snapshot.ads.ids[gone[: self.limit]].tolist()
+                    out[reason] = (count + len(gone), examples)
+        return out
 
     def summary(self) -> str:
-        parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.removed.items(), key=lambda kv: -kv[1]))
+        removed = sorted(self.removed().items(), key=lambda kv: -kv[1][0])
+        parts = ", ".join(f"{k}: {count}" for k, (count, _) in removed)
         return f"every candidate was filtered out ({parts})" if parts else "no candidate ads"
 
     def explanation(self) -> dict[str, object]:
-        removed = {k: {"count": v, "ads": self.examples.get(k, [])[: self.limit]} for k, v in self.removed.items()}
+        removed = {k: {"count": count, "ads": ads[: self.limit]} for k, (count, ads) in self.removed().items()}
         return {**self.info, "removed": removed}
+
+
+class _RequestStreams(threading.local):
+    """One Philox generator per thread, re-keyed for each request: the very stream of ``Philox(key=key)``,
+    without constructing one per request (that draws OS entropy for a seed sequence the key then ignores)."""
+
+    def __init__(self) -> None:
+        self.bits = np.random.Philox(key=0)
+        self.rng = np.random.Generator(self.bits)
+
+    def keyed(self, key: int) -> np.random.Generator:
+        self.bits.state = {"bit_generator": "Philox",
+                           "state": {"counter": np.zeros(4, np.uint64),
+                                     "key": np.array([key & 0xFFFF_FFFF_FFFF_FFFF, key >> 64], np.uint64)},
+                           "buffer": np.zeros(4, np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
+        return self.rng
 
 
 class DecisionEngine:
@@ -113,6 +150,7 @@ class DecisionEngine:
         self.feedback = FeedbackProcessor(self.counters, self.signer, self.config.conversion_window_s)
         self._queries = QueryVectorCache(snapshot.encoder, self.config.query_cache_size)
         self._snapshot = snapshot
+        self._streams = _RequestStreams()
 
     @property
     def snapshot(self) -> Snapshot:
@@ -139,14 +177,17 @@ class DecisionEngine:
         snapshot = self._snapshot
         now = request.ts.timestamp() if request.ts is not None else time.time()
         key = (self.seed << 32) | zlib.crc32(request.request_id.encode("utf-8"))
-        rng = np.random.Generator(np.random.Philox(key=key))  # per request: reproducible under concurrency
+        rng = self._streams.keyed(key)  # per request: reproducible under concurrency
         trace = _Trace(snapshot, request.explain, self.config.explain_limit)
+        reason: str | None = None
         try:
             ads, reason = self._decide(snapshot, request, now, rng, trace)
         except CountersUnavailable as error:
             ads, reason = [], f"counters unavailable, serving nothing rather than risk overspending ({error})"
-        return Decision(request_id=request.request_id, ads=ads, no_fill_reason=None if ads else reason,
-                        explanation=trace.explanation() if request.explain else None)
+        # built by this code from validated parts: constructed, not re-validated (it is on every request's path)
+        return Decision.model_construct(request_id=request.request_id, ads=ads,
+                                        no_fill_reason=None if ads else reason or trace.summary(),
+                                        explanation=trace.explanation() if request.explain else None)
 
     def _vectors(self, snapshot: Snapshot, request: AdRequest,
                  user_row: int) -> tuple[bool, np.ndarray | None, np.ndarray | None]:
@@ -182,7 +223,7 @@ class DecisionEngine:
                 rule = rng.choice(rule, 4 * cap, replace=False)
             if len(rule) > cap:
                 if probes:
-                    sims = snapshot.ads.vectors[rule] @ probes[0]
+                    sims = np.take(snapshot.ads.vectors, rule, axis=0) @ probes[0]
                     rule = rule[np.argpartition(-sims, cap - 1)[:cap]]
                 else:
                     rule = rng.choice(rule, cap, replace=False)
@@ -190,25 +231,24 @@ class DecisionEngine:
         if len(probes) == 1:
             found, source = snapshot.index.search(probes[0], want), 0
         elif probes:
-            lists = [snapshot.index.search(p, -(-want // 2)) for p in probes]
-            width = max(len(x) for x in lists)
-            merged = np.full((width, 2), -1, dtype=np.int64)  # interleave: the best of each probe first
-            for j, x in enumerate(lists):
-                merged[: len(x), j] = x
-            found, source = merged.ravel(), 0
+            # both probes in one index call; interleaved so that the best of each come first
+            found, source = snapshot.index.search_many(np.vstack(probes), -(-want // 2)).T.ravel(), 0
             _, first = np.unique(found, return_index=True)
             found = found[np.sort(first)]  # de-duplicated, retrieval order kept
             found = found[found >= 0]
         else:
             found, source = snapshot.fallback[:want], 2
         if len(rule):
-            found = found[~np.isin(found, rule)]
+            taken = np.zeros(len(snapshot.ads.ids), dtype=bool)
+            taken[rule] = True
+            found = found[~taken[found]]
         rows = np.concatenate([rule, found])
         sources = np.concatenate([np.full(len(rule), 1), np.full(len(found), source)])
         return rows, sources
 
     def _decide(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
-                trace: _Trace) -> tuple[list[PlacedAd], str]:
+                trace: _Trace) -> tuple[list[PlacedAd], str | None]:
+        """Placed ads, and the no-fill reason when it is not the trace's summary."""
         if snapshot.slots and request.slot not in snapshot.slots:
             return [], f"unknown slot {request.slot!r}"
         users, camps, cfg = snapshot.users, snapshot.campaigns, self.config
@@ -217,33 +257,31 @@ class DecisionEngine:
         probes = [v for v in (user_vector, context_vector) if v is not None]
         matched = audience_matches(snapshot, user_row, personalised, user_vector, context_vector)
         rows, sources = self._retrieve(snapshot, probes, matched, rng)
-        trace.info.update({
-            "user": {"known": user_row >= 0, "personalised": personalised,
-                     "interest_vector": user_vector is not None},
-            "retrieval": {"probes": [n for n, v in (("user", user_vector), ("context", context_vector))
-                                     if v is not None],
-                          "audience_campaigns": len(matched),
-                          **{s: int((sources == i).sum()) for i, s in enumerate(SOURCES)}},
-        })
+        if trace.enabled:
+            trace.info.update({
+                "user": {"known": user_row >= 0, "personalised": personalised,
+                         "interest_vector": user_vector is not None},
+                "retrieval": {"probes": [n for n, v in (("user", user_vector), ("context", context_vector))
+                                         if v is not None],
+                              "audience_campaigns": len(matched),
+                              **{s: int((sources == i).sum()) for i, s in enumerate(SOURCES)}},
+            })
         clock = LocalClock.at(camps, now)
         masks = targeting_filters(snapshot, rows, clock, slot=request.slot, geo=request.geo,
                                   device=request.device, query=request.query, user_row=user_row,
-                                  personalised=personalised, matched=matched)
-        keep = np.ones(len(rows), dtype=bool)
-        for name in FILTERS:
-            if name in cfg.skip_filters:
-                continue
-            alive = np.flatnonzero(keep)
-            trace.drop(name, rows[alive], masks[name][alive])
-            keep &= masks[name]
+                                  personalised=personalised, matched=matched,
+                                  block_domains=request.block_domains, block_categories=request.block_categories)
+        checks = [(name, masks[name]) for name in FILTERS if name not in cfg.skip_filters]
+        trace.stage(rows, checks)
+        keep = np.logical_and.reduce([ok for _, ok in checks]) if checks else np.ones(len(rows), dtype=bool)
         rows = rows[keep][: cfg.n_candidates]  # retrieval order: rule-targeted first, then the nearest
         if not len(rows):
-            return [], trace.summary()
+            return [], None
         return self._auction(snapshot, request, now, rng, trace, clock, rows, user_row, user_vector, context_vector)
 
     def _auction(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
                  trace: _Trace, clock: LocalClock, rows: np.ndarray, user_row: int, user_vector: np.ndarray | None,
-                 context_vector: np.ndarray | None) -> tuple[list[PlacedAd], str]:
+                 context_vector: np.ndarray | None) -> tuple[list[PlacedAd], str | None]:
         """Score, bid and rank every candidate; admit campaigns down the ranking; price and place the winners."""
         ads, camps, users, cfg = snapshot.ads, snapshot.campaigns, snapshot.users, self.config
         recent: tuple[str, ...] = ()
@@ -251,7 +289,7 @@ class DecisionEngine:
             items = users.recent[users.recent_ptr[user_row]:users.recent_ptr[user_row + 1]]
             recent = tuple(snapshot.product_ids[items[items >= 0]].tolist())
         batch = CandidateBatch(
-            ad_ids=ads.ids[rows], product_ids=ads.product_ids[rows], ad_vectors=ads.vectors[rows],
+            ad_ids=ads.ids[rows], product_ids=ads.product_ids[rows], ad_vectors=np.take(ads.vectors, rows, axis=0),
             prior_ctr=ads.prior_ctr[rows], prior_cvr=ads.prior_cvr[rows], user_vector=user_vector,
             context_vector=context_vector, user_id=request.user_id if user_vector is not None else None,
             recent_items=recent, slot=request.slot, device=request.device, geo=request.geo,
@@ -259,7 +297,7 @@ class DecisionEngine:
             segment=users.segment[user_row] if user_vector is not None else None)
         pctr, pcvr = (np.asarray(a, dtype=np.float64) for a in snapshot.scorer.score(batch))
         finite = np.isfinite(pctr) & np.isfinite(pcvr)
-        trace.drop("nan_score", rows, finite)
+        trace.stage(rows, [("nan_score", finite)])
         rows = rows[finite]
         camp = ads.campaign[rows]
         pctr, pcvr = np.clip(pctr[finite], 0.0, 1.0), np.clip(pcvr[finite], 0.0, 1.0)
@@ -268,13 +306,13 @@ class DecisionEngine:
         best = best_per_group(camp, ecpm)
         same = np.zeros(len(rows), dtype=bool)
         same[best] = True
-        trace.drop("same_campaign_better_ad", rows, same)
+        trace.stage(rows, [("same_campaign_better_ad", same)])
         rows, camp, pctr, pcvr, bid, ecpm = (a[best] for a in (rows, camp, pctr, pcvr, bid, ecpm))
         reserve = max(cfg.reserve_cpm, request.floor_price)
         order = rank(ecpm, reserve, rng)
         ranked = np.zeros(len(rows), dtype=bool)
         ranked[order] = True
-        trace.drop("below_reserve", rows, ranked)
+        trace.stage(rows, [("below_reserve", ranked)])
         order = order[self._admit(snapshot, request, now, rng, trace, clock, rows[order], camp[order])]
         price = prices(ecpm[order], bid[order], pctr[order], reserve, cfg.price_rule, cfg.min_cpc)
         if request.explain:
@@ -295,7 +333,7 @@ class DecisionEngine:
                              float(pcvr[i]), float(ecpm[i]), clock.day[camps.tz_row[c]])
             if ad is not None:
                 placed.append(ad)
-        return placed, trace.summary()
+        return placed, None
 
     def _admit(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
                trace: _Trace, clock: LocalClock, rows: np.ndarray, camp: np.ndarray) -> np.ndarray:
@@ -327,10 +365,8 @@ class DecisionEngine:
                                   clock.day_fraction[camps.tz_row[c]], now)
                 enters, _ = self.pacer.select(c, rng)
                 checks["pacing"] = enters | (camps.strategy[c] == 2)  # max-clicks is shaded, not throttled
-            keep = np.ones(len(c), dtype=bool)
-            for name, ok in checks.items():
-                trace.drop(name, r[keep], ok[keep])
-                keep &= ok
+            trace.stage(r, list(checks.items()))
+            keep = np.logical_and.reduce(list(checks.values()))
             admitted.extend((start + np.flatnonzero(keep)).tolist())
         return np.asarray(admitted[:need], dtype=np.int64)
 
@@ -345,35 +381,34 @@ class DecisionEngine:
         one = np.asarray([row])
         if not self.counters.reserve(campaign_id, day, price, float(camps.total_budget[c]),
                                      float(camps.daily_budget[c]), claims_id, expires, now):
-            trace.drop("reservation_refused", one, np.zeros(1, dtype=bool))  # spent meanwhile, or a repeated request id
+            trace.drop("reservation_refused", one)  # spent meanwhile, or a repeated request id
             return None
         cap_d, cap_l = int(camps.cap_daily[c]), int(camps.cap_lifetime[c])
         if request.user_id and (cap_d or cap_l) and not self.counters.take_frequency(
                 request.user_id, campaign_id, day, cap_d, cap_l):
             self.counters.release(campaign_id, claims_id)
-            trace.drop("frequency_cap_mid_request", one, np.zeros(1, dtype=bool))
+            trace.drop("frequency_cap_mid_request", one)
             return None
         creative = self._creative(snapshot, row, request.slot, pctr, rng)
         claims = TokenClaims(request_id=request.request_id, user_id=request.user_id, ad_id=ad_id,
                              campaign_id=campaign_id,
                              creative_id=None if creative is None else str(ads.creative_ids[creative]),
                              slot=request.slot, price=price, issued_at=now, expires_at=expires)
-        return PlacedAd(ad_id=ad_id, campaign_id=campaign_id, creative_id=claims.creative_id,
-                        text=None if creative is None else str(ads.creative_text[creative]),
-                        price=price, ecpm=ecpm, pctr=pctr, pcvr=pcvr, token=self.signer.sign(claims))
+        return PlacedAd.model_construct(  # from finite, clipped numbers computed here: not re-validated
+            ad_id=ad_id, campaign_id=campaign_id, creative_id=claims.creative_id,
+            text=None if creative is None else str(ads.creative_text[creative]),
+            price=price, ecpm=ecpm, pctr=pctr, pcvr=pcvr, token=self.signer.sign(claims))
 
     def _creative(self, snapshot: Snapshot, row: int, slot: str, pctr: float,
                   rng: np.random.Generator) -> int | None:
         """Thompson sampling over the ad's creatives usable in ``slot`` (their row), ``None`` without any."""
         ads = snapshot.ads
         start, stop = int(ads.cr_ptr[row]), int(ads.cr_ptr[row + 1])
-        options = np.arange(start, stop)
-        slots = ads.creative_slot[start:stop]
-        options = options[np.asarray([s is None or s == slot for s in slots], dtype=bool)] if len(options) else options
-        if not len(options):
-            return None
-        if len(options) == 1:
-            return int(options[0])
+        slots = ads.creative_slot[start:stop].tolist()  # a few per ad: plain Python beats numpy calls here
+        options = [start + i for i, s in enumerate(slots) if s is None or s == slot]
+        if len(options) <= 1:
+            return options[0] if options else None
         impressions, clicks = self.counters.bandit_counts(ads.creative_ids[options].tolist())
-        prior = np.where(np.isfinite(ads.creative_prior[options]), ads.creative_prior[options], pctr)
-        return int(options[self.bandit.select(prior, impressions, clicks, rng)])
+        prior = ads.creative_prior[options]
+        prior[~np.isfinite(prior)] = pctr
+        return options[self.bandit.select(prior, impressions, clicks, rng)]

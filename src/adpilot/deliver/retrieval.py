@@ -56,10 +56,16 @@ class AdIndex:
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         """Rows of the ``k`` ads most similar to ``query`` (d,), best first."""
+        rows = self.search_many(query.reshape(1, -1), k)[0]
+        return rows[rows >= 0]
+
+    def search_many(self, queries: np.ndarray, k: int) -> np.ndarray:
+        """Rows of the ``k`` ads most similar to each of ``queries`` (m, d), best first, in one index call:
+        shape (m, min(k, size)), ``-1`` where a query found fewer."""
         k = min(k, self.size)
         if k <= 0:
-            return np.zeros(0, dtype=np.int64)
-        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+            return np.zeros((len(queries), 0), dtype=np.int64)
+        q = np.ascontiguousarray(queries, dtype=np.float32)
         if self.kind == "hnsw":
             import faiss
 
@@ -67,8 +73,7 @@ class AdIndex:
             _, rows = self._index.search(q, k, params=params)
         else:
             _, rows = self._index.search(q, k)
-        rows = rows[0]
-        return rows[rows >= 0]
+        return rows
 
 
 class QueryVectorCache:

@@ -76,8 +76,10 @@ class SimilarityScorer:
 
     def score(self, batch: CandidateBatch) -> tuple[np.ndarray, np.ndarray]:
         k = len(batch.ad_ids)
-        user = batch.ad_vectors @ batch.user_vector if batch.user_vector is not None else np.zeros(k)
-        context = batch.ad_vectors @ batch.context_vector if batch.context_vector is not None else np.zeros(k)
+        probes = [v for v in (batch.user_vector, batch.context_vector) if v is not None]
+        sims = batch.ad_vectors @ np.stack(probes, axis=1) if probes else np.zeros((k, 0))  # one pass, (k, m)
+        user = sims[:, 0] if batch.user_vector is not None else np.zeros(k)
+        context = sims[:, -1] if batch.context_vector is not None else np.zeros(k)
         x_ctr = similarity_features(user, context, batch.prior_ctr, self.ctr_centre_)
         x_cvr = similarity_features(user, context, batch.prior_cvr, self.cvr_centre_)
         pctr = 1 / (1 + np.exp(-(x_ctr @ self.ctr_coef_ + self.ctr_intercept_)))

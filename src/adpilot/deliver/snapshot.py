@@ -87,6 +87,8 @@ class CampaignTable:
     lookalike: tuple[np.ndarray, np.ndarray, np.ndarray]  # (campaign rows, centroids (m, d), thresholds)
     seed_members: dict[int, np.ndarray]  # user row -> campaigns that named the user as a look-alike seed
     negative_keywords: tuple[tuple[str, np.ndarray], ...]  # (keyword, campaign rows)
+    domain: np.ndarray  # object: the advertiser's domain as stored, or None
+    domain_members: dict[str, np.ndarray]  # lower-cased advertiser domain -> campaign rows (OpenRTB ``badv``)
     ad_ptr: np.ndarray  # ads of campaign c: AdTable rows ad_order[ad_ptr[c]:ad_ptr[c+1]]
     ad_order: np.ndarray
 
@@ -110,6 +112,7 @@ class AdTable:
     creative_prior: np.ndarray  # predicted CTR written by the create room, nan when absent
     slot_ok: dict[str, np.ndarray]  # slot -> (n_ads,) bool: has a creative usable there
     any_slot_ok: np.ndarray  # (n_ads,) bool: has a slot-less creative, or no creative at all
+    category_members: dict[str, np.ndarray]  # product category (any level of its path) -> ad rows (``bcat``)
 
 
 @dataclass(frozen=True)
@@ -159,14 +162,16 @@ class Snapshot:
         profiles: pa.Table | pd.DataFrame | None = None, users: pa.Table | pd.DataFrame | None = None,
         segments: pd.DataFrame | None = None, ad_stats: pd.DataFrame | None = None,
         encoder: Encoder | None = None, slots: Sequence[str] | None = None, index_kind: IndexKind = "auto",
-        user_vector_dtype: type = np.float32,
+        user_vector_dtype: type = np.float32, advertisers: pd.DataFrame | None = None,
+        products: pd.DataFrame | None = None,
     ) -> Snapshot:
         """Build from frames holding the store tables' columns (or lists of schema records).
 
         ``product_vectors`` is ``(product_ids, matrix (n, d))``; ``profiles`` has the ``profiles`` table columns
         (``user_id``, ``interest_vector``, ``segment_id``, ``purchased_items``, ``recent_items``); ``users``
         supplies consent flags; ``ad_stats`` has ``ad_id, impressions, clicks, conversions`` for the priors.
-        Only active ads of active campaigns are kept (start/end dates are checked per request, on the request's
+        ``advertisers`` (``advertiser_id``, ``domain``) and ``products`` (``product_id``, ``category``) feed the
+        requests' block lists (see :mod:`adpilot.deliver.targeting`). Only active ads of active campaigns are kept (start/end dates are checked per request, on the request's
         clock). ``slots`` lists the known ad slots (default: see :func:`_known_slots`; empty = any slot).
         """
         product_ids = np.asarray(list(product_vectors[0]), dtype=object)
@@ -190,8 +195,9 @@ class Snapshot:
         users_t = _user_table(profiles, users, product_index, dim, user_vector_dtype)
         seg_keys = _segment_aliases(segments)
         camp_t = _campaign_table(live, users_t, seg_keys, encoder, dim, ads_df, camp_index,
-                                 _reference_vectors(users_t, matrix))
-        ad_t = _ad_table(ads_df, camp_index, product_index, page_vectors, creatives, ad_stats)
+                                 _reference_vectors(users_t, matrix), _domains(advertisers))
+        ad_t = _ad_table(ads_df, camp_index, product_index, page_vectors, creatives, ad_stats,
+                         _categories(products))
         value = np.nan_to_num(ad_t.prior_ctr, nan=0.0) * camp_t.max_cpc[ad_t.campaign]
         return cls(
             campaigns=camp_t, ads=ad_t, users=users_t, product_ids=np.asarray(list(product_index), dtype=object),
@@ -239,6 +245,9 @@ class Snapshot:
             creatives=con.execute("SELECT * FROM creatives").df(), product_vectors=(pv_ids, matrix),
             profiles=table("SELECT * FROM profiles", "profiles"), users=table("SELECT * FROM users", "users"),
             segments=table("SELECT * FROM segments", "segments"),
+            advertisers=con.execute("SELECT advertiser_id, domain FROM advertisers").df(),
+            products=con.execute("SELECT DISTINCT p.product_id, p.category FROM products p JOIN ads a "
+                                 "USING (product_id) WHERE len(p.category) > 0").df(),
             ad_stats=None if ad_stats is None else ad_stats.to_pandas(), scorer=scorer, encoder=encoder,
             slots=slots, index_kind=index_kind,
         )
@@ -390,9 +399,33 @@ def _reference_vectors(users: UserTable, page_vectors: np.ndarray, limit: int = 
     return np.asarray(pool, dtype=np.float32)
 
 
+def _domains(advertisers: pd.DataFrame | None) -> dict[str, str]:
+    """Advertiser id -> its domain (advertisers without one are left out)."""
+    if advertisers is None or not len(advertisers):
+        return {}
+    return {str(a): str(d) for a, d in zip(advertisers["advertiser_id"], advertisers["domain"], strict=True)
+            if isinstance(d, str) and d.strip()}
+
+
+def _categories(products: pd.DataFrame | None) -> dict[str, list[str]]:
+    """Product id -> the category path stored with it (``Product.category``, most general first)."""
+    if products is None or not len(products):
+        return {}
+    return {str(p): [str(c) for c in cats] for p, cats in zip(products["product_id"], products["category"],
+                                                              strict=True) if cats is not None and len(cats)}
+
+
+def _groups(pairs: Sequence[tuple[str, int]]) -> dict[str, np.ndarray]:
+    """``(key, row)`` pairs -> key -> sorted unique rows."""
+    out: dict[str, list[int]] = {}
+    for key, row in pairs:
+        out.setdefault(key, []).append(row)
+    return {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in out.items()}
+
+
 def _campaign_table(live: list[Campaign], users: UserTable, seg_keys: dict[str, str], encoder: Encoder | None,
                     dim: int, ads_df: pd.DataFrame, camp_index: dict[str, int],
-                    reference: np.ndarray) -> CampaignTable:
+                    reference: np.ndarray, domains: dict[str, str]) -> CampaignTable:
     n = len(live)
     tz_names = sorted({c.timezone for c in live})
     tzs = tuple(_timezone(z, next(c.campaign_id for c in live if c.timezone == z)) for z in tz_names)
@@ -466,6 +499,9 @@ def _campaign_table(live: list[Campaign], users: UserTable, seg_keys: dict[str, 
         lookalike=(arr(la_rows, np.int64), la_centroid_arr, la_threshold_arr),
         seed_members={u: arr(v, np.int64) for u, v in seeds.items()},
         negative_keywords=tuple((k, arr(v, np.int64)) for k, v in negatives.items()),
+        domain=arr([domains.get(c.advertiser_id) for c in live], object),
+        domain_members=_groups([(domains[c.advertiser_id].strip().lower(), row) for row, c in enumerate(live)
+                                if c.advertiser_id in domains]),
         ad_ptr=ad_ptr, ad_order=ad_order,
     )
 
@@ -487,7 +523,8 @@ def _smoothed(successes: np.ndarray, trials: np.ndarray, strength: float = 10.0)
 
 
 def _ad_table(ads_df: pd.DataFrame, camp_index: dict[str, int], product_index: dict[str, int],
-              product_vectors: np.ndarray, creatives: Any, ad_stats: pd.DataFrame | None) -> AdTable:
+              product_vectors: np.ndarray, creatives: Any, ad_stats: pd.DataFrame | None,
+              categories: dict[str, list[str]]) -> AdTable:
     n = len(ads_df)
     ad_ids = ads_df["ad_id"].to_numpy(dtype=object)
     index = {a: i for i, a in enumerate(ad_ids)}
@@ -523,4 +560,6 @@ def _ad_table(ads_df: pd.DataFrame, camp_index: dict[str, int], product_index: d
         creative_text=cr["text"].to_numpy(dtype=object), creative_slot=np.where(pd.isna(cr_slot), None, cr_slot),
         creative_prior=np.asarray([float(s.get("pctr", np.nan)) for s in scores], dtype=np.float64),
         slot_ok=slot_ok, any_slot_ok=slotless | ~has_creative,
+        category_members=_groups([(c, row) for row, p in enumerate(ads_df["product_id"])
+                                  for c in categories.get(p, ())]),
     )

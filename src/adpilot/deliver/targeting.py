@@ -13,10 +13,17 @@ Semantics (documented here, relied on by tests):
   may match interest words (contextual targeting); segments and look-alikes never match.
 * Exclusions: ads for items the user already bought (when ``exclude_purchased``), and campaigns whose negative
   keyword occurs in the query (case-insensitive substring, which also works for unsegmented Chinese).
+* Block lists of the request (``AdRequest.block_domains`` / ``block_categories``; OpenRTB ``badv`` / ``bcat``):
+  a campaign is blocked when its advertiser's domain is listed (exact, case-insensitive); an ad when any level of
+  its product's category path (``products.category``, e.g. ``["运动", "篮球"]``) is listed (exact string). The store
+  keeps no IAB taxonomy, so ``bcat`` entries are matched against those category names: an exchange's IAB codes
+  block nothing unless the catalogue's categories are IAB codes. Being filters, blocks act before the auction, so
+  the best eligible ad wins in a blocked ad's place.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -74,12 +81,14 @@ def _member(rows: np.ndarray, n: int) -> np.ndarray:
     return mask
 
 
-FILTERS = ("schedule", "geo", "device", "hour", "audience", "purchased", "negative_keyword", "slot")
+FILTERS = ("schedule", "geo", "device", "hour", "audience", "purchased", "negative_keyword", "slot",
+           "blocked_domain", "blocked_category")
 
 
 def targeting_filters(snapshot: Snapshot, ads: np.ndarray, clock: LocalClock, *, slot: str, geo: str | None,
                       device: str | None, query: str | None, user_row: int, personalised: bool,
-                      matched: np.ndarray) -> dict[str, np.ndarray]:
+                      matched: np.ndarray, block_domains: Sequence[str] = (),
+                      block_categories: Sequence[str] = ()) -> dict[str, np.ndarray]:
     """One mask per filter in :data:`FILTERS` (``True`` = passes) over candidate ad rows ``ads``."""
     c = snapshot.campaigns
     camp = snapshot.ads.campaign[ads]
@@ -96,7 +105,8 @@ def targeting_filters(snapshot: Snapshot, ads: np.ndarray, clock: LocalClock, *,
         u = snapshot.users
         bought = u.purchased[u.purchased_ptr[user_row]:u.purchased_ptr[user_row + 1]]
         if len(bought):
-            purchased_ok = ~(c.exclude_purchased[camp] & np.isin(snapshot.ads.product_row[ads], bought))
+            bought_mask = _member(bought[bought >= 0], len(snapshot.product_ids))
+            purchased_ok = ~(c.exclude_purchased[camp] & bought_mask[snapshot.ads.product_row[ads]])
     masks["purchased"] = purchased_ok
     negative_ok = np.ones(len(ads), dtype=bool)
     if query:
@@ -106,4 +116,15 @@ def targeting_filters(snapshot: Snapshot, ads: np.ndarray, clock: LocalClock, *,
             negative_ok = ~_member(np.concatenate(blocked), len(c.ids))[camp]
     masks["negative_keyword"] = negative_ok
     masks["slot"] = snapshot.ads.slot_ok.get(slot, snapshot.ads.any_slot_ok)[ads]
+    masks["blocked_domain"] = _unlisted(c.domain_members, [d.strip().lower() for d in block_domains], camp)
+    masks["blocked_category"] = _unlisted(snapshot.ads.category_members, block_categories, ads)
     return masks
+
+
+def _unlisted(members: dict[str, np.ndarray], keys: Sequence[str], rows: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` belong to none of ``keys`` in ``members`` (key -> rows)."""
+    found = [members[k] for k in keys if k in members]
+    if not found:
+        return np.ones(len(rows), dtype=bool)
+    listed = np.concatenate(found)
+    return ~_member(listed, int(max(listed.max(), rows.max(initial=-1))) + 1)[rows]

@@ -13,6 +13,8 @@ import hmac
 import json
 from dataclasses import dataclass
 
+import orjson
+
 from adpilot.errors import UserError
 
 
@@ -70,7 +72,7 @@ class TokenSigner:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
 
     def sign(self, claims: TokenClaims) -> str:
-        payload = json.dumps(vars(claims), separators=(",", ":"), sort_keys=True).encode("utf-8")
+        payload = orjson.dumps(claims, option=orjson.OPT_SORT_KEYS)  # compact UTF-8 JSON
         return f"{_b64(payload)}.{_b64(self._mac(payload))}"
 
     def verify(self, token: str, now: float, grace_s: float = 0.0) -> TokenClaims:

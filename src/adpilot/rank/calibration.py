@@ -16,6 +16,10 @@ from adpilot.errors import UserError
 METHODS = ("platt", "isotonic", "none")
 
 
+LOGIT_MIN = float(np.log(1e-7) - np.log1p(-1e-7))
+"""The logit of the smallest probability :func:`_logit` keeps (it clips to [1e-7, 1 - 1e-7])."""
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
     return np.log(p) - np.log1p(-p)
@@ -37,6 +41,14 @@ class Calibrator:
         if self.method == "isotonic":
             return np.interp(p, self.xs, self.ys)
         return np.asarray(p, np.float64)
+
+    def apply_logit(self, z: np.ndarray) -> np.ndarray:
+        """:meth:`apply` to ``sigmoid(z)`` without the round trip through the probability (serving path)."""
+        z = np.asarray(z, np.float64)
+        if self.method == "platt":
+            a, b = self.params
+            return expit(a * np.clip(z, LOGIT_MIN, -LOGIT_MIN) + b)
+        return self.apply(expit(z))
 
     def to_dict(self) -> dict[str, object]:
         return {"method": self.method, "params": list(self.params), "xs": list(self.xs), "ys": list(self.ys)}
@@ -66,7 +78,9 @@ def fit_calibrator(y: np.ndarray, p: np.ndarray, method: str = "platt") -> Calib
 
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
         return Calibrator("isotonic", xs=tuple(iso.X_thresholds_), ys=tuple(iso.y_thresholds_))
-    z = _logit(p)
+    logits = _logit(p)
+    mu, sd = float(logits.mean()), float(logits.std()) or 1.0
+    z = (logits - mu) / sd  # standardised, so that the damped steps reach the optimum when logits span a narrow range
     n_pos, n_neg = y.sum(), len(y) - y.sum()
     target = np.where(y > 0.5, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))  # Platt's smoothed targets
     a, b = 1.0, 0.0
@@ -76,7 +90,7 @@ def fit_calibrator(y: np.ndarray, p: np.ndarray, method: str = "platt") -> Calib
         grad = np.array([((q - target) * z).sum(), (q - target).sum()])
         hess = np.array([[(w * z * z).sum(), (w * z).sum()], [(w * z).sum(), w.sum()]]) + 1e-6 * np.eye(2)
         step = np.clip(np.linalg.solve(hess, grad), -1.0, 1.0)
-        a, b = min(max(a - step[0], 1e-3), 100.0), b - step[1]  # a > 0 keeps the ranking
+        a, b = min(max(a - step[0], 1e-3), 100.0 * sd), b - step[1]  # a > 0 keeps the ranking
         if np.abs(step).max() < 1e-8:
             break
-    return Calibrator("platt", params=(float(a), float(b)))
+    return Calibrator("platt", params=(float(a / sd), float(b - a * mu / sd)))

@@ -42,6 +42,10 @@ class Encoded:
         return Encoded(self.ids[index], seqs, self.dense[index], self.vectors[index])
 
 
+MEMO_LIMIT = 2**20
+"""Values a serving encoder remembers per bucket count before it forgets them all (memory stays bounded)."""
+
+
 def _raw_hash(values: Iterable[object] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """64-bit hash of each value's text, and which values are present (not None/NaN)."""
     arr = np.asarray(values, dtype=object)
@@ -55,6 +59,34 @@ def _raw_hash(values: Iterable[object] | np.ndarray) -> tuple[np.ndarray, np.nda
 
 def _bucket(raw: np.ndarray, present: np.ndarray, n_buckets: int) -> np.ndarray:
     return np.where(present, (raw % np.uint64(n_buckets - 1)).astype(np.int64) + 1, 0)
+
+
+def _memo_keys(values: object) -> list | None:
+    """The values as a list of dictionary keys when all are strings or all are integers (their text, hence
+    their hash, is then a function of the key), else ``None``."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return values.ravel().tolist()
+    if type(values) in (str, int):
+        return [values]
+    arr = np.asarray(values, dtype=object).reshape(-1)
+    return arr.tolist() if pd.api.types.infer_dtype(arr, skipna=False) in ("string", "integer") else None
+
+
+def _buckets(values: object, n_buckets: int, memo: dict | None = None) -> np.ndarray:
+    """:func:`hash_bucket` of a column (or a scalar, as one value), looking values up in ``memo`` (value ->
+    bucket) when it is given and the column holds only strings or only integers (serving: the same ads and
+    items come back request after request); only new values are hashed. Both paths give the same numbers."""
+    keys = _memo_keys(values) if memo is not None else None
+    if keys is None:
+        return _bucket(*_raw_hash(np.asarray(values, dtype=object).reshape(-1)), n_buckets)
+    found = [memo.get(v, -1) for v in keys]
+    if -1 in found:
+        new = [v for v, b in zip(keys, found, strict=True) if b < 0]
+        if len(memo) > MEMO_LIMIT:
+            memo.clear()
+        memo.update(zip(new, hash_bucket(np.array(new, dtype=object), n_buckets).tolist(), strict=True))
+        found = [memo[v] for v in keys]
+    return np.array(found, np.int64)
 
 
 def hash_bucket(values: Iterable[object] | np.ndarray, n_buckets: int) -> np.ndarray:
@@ -80,11 +112,12 @@ class FeatureEncoder:
     """Hash, pad and standardise columns per a :class:`FeatureSpec`; learns only dense means/stds.
 
     ``strict`` (training) makes a missing column an error; serving passes ``strict=False`` and a missing
-    column is treated as all-missing.
+    column is treated as all-missing. ``memoize`` (serving) remembers each value's hash.
     """
 
-    def __init__(self, spec: FeatureSpec) -> None:
+    def __init__(self, spec: FeatureSpec, memoize: bool = False) -> None:
         self.spec = spec
+        self.memo: dict[int, dict] | None = {} if memoize else None  # bucket count -> {value: bucket}
         sizes = [spec.n_buckets(c) for c in spec.categorical]
         self.offsets_ = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if sizes else np.zeros(0,
                                                                                                              np.int64)
@@ -132,33 +165,32 @@ class FeatureEncoder:
         seqs = np.zeros((n, len(spec.sequences), spec.max_seq_len), np.int64)
         for s, (name, target) in enumerate(spec.sequences):
             col = _column(frame, name, n, strict)
-            j = self.field_index_[target]
             if col is not None:
-                seqs[:, s] = self._pad(col, n, spec.n_buckets(target))
-            seqs[:, s] = np.where(seqs[:, s] > 0, seqs[:, s] + self.offsets_[j], 0)
-        dense = (self._dense_raw(frame, n, strict) - self.mean_) / self.std_
-        dense = np.nan_to_num(dense, nan=0.0).astype(np.float32)
+                padded = self._pad(col, n, spec.n_buckets(target))
+                seqs[:, s] = np.where(padded > 0, padded + self.offsets_[self.field_index_[target]], 0)
+        dense = np.zeros((n, 0), np.float32)
+        if spec.dense:
+            dense = (self._dense_raw(frame, n, strict) - self.mean_) / self.std_
+            dense = np.where(np.isnan(dense), 0.0, dense).astype(np.float32)
         return Encoded(ids, seqs, dense, self._vectors(frame, n, strict))
 
     def _ids(self, frame: Mapping[str, object], n: int, strict: bool) -> np.ndarray:
-        """Hashed categorical fields ``[n, F]`` with table offsets; every field's values go through one hash
-        call (per-call overhead dominates when scoring a few hundred candidates)."""
+        """Hashed categorical fields ``[n, F]`` with table offsets."""
         spec = self.spec
-        parts, where = [], []
-        for j, name in enumerate(spec.categorical):
-            col = _column(frame, name, n, strict)
-            if col is not None:
-                values = np.asarray(col, dtype=object)
-                parts.append(values.reshape(-1))
-                where.append((j, values.ndim == 0))
+        columns = [(j, col) for j, name in enumerate(spec.categorical)
+                   if (col := _column(frame, name, n, strict)) is not None]
         ids = np.zeros((n, len(spec.categorical)), np.int64)
-        if parts:
+        if self.memo is not None:  # per column, so that each can take the memo
+            for j, col in columns:
+                n_buckets = spec.n_buckets(spec.categorical[j])
+                ids[:, j] = _buckets(col, n_buckets, self.memo.setdefault(n_buckets, {}))
+        elif columns:  # one hash call for all columns: per-call overhead dominates for a few hundred rows
+            parts = [np.asarray(col, dtype=object).reshape(-1) for _, col in columns]
             raw, present = _raw_hash(np.concatenate(parts))
             start = 0
-            for (j, scalar), part in zip(where, parts, strict=True):
+            for (j, _), part in zip(columns, parts, strict=True):
                 stop = start + len(part)
-                buckets = _bucket(raw[start:stop], present[start:stop], spec.n_buckets(spec.categorical[j]))
-                ids[:, j] = buckets[0] if scalar else buckets
+                ids[:, j] = _bucket(raw[start:stop], present[start:stop], spec.n_buckets(spec.categorical[j]))
                 start = stop
         return ids + self.offsets_
 
@@ -174,7 +206,8 @@ class FeatureEncoder:
         lengths = np.array([len(r) for r in rows], np.int64)
         out = np.zeros((n, limit), np.int64)
         if lengths.sum():
-            flat = hash_bucket([v for r in rows for v in r], n_buckets)
+            memo = self.memo.setdefault(n_buckets, {}) if self.memo is not None else None
+            flat = _buckets([v for r in rows for v in r], n_buckets, memo)
             mask = np.arange(limit)[None, :] < lengths[:, None]
             out[mask] = flat
         return out

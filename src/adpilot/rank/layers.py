@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 SPARSE_FROM = 2**22
@@ -51,21 +52,15 @@ class CrossNetV2(nn.Module):
         return x
 
 
-class MaskedMean(nn.Module):
-    """Mean over valid positions. ``[batch, len, dim], mask [batch, len] -> [batch, dim]`` (zeros if none valid)."""
-
-    def forward(self, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        weights = mask.to(seq.dtype).unsqueeze(-1)
-        return (seq * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-
-
 class TargetAttention(nn.Module):
     """DIN activation unit: weight each history item by an MLP of ``[q, k, q-k, q*k]`` and sum (no softmax,
-    so the pooled norm keeps the strength of interest). ``query [batch, dim], keys [batch, len, dim],
-    mask [batch, len] -> [batch, dim]``.
+    so the pooled norm keeps the strength of interest). ``query [batch, dim]``, ``keys [P, dim]`` (the valid
+    history positions of every row, packed), ``rows [P]`` (the row of each position) ``-> [batch, dim]``.
 
-    The first layer is applied by parts, ``(W_q + W_d) q + (W_k - W_d) k + W_p (q*k)``, which is the same
-    linear map without building the ``[batch, len, 4*dim]`` concatenation, and the query part once per row.
+    Packed positions because histories are short on average and padded to the longest: attending to padding
+    is most of the work otherwise. The first layer is applied by parts, ``(W_q + W_d) q + (W_k - W_d) k +
+    W_p (q*k)``, which is the same linear map without building the ``4*dim`` concatenation, and the query
+    part once per row.
     """
 
     def __init__(self, dim: int, hidden: tuple[int, ...] = (64,)) -> None:
@@ -75,22 +70,22 @@ class TargetAttention(nn.Module):
         self.rest = MLP(hidden[0], hidden[1:])
         self.score = nn.Linear(self.rest.out_dim, 1)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         w_q, w_k, w_d, w_p = self.first.weight.split(self.dim, dim=1)
         q_part = query @ (w_q + w_d).T + self.first.bias  # [batch, hidden]
-        k_part = keys @ (w_k - w_d).T + (query.unsqueeze(1) * keys) @ w_p.T  # [batch, len, hidden]
-        hidden = self.rest(torch.relu(k_part + q_part.unsqueeze(1)))
-        weights = self.score(hidden).squeeze(-1) * mask.to(keys.dtype)
-        return (weights.unsqueeze(-1) * keys).sum(dim=1)
+        q_rows = query.index_select(0, rows)  # [P, dim]
+        k_part = keys @ (w_k - w_d).T + (q_rows * keys) @ w_p.T + q_part.index_select(0, rows)  # [P, hidden]
+        weights = self.score(self.rest(torch.relu(k_part)))  # [P, 1]
+        return query.new_zeros(query.shape).index_add_(0, rows, weights * keys)
 
 
 class Inputs(nn.Module):
     """Embeds every input kind into fields of one width.
 
-    ``ids [batch, F]`` -> field embeddings ``[batch, F, dim]``; ``seqs [batch, S, L]`` -> ``[batch, L, S*dim]``
-    (the S parallel sequences side by side per position) with ``mask [batch, L]``; ``vectors [batch, sum(v)]``
-    -> ``[batch, n_vectors, dim]`` (one linear projection per language-model vector); ``first_order`` gives the
-    per-id scalar weights ``[batch, 1]`` summed over fields (LR / FM's linear term). Large tables (at least
+    ``ids [batch, F]``, ``seqs [batch, S, L]``, ``vectors [batch, sum(v)]`` -> tokens ``[batch, F + V + S, dim]``
+    (field embeddings, one linear projection per language-model vector, mean-pooled sequences); :meth:`packed`
+    gives the valid history positions for attention; ``first_order`` gives the per-id scalar weights
+    ``[batch, 1]`` summed over fields (LR / FM's linear term). Large tables (at least
     ``SPARSE_FROM`` numbers) get sparse gradients, so a step touches only the batch's rows; small ones stay
     dense, where a dense Adam step is cheaper than sorting the sparse gradient.
     """
@@ -106,16 +101,35 @@ class Inputs(nn.Module):
         nn.init.normal_(self.embedding.weight, std=0.01)
         nn.init.zeros_(self.weight.weight)
 
-    def fields(self, ids: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-        parts = [self.embedding(ids)]
+    def tokens(self, ids: torch.Tensor, seqs: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        """Field embeddings, projected vectors, and each sequence mean-pooled over the valid positions (those of
+        the first sequence): ``[batch, F + V + S, dim]``. The ids and the packed valid sequence ids go through
+        one ``embedding_bag`` (an id is a bag of one), so the backward pass scatters into the table once and
+        never touches padding."""
+        batch, n_fields = ids.shape
+        n_seq = seqs.shape[1]
+        index, offsets = ids.flatten(), torch.arange(batch * n_fields)
+        if n_seq:
+            valid = seqs[:, 0] > 0  # [batch, L], histories are left-aligned
+            flat = seqs[valid.unsqueeze(1).expand_as(seqs)]  # bag (row, sequence) after bag
+            sizes = valid.sum(dim=1).repeat_interleave(n_seq)
+            offsets = torch.cat([offsets, index.shape[0] + torch.cumsum(sizes, 0) - sizes])
+            index = torch.cat([index, flat])
+        emb = F.embedding_bag(index, self.embedding.weight, offsets, mode="mean", sparse=self.embedding.sparse)
+        parts = [emb[:batch * n_fields].view(batch, n_fields, -1)]
         for proj, chunk in zip(self.projections, vectors.split(list(self.vector_dims), dim=1), strict=True):
             parts.append(proj(chunk).unsqueeze(1))
+        if n_seq:
+            parts.append(emb[batch * n_fields:].view(batch, n_seq, -1))
         return torch.cat(parts, dim=1)
 
-    def sequence(self, seqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        emb = self.embedding(seqs)  # [batch, S, L, dim]
-        batch, n_seq, length, dim = emb.shape
-        return emb.permute(0, 2, 1, 3).reshape(batch, length, n_seq * dim), seqs[:, 0] > 0
+    def packed(self, seqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Valid history positions of every row with the S parallel sequences side by side:
+        ``seqs [batch, S, L] -> keys [P, S*dim], rows [P]`` (positions of row 0 first, in order)."""
+        valid = seqs[:, 0] > 0
+        ids = seqs.transpose(1, 2)[valid]  # [P, S]
+        rows = valid.nonzero()[:, 0]
+        return self.embedding(ids).flatten(1), rows
 
     def first_order(self, ids: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
         return self.weight(ids).sum(dim=1) + dense @ self.dense_weight

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adpilot.errors import UserError, check_scalar
-from adpilot.rank.layers import MLP, CrossNetV2, FactorizationMachine, Inputs, MaskedMean, TargetAttention
+from adpilot.rank.layers import MLP, CrossNetV2, FactorizationMachine, Inputs, TargetAttention
 
 
 @dataclass(frozen=True)
@@ -91,12 +91,7 @@ class RankModel(nn.Module):
 
     def tokens(self, ids: torch.Tensor, seqs: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         """Field embeddings with each sequence mean-pooled into one more field. ``-> [batch, n_tokens, dim]``."""
-        fields = self.inputs.fields(ids, vectors)
-        if not self.shape.seq_targets:
-            return fields
-        seq, mask = self.inputs.sequence(seqs)
-        pooled = MaskedMean()(seq, mask).view(seq.shape[0], len(self.shape.seq_targets), -1)
-        return torch.cat([fields, pooled], dim=1)
+        return self.inputs.tokens(ids, seqs, vectors)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits[:, 0], labels[:, 0])
@@ -175,9 +170,9 @@ class DIN(RankModel):
         tokens = self.tokens(ids, seqs, vectors)
         parts = [tokens.flatten(1), dense]
         if self.shape.seq_targets:
-            seq, mask = self.inputs.sequence(seqs)
+            keys, rows = self.inputs.packed(seqs)
             query = tokens[:, list(self.shape.seq_targets)].flatten(1)
-            attended = self.attention(query, seq, mask)
+            attended = self.attention(query, keys, rows)
             parts += [attended, query * attended]
         return self.inputs.first_order(ids, dense) + self.out(self.mlp(torch.cat(parts, dim=1)))
 

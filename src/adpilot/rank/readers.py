@@ -9,14 +9,14 @@ Formats (detected by extension, then by the first line):
   beside it) and ReChorus interactions (``user_id<TAB>item_id<TAB>time`` with ``item_meta.csv`` beside it): turned
   into the DIN protocol task (:func:`sequence_task`).
 
-This module stays in the rank room until ``adpilot.datasets`` grows shared readers.
+The text formats are parsed by :mod:`adpilot.datasets` (one parser per format); this module only shapes them
+into the frames the rank models eat.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,16 +100,18 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _libfm_frames(path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:
-    with _open_text(path) as handle:
-        while True:
-            lines = [line.split() for _, line in zip(range(batch_rows), handle, strict=False)]
-            if not lines:
-                return
-            width = max(len(t) for t in lines)
-            rows = [[t[0]] + [tok.split(":", 1)[0] for tok in t[1:]] + [None] * (width - len(t)) for t in lines]
-            frame = pd.DataFrame(rows, columns=["label"] + [f"f{i}" for i in range(width - 1)])
-            frame["label"] = pd.to_numeric(frame["label"], errors="coerce")
-            yield frame
+    """Each row's i-th feature index becomes the category of column ``f<i>`` (values are ignored: one-hot)."""
+    from adpilot.datasets.ipinyou import iter_libfm
+
+    for block in iter_libfm(path, batch_rows):
+        lengths = np.diff(block.X.indptr)
+        width = int(lengths.max(initial=0))
+        tokens = np.full((len(lengths), width), None, dtype=object)
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        tokens[rows, np.arange(len(rows)) - block.X.indptr[rows]] = block.X.indices.astype(str)
+        frame = pd.DataFrame(tokens, columns=[f"f{i}" for i in range(width)])
+        frame.insert(0, "label", block.y.astype(np.int64))
+        yield frame
 
 
 def open_source(path: str | Path, role: Role = "train", labels: tuple[str, ...] | None = None,
@@ -157,34 +159,25 @@ def _with_labels(source: Source, labels: tuple[str, ...] | None) -> Source:
     return Source(source.path, source.kind, tuple(labels), source.group, source.frame)
 
 
-def _sibling(path: Path, *names: str) -> Path:
-    for name in names:
-        for candidate in (path.parent / name, path.parent / f"{name}.gz"):
-            if candidate.is_file():
-                return candidate
-    raise InputFileError(f"{path} needs its item attributes beside it: one of {', '.join(names)}(.gz)")
-
-
 def _s3rec_source(path: Path, role: Role, seed: int) -> Source:
     """S3-Rec: first attribute of an item is (usually) its brand, the last its most specific category."""
-    stem = path.name.removesuffix(".gz").removesuffix(".txt")
-    with _open_text(_sibling(path, f"{stem}_item2attributes.json")) as handle:
-        attrs = {int(k): v for k, v in json.load(handle).items()}
-    with _open_text(path) as handle:
-        seqs = [[int(t) for t in line.split()[1:]] for line in handle if line.strip()]
-    users = np.arange(1, len(seqs) + 1)
-    cate = {i: a[-1] for i, a in attrs.items() if a}
-    brand = {i: a[0] for i, a in attrs.items() if len(a) > 1}
-    frame = sequence_task(users, seqs, {"cate": cate, "brand": brand}, role, seed)
+    from adpilot.datasets.amazon import read_s3rec
+
+    data = read_s3rec(path)
+    cate = {i: a[-1] for i, a in data.item_attributes.items() if a}
+    brand = {i: a[0] for i, a in data.item_attributes.items() if len(a) > 1}
+    seqs = [s.tolist() for s in data.sequences]
+    frame = sequence_task(data.users, seqs, {"cate": cate, "brand": brand}, role, seed)
     return Source(path, "sequence", ("label",), "user_id", frame)
 
 
 def _rechorus_source(path: Path, role: Role, seed: int) -> Source:
-    events = pd.read_csv(path, sep="\t").sort_values(["user_id", "time"], kind="stable")
-    meta = pd.read_csv(_sibling(path, "item_meta.csv"), sep="\t", usecols=["item_id", "i_category"])
-    grouped = events.groupby("user_id", sort=True)["item_id"].agg(list)
-    cate = dict(zip(meta["item_id"], meta["i_category"], strict=True))
-    frame = sequence_task(grouped.index.to_numpy(), grouped.tolist(), {"cate": cate}, role, seed)
+    from adpilot.datasets.amazon import read_rechorus
+
+    log = read_rechorus(path)
+    users, seqs = log.sequences()
+    cate = dict(zip(log.meta["item_id"].to_pylist(), log.meta["category"].to_pylist(), strict=True))
+    frame = sequence_task(users, [s.tolist() for s in seqs], {"cate": cate}, role, seed)
     return Source(path, "sequence", ("label",), "user_id", frame)
 
 
@@ -232,3 +225,97 @@ def sequence_task(users: np.ndarray, seqs: list[list[int]], attrs: dict[str, dic
     frame.insert(2, "hist_item_id", hist)
     frame["label"] = np.tile([1, 0], n_pos)
     return frame
+
+
+WORLD_ITEM_EVENTS = ("click", "add_to_cart", "purchase")
+"""Organic events of the synthetic world whose items form a user's behaviour history."""
+
+
+def world_impressions(directory: str | Path, max_history: int = 50) -> pd.DataFrame:
+    """One row per ``ad_impression`` of a synthetic world written by ``adpilot world`` (the store-side files
+    only, never ``truth/``), labelled with the ``click`` and ``conversion`` that followed it.
+
+    A click is joined to the latest earlier impression of the same user, session, ad and creative; a
+    conversion to the latest earlier click likewise. Columns: ``user_id, ad_id, creative_id, item_id`` (the
+    ad's product), ``cate`` (its leaf), ``top_cate, brand, price, slot, device, hour, hist_item_id,
+    hist_cate`` (the user's last ``max_history`` clicked/carted/bought items before the impression),
+    ``click, conversion`` and ``ts`` (for splitting: drop it from the features), in time order.
+    """
+    import pyarrow.parquet as pq
+
+    folder = Path(directory)
+    files = {n: folder / f"{n}.parquet" for n in ("events", "ads", "products")}
+    for file in files.values():
+        if not file.is_file():
+            raise InputFileError(f"no synthetic world in {folder}: {file.name} is missing (run `adpilot world`)")
+    columns = ["user_id", "session_id", "ts", "type", "item_id", "ad_id", "creative_id", "device", "slot"]
+    events = pq.read_table(files["events"], columns=columns,
+                           filters=[("type", "in", ["ad_impression", "ad_click", "conversion",
+                                                    *WORLD_ITEM_EVENTS])]).to_pandas()
+    key = ["user_id", "session_id", "ad_id", "creative_id"]
+    kinds = {k: events[events["type"] == k].sort_values("ts", kind="stable")
+             for k in ("ad_impression", "ad_click", "conversion")}
+    imps = kinds["ad_impression"].drop(columns=["type", "item_id"]).reset_index(drop=True)
+    if imps.empty:
+        raise UserError(f"the world in {folder} has no ad impressions (generate it with more --events)")
+    imps["row"] = np.arange(len(imps))
+    clicks = kinds["ad_click"][[*key, "ts"]].assign(row=_link(kinds["ad_click"], imps, key))
+    clicks = clicks[clicks["row"] >= 0].assign(row=lambda c: c["row"].astype(np.int64))
+    converted = _link(kinds["conversion"], clicks, key)
+    imps["click"] = np.isin(imps["row"], clicks["row"]).astype(np.int64)
+    imps["conversion"] = np.isin(imps["row"], converted[converted >= 0]).astype(np.int64)
+
+    ads = pq.read_table(files["ads"], columns=["ad_id", "product_id"]).to_pandas()
+    products = pq.read_table(files["products"], columns=["product_id", "category", "brand", "price"]).to_pandas()
+    products["cate"] = products["category"].map(lambda c: c[-1] if len(c) else None)
+    products["top_cate"] = products["category"].map(lambda c: c[0] if len(c) else None)
+    item = ads.merge(products.drop(columns=["category"]), on="product_id", how="left")
+    imps = imps.merge(item.rename(columns={"product_id": "item_id"}), on="ad_id", how="left")
+    leaf = dict(zip(products["product_id"], products["cate"], strict=True))
+
+    organic = events[events["type"].isin(WORLD_ITEM_EVENTS)].sort_values(["user_id", "ts"], kind="stable")
+    history = _histories(organic, imps, max_history)
+    imps["hist_item_id"] = history
+    imps["hist_cate"] = [[leaf.get(i) for i in h] for h in history]
+    imps["hour"] = imps["ts"].dt.hour.astype(str)
+    order = ["user_id", "ad_id", "creative_id", "item_id", "cate", "top_cate", "brand", "price", "slot", "device",
+             "hour", "hist_item_id", "hist_cate", "click", "conversion", "ts"]
+    return imps.sort_values("row")[order].reset_index(drop=True)
+
+
+def _link(later: pd.DataFrame, earlier: pd.DataFrame, key: list[str]) -> np.ndarray:
+    """For each row of ``later`` (sorted by ``ts``), the ``row`` of the latest row of ``earlier`` (sorted by
+    ``ts``) with the same ``key`` at or before it, each used once (-1: none). When two clicks fall after the
+    same impressions (a bot shown one ad twice within seconds), the later ones re-link to the earlier
+    impressions."""
+    linked = np.full(len(later), -1, np.int64)
+    todo, free = np.arange(len(later)), earlier[[*key, "ts", "row"]]
+    while len(todo) and len(free):
+        pairs = pd.merge_asof(later.iloc[todo][[*key, "ts"]].assign(at=todo), free, on="ts", by=key)
+        pairs = pairs.dropna(subset=["row"]).drop_duplicates("row")
+        if pairs.empty:
+            break
+        linked[pairs["at"].to_numpy()] = pairs["row"].to_numpy(np.int64)
+        free = free[~free["row"].isin(pairs["row"])]
+        todo = np.setdiff1d(todo, pairs["at"].to_numpy())
+    return linked
+
+
+def _histories(organic: pd.DataFrame, imps: pd.DataFrame, max_history: int) -> list[list[str]]:
+    """Each impression's user's last ``max_history`` organic items strictly before it (``organic`` sorted by
+    user, then time)."""
+    users = pd.Index(pd.unique(pd.concat([organic["user_id"], imps["user_id"]])))
+    origin = min(organic["ts"].min(), imps["ts"].min()) if len(organic) else imps["ts"].min()
+    span = int((max(organic["ts"].max(), imps["ts"].max()) - origin).value // 1000) + 1 if len(organic) else 1
+
+    def keys(frame: pd.DataFrame) -> np.ndarray:
+        micros = (frame["ts"] - origin).to_numpy().astype("timedelta64[us]").astype(np.int64)
+        return users.get_indexer(frame["user_id"]).astype(np.int64) * span + micros
+
+    item_keys = keys(organic)
+    imp_keys = keys(imps)
+    stop = np.searchsorted(item_keys, imp_keys, side="left")
+    first = np.searchsorted(item_keys, imp_keys - imp_keys % span, side="left")
+    start = np.maximum(first, stop - max_history)
+    items = organic["item_id"].to_numpy()
+    return [items[a:b].tolist() for a, b in zip(start, stop, strict=True)]

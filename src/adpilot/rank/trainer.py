@@ -7,7 +7,7 @@ memory), so the loop never needs the whole file. Seeds are parameters: the same 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,6 +56,16 @@ def tensors(enc: Encoded) -> tuple[torch.Tensor, ...]:
             torch.from_numpy(enc.vectors))
 
 
+def batches(enc: Encoded, order: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, ...]]]:
+    """(row index, inputs) per mini-batch of ``order``: the chunk becomes tensors once and each batch is a
+    ``index_select`` of them (no numpy fancy indexing or per-batch conversion in the hot loop)."""
+    whole = tensors(enc)
+    order_t = torch.from_numpy(order)
+    for start in range(0, len(order), batch_size):
+        index = order_t[start:start + batch_size]
+        yield index, tuple(t.index_select(0, index) for t in whole)
+
+
 @torch.no_grad()
 def predict(model: RankModel, enc: Encoded, batch_size: int = 8192) -> np.ndarray:
     """Per-head probabilities ``[n, n_heads]`` (float64)."""
@@ -72,13 +82,28 @@ def validation_auc(model: RankModel, enc: Encoded, labels: np.ndarray) -> float:
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
-def _optimizers(model: RankModel, learning_rate: float) -> list[torch.optim.Optimizer]:
+def optimizers_for(model: RankModel, learning_rate: float) -> list[torch.optim.Optimizer]:
     """Lazy Adam for sparse embedding tables, Adam for the dense rest."""
     sparse = [m.weight for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.sparse]
     ids = {id(p) for p in sparse}
     dense = [p for p in model.parameters() if id(p) not in ids]
-    out: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=learning_rate)] if dense else []
+    out: list[torch.optim.Optimizer] = [torch.optim.Adam(dense, lr=learning_rate, fused=True)] if dense else []
     return out + ([torch.optim.SparseAdam(sparse, lr=learning_rate)] if sparse else [])
+
+
+def step(model: RankModel, optimizers: list[torch.optim.Optimizer], inputs: tuple[torch.Tensor, ...],
+         labels: torch.Tensor, embedding_l2: float = 0.0) -> float:
+    """One Adam step on one mini-batch; returns its loss."""
+    loss = model.loss(model(*inputs), labels)
+    if embedding_l2 > 0:
+        rows = torch.unique(torch.cat([inputs[0].flatten(), inputs[1].flatten()]))
+        loss = loss + embedding_l2 * model.inputs.embedding(rows).pow(2).sum() / len(labels)
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    for optimizer in optimizers:
+        optimizer.step()
+    return float(loss.detach())
 
 
 def fit(model: RankModel, chunks: Chunks, valid: tuple[Encoded, np.ndarray] | None, config: TrainConfig,
@@ -88,28 +113,15 @@ def fit(model: RankModel, chunks: Chunks, valid: tuple[Encoded, np.ndarray] | No
     ``config.seed``."""
     config.validate()
     rng = np.random.default_rng(config.seed)
-    optimizers = _optimizers(model, config.learning_rate)
+    optimizers = optimizers_for(model, config.learning_rate)
     result, best_state, stale = TrainResult(), None, 0
     for epoch in range(config.epochs):
         model.train()
         total, seen = 0.0, 0
         for enc, labels in chunks(epoch):
-            order = rng.permutation(len(enc))
             y_all = torch.from_numpy(labels.astype(np.float32))
-            for start in range(0, len(order), config.batch_size):
-                index = order[start:start + config.batch_size]
-                batch = enc.take(index)
-                logits = model(*tensors(batch))
-                loss = model.loss(logits, y_all[index])
-                if config.embedding_l2 > 0:
-                    rows = torch.from_numpy(np.unique(np.concatenate([batch.ids.ravel(), batch.seqs.ravel()])))
-                    loss = loss + config.embedding_l2 * model.inputs.embedding(rows).pow(2).sum() / len(index)
-                for optimizer in optimizers:
-                    optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                for optimizer in optimizers:
-                    optimizer.step()
-                total += float(loss.detach()) * len(index)
+            for index, inputs in batches(enc, rng.permutation(len(enc)), config.batch_size):
+                total += step(model, optimizers, inputs, y_all[index], config.embedding_l2) * len(index)
                 seen += len(index)
         if seen == 0:
             raise UserError("the training data holds no rows")

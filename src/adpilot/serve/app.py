@@ -26,7 +26,6 @@ from adpilot.errors import UserError
 from adpilot.schema import AdRequest, Decision
 from adpilot.serve import console, management
 from adpilot.serve.auth import require_admin
-from adpilot.serve.blocking import Blocklists
 from adpilot.serve.guard import Guard, Inflight
 from adpilot.serve.metrics import Gauge, Metrics
 from adpilot.serve.openrtb import BidRequest, BidResponse, currency_ok, to_ad_request, to_bid_response
@@ -82,7 +81,6 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
     app.state.compliance = compliance
     app.state.metrics = metrics = Metrics()
     app.state.engine = engine_factory()
-    app.state.blocklists = Blocklists.from_repository(repository)
     app.state.refresh_lock = threading.Lock()
     inflight = Inflight(settings.serve_max_inflight)
     app.add_middleware(Guard, metrics=metrics, inflight=inflight, max_body_bytes=MAX_BODY_BYTES)
@@ -149,7 +147,7 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
             metrics.no_fill.inc(("tmax",))
             return Response(status_code=204)
         nurl = f"{str(request.base_url).rstrip('/')}/v1/win"
-        response = to_bid_response(body, decisions, nurl, app.state.blocklists.domains)
+        response = to_bid_response(body, decisions, nurl, app.state.engine.snapshot.campaigns)
         if response is None:
             metrics.no_fill.inc(("no_bid",))
             return Response(status_code=204)
@@ -191,7 +189,6 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
         with app.state.refresh_lock:
             fresh = engine_factory()
             app.state.engine.refresh(fresh.snapshot)
-            app.state.blocklists = Blocklists.from_repository(repository)
         return {"status": "refreshed", "ads": len(app.state.engine.snapshot.ads.ids)}
 
     return app
@@ -212,20 +209,12 @@ def _problem(error: Any) -> dict[str, str]:
 
 
 def _decide(app: FastAPI, body: AdRequest) -> Decision:
-    """Pseudonymise the caller's user id the way ingest does, run the one decision path, and withdraw ads that the
-    request's block lists forbid (their reservations released)."""
+    """Pseudonymise the caller's user id the way ingest does and run the one decision path (which also applies
+    the request's block lists, before the auction)."""
     if body.user_id is not None:
         body = body.model_copy(update={"user_id": pseudonymise(body.user_id, app.state.settings.secret)})
     engine: DecisionEngine = app.state.engine
-    decision = engine.decide(body)
-    if decision.ads and (body.block_domains or body.block_categories):
-        blocked = app.state.blocklists.blocked(decision.ads, body.block_domains, body.block_categories)
-        if blocked:
-            _withdraw(engine, decision, blocked)
-            kept = [ad for ad in decision.ads if ad not in blocked]
-            reason = None if kept else "every placed ad was blocked by the request's block lists"
-            decision = decision.model_copy(update={"ads": kept, "no_fill_reason": reason})
-    return decision
+    return engine.decide(body)
 
 
 def _withdraw(engine: DecisionEngine, decision: Decision, ads: list[Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from adpilot.deliver.snapshot import CampaignTable
 from adpilot.schema import AdRequest, Decision
 
 
@@ -180,7 +181,7 @@ def to_ad_request(request: BidRequest, imp: Imp) -> AdRequest:
 
 
 def to_bid_response(request: BidRequest, decisions: list[tuple[Imp, Decision]], nurl_base: str,
-                    domains: dict[str, str]) -> BidResponse | None:
+                    campaigns: CampaignTable) -> BidResponse | None:
     """Placed ads as OpenRTB bids priced at their eCPM (exchanges expect CPM); ``None`` when nothing was placed."""
     bids = [
         Bid(
@@ -191,7 +192,7 @@ def to_bid_response(request: BidRequest, decisions: list[tuple[Imp, Decision]], 
             crid=placed.creative_id or placed.ad_id,
             cid=placed.campaign_id,
             adid=placed.ad_id,
-            adomain=[domains[placed.campaign_id]] if placed.campaign_id in domains else [],
+            adomain=_domains(campaigns, placed.campaign_id),
             nurl=f"{nurl_base}?t={placed.token}&price=${{AUCTION_PRICE}}",
         )
         for imp, decision in decisions
@@ -200,3 +201,10 @@ def to_bid_response(request: BidRequest, decisions: list[tuple[Imp, Decision]], 
     if not bids:
         return None
     return BidResponse(id=request.id, seatbid=[SeatBid(bid=bids)], bidid=request.id)
+
+
+def _domains(campaigns: CampaignTable, campaign_id: str) -> list[str]:
+    """``adomain``: the advertiser domain of the campaign, as the snapshot that placed the ad knows it."""
+    row = campaigns.index.get(campaign_id)
+    domain = None if row is None else campaigns.domain[row]
+    return [domain] if domain else []

@@ -133,20 +133,6 @@ class Repository:
         }[table]
         return self._select(scope + f" ORDER BY {KEY_COLUMN[table]}", [advertiser_id])
 
-    def campaign_domains(self) -> dict[str, str]:
-        """Campaign id → its advertiser's domain, for OpenRTB ``adomain``."""
-        rows = self._run(lambda con: con.execute(
-            "SELECT c.campaign_id, a.domain FROM campaigns c JOIN advertisers a USING (advertiser_id) "
-            "WHERE a.domain IS NOT NULL").fetchall())
-        return {str(c): str(d) for c, d in rows}
-
-    def ad_categories(self) -> dict[str, frozenset[str]]:
-        """Ad id → the categories of its product, for OpenRTB ``bcat`` and ``block_categories``."""
-        rows = self._run(lambda con: con.execute(
-            "SELECT a.ad_id, p.category FROM ads a JOIN products p USING (product_id) "
-            "WHERE p.category IS NOT NULL AND len(p.category) > 0").fetchall())
-        return {str(a): frozenset(c) for a, c in rows}
-
     def campaign_report(self, campaign_id: str) -> dict[str, Any]:
         """Impressions, clicks, conversions and spend recorded in the store for one campaign."""
         sql = """

@@ -22,7 +22,11 @@ Outliers are rejected with their reason: money < 0 or not finite, rating outside
 a timestamp more than ``max_future`` ahead or before ``earliest``, text over the schema's length. Timestamps
 are ISO 8601 (naive means UTC) or Unix seconds/milliseconds. Bursts of bot-like events are kept and flagged
 (``bot_flag``, see :func:`flag_bots`). Quarantined rows keep their raw content with e-mails, phone and
-ID-card numbers masked; raw user ids in ``quarantine.raw`` are not pseudonymised (it is a repair queue).
+ID-card numbers masked and the user id replaced by its pseudonym (the same as a stored event's), so a person
+can still read the row and find a user's rejected rows by their stored id, but the raw id is not kept: in a
+CSV record the user id field is replaced, in a JSON line the first ``"user_id": value`` member (also when the
+line is not valid JSON), in a Parquet row the field of the JSON object shown. A CSV record the ``csv`` module
+cannot split at all is replaced by a note.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ from adpilot.config import Settings, SettingsError, get_settings
 from adpilot.errors import UserError
 from adpilot.store.db import Store
 from adpilot.store.kinds import KINDS, Kind, TimeWindow, resolve_kind
-from adpilot.store.privacy import install_pseudonym_macro, mask_sql
-from adpilot.store.readers import ArrowSource, Chunk, Reject, Source, open_source
+from adpilot.store.privacy import PSEUDONYM_MACRO as PSEUDONYM
+from adpilot.store.privacy import hide_csv_ids, hide_json_ids, install_pseudonym_macro, mask_sql
+from adpilot.store.readers import ArrowSource, Chunk, CsvSource, Reject, Source, open_source
 from adpilot.store.validate import as_text, input_kind, quote, validation_sql
 
 IN, VALID, PSEUDONYMS, BOTS = "_adpilot_in", "_adpilot_valid", "_adpilot_pseudonyms", "_adpilot_bots"
@@ -135,14 +140,27 @@ def _short(table: pa.Table, kind: Kind) -> set[str]:
     return short
 
 
-def _quarantine(con: duckdb.DuckDBPyConnection, source: str, kind: Kind, rejects: list[Reject]) -> int:
-    """Store rejected rows with their reasons; personal data in the raw text is masked like free text."""
+def _id_hider(source: Source, kind: Kind, secret: str) -> Callable[[str], str]:
+    """How a record the reader refused gets its user ids replaced by their pseudonyms before quarantine."""
+    names = kind.pseudonymised
+    if names and source.json_lines:
+        return lambda raw: hide_json_ids(raw, names, secret)
+    if names and isinstance(source, CsvSource):
+        positions = [source.columns.index(n) for n in names if n in source.columns]
+        return lambda raw: hide_csv_ids(raw, positions, source.delimiter, secret)
+    return lambda raw: raw
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, source: str, kind: Kind, rejects: list[Reject],
+                hide: Callable[[str], str]) -> int:
+    """Store rejected rows with their reasons; user ids in the raw text are pseudonymised (``hide`` for records
+    the reader refused, SQL for the others) and personal data is masked like free text."""
     found = con.execute(
         f"INSERT INTO quarantine (source_file, source_row, raw, reason, kind) "
         f"SELECT ?, _row, {mask_sql('_raw')}, _reason, ? FROM {VALID} WHERE _reason IS NOT NULL", [source, kind.name]
     ).fetchone()
     if rejects:
-        table = pa.table({"row": [r.row for r in rejects], "raw": [r.raw for r in rejects],
+        table = pa.table({"row": [r.row for r in rejects], "raw": [hide(r.raw) for r in rejects],
                           "reason": [r.reason for r in rejects]})
         con.register("_adpilot_rejects", table)
         con.execute("INSERT INTO quarantine (source_file, source_row, raw, reason, kind) "
@@ -163,7 +181,7 @@ def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind, validation: str, inputs
     join = ""
     for column in kind.pseudonymised:
         expr, kind_of_input = inputs.get(column, ("NULL::VARCHAR", "str"))
-        con.execute(f"""INSERT INTO {PSEUDONYMS} SELECT raw_id, adpilot_pseudonym(raw_id) FROM (
+        con.execute(f"""INSERT INTO {PSEUDONYMS} SELECT raw_id, {PSEUDONYM}(raw_id) FROM (
             SELECT DISTINCT {as_text(expr, kind_of_input)} AS raw_id FROM {IN})
             ANTI JOIN {PSEUDONYMS} USING (raw_id) WHERE raw_id IS NOT NULL""")
         replaced.append(f"_p.pid AS {quote(column)}")
@@ -214,18 +232,18 @@ def _store_entities(con: duckdb.DuckDBPyConnection, kind: Kind) -> int:
     return int(found[0]) if found else 0
 
 
-def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: Chunk, kind: Kind,
-                policy: IngestPolicy) -> tuple[int, int, int, tuple[datetime | None, datetime | None]]:
+def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: Chunk, kind: Kind, policy: IngestPolicy,
+                hide: Callable[[str], str]) -> tuple[int, int, int, tuple[datetime | None, datetime | None]]:
     """Validate and store one chunk; returns (accepted, quarantined, duplicates, time span of valid events)."""
     inputs, pre = _inputs(source, chunk.table, kind)
     sql = validation_sql(kind.specs, inputs, IN, extra=kind.extra(policy.window()), has_raw=source.has_raw, pre_reason=pre,
-                         short=_short(chunk.table, kind))
+                         short=_short(chunk.table, kind), hidden=dict.fromkeys(kind.pseudonymised, PSEUDONYM))
     con.register(IN, chunk.table)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {VALID} AS {_cleaned(con, kind, sql, inputs)}")
     finally:
         con.unregister(IN)
-    quarantined = _quarantine(con, source.path, kind, chunk.rejects)
+    quarantined = _quarantine(con, source.path, kind, chunk.rejects, hide)
     times = ", min(ts), max(ts)" if kind.name == "events" else ""
     row = con.execute(f"SELECT count(*){times} FROM {VALID} WHERE _reason IS NULL").fetchone()
     valid = int(row[0]) if row else 0
@@ -294,7 +312,7 @@ class _Session:
     def close(self) -> None:
         for table in (VALID, PSEUDONYMS, BOTS):
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
-        self.con.execute("DROP MACRO IF EXISTS adpilot_pseudonym")
+        self.con.execute(f"DROP MACRO IF EXISTS {PSEUDONYM}")
         if self.previous:
             self.con.execute(f"SET memory_limit = '{self.previous}'")
 
@@ -307,12 +325,13 @@ def _run(store: Store, source: Source, kind: Kind, settings: Settings, policy: I
          progress: Progress | None = None) -> tuple[datetime | None, datetime | None]:
     """Load every chunk of ``source``, each in its own transaction with ``bookkeeping``; returns the time span."""
     session, total = _Session(store, settings, policy), source.extent()
+    hide = _id_hider(source, kind, settings.secret)
     lo: datetime | None = None
     hi: datetime | None = None
     try:
         for chunk in source.chunks(start, first_row):
             with store.transaction():
-                accepted, quarantined, duplicates, span = _load_chunk(store.con, source, chunk, kind, policy)
+                accepted, quarantined, duplicates, span = _load_chunk(store.con, source, chunk, kind, policy, hide)
                 if bookkeeping:
                     bookkeeping(chunk, (accepted, quarantined, duplicates), span)
             report.rows_read += chunk.rows

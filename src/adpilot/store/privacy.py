@@ -6,9 +6,13 @@ server), so a user id or a phone number is treated identically on both paths.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import io
+import json
 import re
+from collections.abc import Sequence
 
 import duckdb
 
@@ -23,6 +27,7 @@ MASKS: tuple[tuple[str, str], ...] = (
 )
 _PASSES = 2
 PSEUDONYM_HEX = 32
+PSEUDONYM_MACRO = "adpilot_pseudonym"
 
 
 def pseudonymise(user_id: str, secret: str) -> str:
@@ -32,6 +37,73 @@ def pseudonymise(user_id: str, secret: str) -> str:
     True
     """
     return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]
+
+
+def json_member(name: str) -> str:
+    """Regex of the JSON member ``"name": value`` (group 1: name and colon; group 2: the value, even cut short).
+
+    Python's ``re`` and DuckDB's RE2 read it alike, so :func:`hide_json_ids` and :func:`hide_json_ids_sql` agree.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise ValueError(f"`name` must be a plain field name, got {name!r}")
+    return rf'("{name}"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}}\s\]]+)'
+
+
+def _json_scalar(value: str) -> str | None:
+    """The text of a JSON scalar as ingest reads it (strings unescaped); a cut-off string loses its quote."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value.strip('"')
+    if parsed is None or isinstance(parsed, dict | list):
+        return None
+    return parsed if isinstance(parsed, str) else json.dumps(parsed)
+
+
+def hide_json_ids(text: str, names: Sequence[str], secret: str) -> str:
+    """``text`` (a JSON line, maybe invalid or cut short) with the first ``"name": value`` of each name replaced by
+    the value's pseudonym, so a quarantined line stays readable and findable by stored id without the raw id.
+
+    >>> hide_json_ids('{"user_id": "alice", "ts": 1}', ["user_id"], "k" * 16) == (
+    ...     '{"user_id": "' + pseudonymise("alice", "k" * 16) + '", "ts": 1}')
+    True
+    """
+    for name in names:
+        def swap(match: re.Match[str]) -> str:
+            raw_id = _json_scalar(match.group(2))
+            return match.group(0) if raw_id is None else match.group(1) + json.dumps(pseudonymise(raw_id, secret))
+
+        text = re.sub(json_member(name), swap, text, count=1)
+    return text
+
+
+def hide_json_ids_sql(expr: str, name: str, pseudonym: str = PSEUDONYM_MACRO) -> str:
+    """The DuckDB expression doing :func:`hide_json_ids` for one name (``pseudonym``: the installed macro)."""
+    pattern = json_member(name)
+    value = f"regexp_extract({expr}, '{pattern}', 2)"
+    raw_id = (f"CASE WHEN json_valid({value}) THEN (CASE WHEN json_type({value}) NOT IN ('OBJECT', 'ARRAY') "
+              f"THEN json_extract_string({value}, '$') END) ELSE trim({value}, '\"') END")
+    return f"coalesce(regexp_replace({expr}, '{pattern}', '\\1' || to_json({pseudonym}({raw_id}))), {expr})"
+
+
+def hide_csv_ids(text: str, positions: Sequence[int], delimiter: str, secret: str) -> str:
+    """``text`` (one CSV record, maybe malformed or cut short) with the fields at ``positions`` pseudonymised.
+
+    >>> hide_csv_ids("bob,2026-03-01,click", [0], ",", "k" * 16) == pseudonymise("bob", "k" * 16) + ",2026-03-01,click"
+    True
+    """
+    try:
+        fields = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    except csv.Error:  # e.g. a NUL byte: no field can be located, so no field is shown
+        return "[unreadable record: not shown, it may hold a raw user id]"
+    hidden = [i for i in positions if i < len(fields) and fields[i]]
+    if not hidden:
+        return text
+    for i in hidden:
+        fields[i] = pseudonymise(fields[i], secret)
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="").writerow(fields)
+    return out.getvalue()
 
 
 def mask_pii(text: str) -> str:
@@ -67,8 +139,8 @@ def install_pseudonym_macro(con: duckdb.DuckDBPyConnection, secret: str) -> str:
     inner = bytes(b ^ 0x36 for b in key).hex()
     outer = bytes(b ^ 0x5C for b in key).hex()
     con.execute(
-        "CREATE OR REPLACE TEMP MACRO adpilot_pseudonym(m) AS "
+        f"CREATE OR REPLACE TEMP MACRO {PSEUDONYM_MACRO}(m) AS "
         f"left(sha256(unhex('{outer}') || unhex(sha256(unhex('{inner}') || encode(CAST(m AS VARCHAR))))), "
         f"{PSEUDONYM_HEX})"
     )
-    return "adpilot_pseudonym"
+    return PSEUDONYM_MACRO

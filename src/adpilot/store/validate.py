@@ -15,6 +15,7 @@ from typing import Literal
 import pyarrow as pa
 
 from adpilot.store.fields import FieldSpec
+from adpilot.store.privacy import hide_json_ids_sql
 
 InputKind = Literal["str", "num", "ts", "other"]
 
@@ -147,14 +148,16 @@ def _checks(spec: FieldSpec, s: str, short: bool) -> list[Check]:
 
 def validation_sql(specs: Sequence[FieldSpec], inputs: Mapping[str, tuple[str, InputKind]], relation: str, *,
                    extra: Sequence[Check] = (), has_raw: bool = False, pre_reason: str | None = None,
-                   short: Collection[str] = ()) -> str:
+                   short: Collection[str] = (), hidden: Mapping[str, str] | None = None) -> str:
     """The SELECT validating ``relation``.
 
     ``inputs`` maps a field name to ``(sql expression over relation, input kind)``; fields absent from it are
     missing in the source. ``pre_reason`` is an SQL expression naming a problem found before field parsing
     (such as a line that is not JSON); it then becomes the only reason. Fields in ``short`` are known to fit
-    their length limit (the caller measured the batch), so their length check is left out.
+    their length limit (the caller measured the batch), so their length check is left out. ``hidden`` maps a
+    field to the SQL function (a pseudonym) that replaces its value in ``_raw``, the row kept for quarantine.
     """
+    hidden = hidden or {}
     level1 = ["_row"] + (["_raw"] if has_raw else []) + [f"{pre_reason or 'NULL::VARCHAR'} AS _pre"]
     level2, values, checks = [], [], []
     for spec in specs:
@@ -167,8 +170,12 @@ def validation_sql(specs: Sequence[FieldSpec], inputs: Mapping[str, tuple[str, I
         checks.extend(_checks(spec, s, spec.name in short))
     checks.extend(extra)
     reasons = ", ".join(f"CASE WHEN {c.condition} THEN {c.message} END" for c in checks)
-    shown = ", ".join(f"{quote(n)} := {quote('s$' + n)}" for n in inputs)
+    shown = ", ".join(f"{quote(n)} := {hidden[n]}({quote('s$' + n)})" if n in hidden else f"{quote(n)} := {quote('s$' + n)}"
+                      for n in inputs)
     raw = "_raw" if has_raw else f"CAST(to_json(struct_pack({shown})) AS VARCHAR)"
+    if has_raw:
+        for name, function in hidden.items():
+            raw = hide_json_ids_sql(raw, name, function)
     return f"""
         SELECT _row, {", ".join(quote(s.name) for s in specs)}, _reason,
                CASE WHEN _reason IS NOT NULL THEN {raw} END AS _raw

@@ -3,10 +3,12 @@
 - :func:`interest_recovery`: on the synthetic world, how well each user's interest vector ranks the leaf
   categories the world drew their true interests over (Spearman per user, Recall@K of the true top-K leaves),
   against global popularity and against the user's own per-leaf event counts.
-- :func:`next_item_retrieval`: each user's last item event is held out; Recall@K of ANN on the interest vector
-  (popularity for users without a vector), of the multi-interest profile score
-  (:func:`~adpilot.understand.retrieval.profile_item_scores`), vs popularity vs item-based CF, overall and on
-  cold items (few training interactions).
+- :func:`next_item_retrieval`: held-out next items (:func:`hold_out_after`, a split in time, or
+  :func:`hold_out_last_items`, each user's last item); Recall@K of ANN on the interest vector, of the pure-LM
+  profile score (alone and with the user's own category affinity) and of the LM + item-CF hybrid
+  (:func:`~adpilot.understand.retrieval.profile_item_scores`), vs
+  popularity vs item-based CF, overall and on cold items (no training interaction at all), with bootstrap
+  intervals over users.
 
 Both take their inputs as arguments (store, truth folder, held-out frame) so they run on any world or log.
 """
@@ -19,14 +21,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from scipy import sparse
 from scipy.stats import rankdata
 
-from adpilot.errors import InputFileError, check_scalar
+from adpilot.errors import InputFileError, UserError, check_scalar
 from adpilot.store import Store
 from adpilot.understand.interest import load_interest_vectors
 from adpilot.understand.items import load_product_vectors
-from adpilot.understand.retrieval import profile_item_scores, recent_rows
+from adpilot.understand.retrieval import LMItemCF, category_shares, profile_item_scores, recent_rows
+from adpilot.understand.vectors import fetch_row
 
 ITEM_EVENTS = ("page_view", "click", "add_to_cart", "purchase")
 
@@ -59,6 +61,30 @@ def hold_out_last_items(store: Store) -> pd.DataFrame:
     store.con.execute("DELETE FROM events e USING _held h WHERE e.user_id = h.user_id AND e.ts >= h.ts")
     store.con.unregister("_held")
     return held[["user_id", "item_id"]]
+
+
+def hold_out_after(store: Store, test_days: float) -> pd.DataFrame:
+    """Remove every event of the last ``test_days`` (before the last item event); return each user's first item
+    in that period, (user_id, item_id), for users with at least one item event before it.
+
+    A split in time, not per user: nothing a model learns from happened after the cutoff, so items launched late
+    have no training interactions at all (true cold start), which a per-user last-event split nearly never gives
+    (other users' later events stay in its training part).
+    """
+    check_scalar(test_days, "test_days", gt=0)
+    types = ", ".join(f"'{t}'" for t in ITEM_EVENTS)
+    item_events = f"type IN ({types}) AND item_id IS NOT NULL AND NOT coalesce(bot_flag, FALSE)"
+    row = fetch_row(store.con, f"SELECT max(ts) - to_microseconds(CAST(? * 86400e6 AS BIGINT)) FROM events "
+                               f"WHERE {item_events}", [test_days])
+    cutoff = row[0] if row else None
+    if cutoff is None:
+        raise UserError("no item events to split: the store has no page views, clicks, carts or purchases")
+    held = store.con.sql(f"""
+        SELECT user_id, arg_min(item_id, ts) AS item_id FROM events WHERE {item_events} AND ts >= $cutoff
+        GROUP BY user_id HAVING user_id IN (SELECT user_id FROM events WHERE {item_events} AND ts < $cutoff)
+        ORDER BY user_id""", params={"cutoff": cutoff}).df()
+    store.con.execute("DELETE FROM events WHERE ts >= ?", [cutoff])
+    return held
 
 
 def interest_recovery(store: Store, truth_dir: str | Path, encoder_name: str, k: int = 3) -> dict[str, Any]:
@@ -105,90 +131,94 @@ def _recall_top(score: np.ndarray, truth: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(top_score, top_truth, strict=True)]))
 
 
-def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: int = 50,
-                        cold_max: int = 5, recent: int = 20) -> dict[str, Any]:
-    """Recall@``k`` of the held-out items; ``cold`` = items with at most ``cold_max`` training interactions."""
+def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: int = 50, recent: int = 20,
+                        n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Recall@``k`` of the held-out items per method, overall and on cold items, with 95% bootstrap intervals.
+
+    Cold = the held-out item appears in no event left in the store (no training interaction of any kind). Ties
+    count as broken at random (a hit is worth ``(k - better) / tied``), so a method cannot reach an item it gives
+    the same score as many others — item-CF's all-zero cold columns included. Only users with an interest vector
+    take part (the others opted out of personalisation, which every method here is), so every method sees the
+    same users and the same history. Also reported: paired differences of the LM methods against item-CF and
+    popularity, bootstrapped over the same users.
+    """
     check_scalar(k, "k", ge=1)
     ids, items = load_product_vectors(store, encoder_name)
     position = pd.Series(np.arange(len(ids)), index=ids)
-    held = held[held["item_id"].isin(position.index)].reset_index(drop=True)
-    types = ", ".join(f"'{t}'" for t in ITEM_EVENTS)
-    train = store.con.sql(f"SELECT user_id, item_id, max(ts) AS ts FROM events WHERE type IN ({types}) "
-                          "AND item_id IS NOT NULL GROUP BY ALL").df()
-    train = train[train["item_id"].isin(position.index)]
-    item_counts = np.bincount(position[train["item_id"]].to_numpy(), minlength=len(ids))
-    popular = np.argsort(-item_counts, kind="stable")[:k]
-    target = position[held["item_id"]].to_numpy()
-    cold = item_counts[target] <= cold_max
-
     users, vectors = load_interest_vectors(store)
     vector_row = pd.Series(np.arange(len(users)), index=users)
-    has_vector = held["user_id"].isin(vector_row.index).to_numpy()
-    hits_interest = np.isin(target, popular)  # popularity fallback for users without a vector
-    rows = vector_row[held.loc[has_vector, "user_id"]].to_numpy()
-    for start in range(0, len(rows), 4096):
-        scores = vectors[rows[start : start + 4096]] @ items.T
-        top = np.argpartition(-scores, min(k, len(ids) - 1), axis=1)[:, :k]
-        index = np.flatnonzero(has_vector)[start : start + 4096]
-        hits_interest[index] = (top == target[index, None]).any(1)
+    known = held["item_id"].isin(position.index) & held["user_id"].isin(vector_row.index)
+    without_vector = int((held["item_id"].isin(position.index) & ~known).sum())
+    held = held[known].reset_index(drop=True)
+    interest = vectors[vector_row[held["user_id"]].to_numpy()]
+    types = ", ".join(f"'{t}'" for t in ITEM_EVENTS)
+    train = store.con.sql(f"SELECT DISTINCT user_id, item_id FROM events WHERE type IN ({types}) "
+                          "AND item_id IS NOT NULL").df()
+    train = train[train["item_id"].isin(position.index)]
+    seen = store.con.sql("SELECT DISTINCT item_id FROM events WHERE item_id IS NOT NULL").df()["item_id"]
+    target = position[held["item_id"]].to_numpy()
+    cold = ~held["item_id"].isin(seen).to_numpy()
+    popularity = np.bincount(position[train["item_id"]].to_numpy(), minlength=len(ids)).astype(np.float64)
+    cf = LMItemCF().fit(train["user_id"].to_numpy(), position[train["item_id"]].to_numpy(), items)
+    rows = recent_rows(_recent_items(store, held["user_id"].tolist()), position.to_dict(), recent)
+    shares, category_column = category_shares(store, held["user_id"].tolist(), ids)
 
-    hits_profile = np.isin(target, popular)
-    hits_profile[has_vector] = _profile_hits(store, held.loc[has_vector, "user_id"].tolist(), vectors[rows], items,
-                                             position, target[has_vector], k, recent)
-    hits_cf = _item_cf_hits(train, position, held, target, k, recent)
-    hits_pop = np.isin(target, popular)
-    out: dict[str, Any] = {"test_users": len(held), "cold_test_users": int(cold.sum()), "k": k,
-                           "cold_max_train_interactions": cold_max}
-    for name, hits in (("interest_ann", hits_interest), ("lm_profile", hits_profile), ("popularity", hits_pop),
-                       ("item_cf", hits_cf)):
-        out[name] = {"recall": float(hits.mean()) if len(hits) else 0.0,
-                     "recall_cold": float(hits[cold].mean()) if cold.any() else None}
+    names = ("popularity", "item_cf", "interest_ann", "lm_profile", "lm_profile_affinity", "lm_hybrid")
+    hits = np.zeros((len(held), len(names)))
+    chunk = max(1, 20_000_000 // (recent * len(items)))  # bounds the (chunk, recent, items) similarity block
+    for start in range(0, len(held), chunk):
+        part = slice(start, start + chunk)
+        n = len(target[part])
+        scores = [np.broadcast_to(popularity, (n, len(ids))), np.where(cf.warm_, cf.scores(rows[part]), 0.0),
+                  interest[part] @ items.T, profile_item_scores(interest[part], rows[part], items),
+                  profile_item_scores(interest[part], rows[part], items, affinity=shares[part][:, category_column]),
+                  profile_item_scores(interest[part], rows[part], items, cf=cf)]
+        for j, score in enumerate(scores):
+            hits[part, j] = _tie_aware_hits(score, target[part], k)
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {"test_users": len(held), "cold_test_users": int(cold.sum()),
+                           "test_users_without_vector_left_out": without_vector, "k": k, "recent": recent,
+                           "catalogue": len(ids), "items_without_interactions": int((~cf.warm_).sum())}
+    for j, name in enumerate(names):
+        out[name] = {"recall": _interval(hits[:, j], rng, n_boot), "recall_cold": _interval(hits[cold, j], rng, n_boot)}
+    for lm_name in ("lm_profile", "lm_profile_affinity", "lm_hybrid"):
+        for peer in ("item_cf", "popularity"):
+            diff = hits[:, names.index(lm_name)] - hits[:, names.index(peer)]
+            out[f"{lm_name}_minus_{peer}"] = {"recall": _interval(diff, rng, n_boot),
+                                              "recall_cold": _interval(diff[cold], rng, n_boot)}
     return out
 
 
-def _profile_hits(store: Store, users: list[str], interest: np.ndarray, items: np.ndarray, position: pd.Series,
-                  target: np.ndarray, k: int, recent: int) -> np.ndarray:
-    """Hits of the multi-interest profile score (recent items' vectors + interest vector), by chunks of users."""
+def _recent_items(store: Store, users: list[str]) -> list[list[str]]:
+    """The profiles' recent item sequences (oldest first) of ``users``, [] for users without a profile."""
     store.con.register("_wanted", pd.DataFrame({"user_id": users, "row": np.arange(len(users))}))
     sequences = store.con.sql("SELECT w.row, p.recent_items FROM _wanted w JOIN profiles p USING (user_id) "
-                              "ORDER BY w.row").df()
+                              "WHERE p.recent_items IS NOT NULL").df()
     store.con.unregister("_wanted")
-    known = [[] for _ in users]
+    known: list[list[str]] = [[] for _ in users]
     for row, sequence in zip(sequences["row"], sequences["recent_items"], strict=True):
         known[row] = list(sequence)
-    rows = recent_rows(known, position.to_dict(), recent)
-    hits = np.zeros(len(users), bool)
-    chunk = max(1, 20_000_000 // (recent * len(items)))  # bounds the (chunk, recent, items) similarity block
-    for start in range(0, len(users), chunk):
-        part = slice(start, start + chunk)
-        scores = profile_item_scores(interest[part], rows[part], items)
-        top = np.argpartition(-scores, min(k, len(items) - 1), axis=1)[:, :k]
-        hits[part] = (top == target[part, None]).any(1)
-    return hits
+    return known
 
 
-def _item_cf_hits(train: pd.DataFrame, position: pd.Series, held: pd.DataFrame, target: np.ndarray, k: int,
-                  recent: int) -> np.ndarray:
-    """Item-based CF: cosine of item co-occurrence over users; a user's score sums it over recent items."""
-    user_codes, user_index = pd.factorize(train["user_id"])
-    x = sparse.csr_matrix((np.ones(len(train), np.float32), (user_codes, position[train["item_id"]].to_numpy())),
-                          shape=(len(user_index), len(position)))
-    co = (x.T @ x).tocsr()
-    norms = np.sqrt(np.maximum(co.diagonal(), 1))
-    similarity = sparse.diags(1 / norms) @ co @ sparse.diags(1 / norms)
-    train = train.sort_values("ts")
-    last = train.groupby("user_id").tail(recent)
-    codes = pd.Series(np.arange(len(held)), index=held["user_id"])
-    last = last[last["user_id"].isin(codes.index)]
-    profile = sparse.csr_matrix((np.ones(len(last), np.float32),
-                                 (codes[last["user_id"]].to_numpy(), position[last["item_id"]].to_numpy())),
-                                shape=(len(held), len(position)))
-    hits = np.zeros(len(held), bool)
-    for start in range(0, len(held), 4096):
-        scores = (profile[start : start + 4096] @ similarity).toarray()
-        top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
-        hits[start : start + 4096] = (top == target[start : start + 4096, None]).any(1)
-    return hits
+def _tie_aware_hits(scores: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
+    """Probability that ``target`` is in the top ``k`` of each row when ties are broken uniformly at random.
+
+    >>> _tie_aware_hits(np.array([[3.0, 1, 1, 1], [0, 0, 0, 0]]), np.array([2, 0]), k=2).tolist()
+    [0.3333333333333333, 0.5]
+    """
+    mine = scores[np.arange(len(target)), target][:, None]
+    better, tied = (scores > mine).sum(1), (scores == mine).sum(1)
+    return np.clip((k - better) / tied, 0.0, 1.0)
+
+
+def _interval(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> dict[str, float] | None:
+    """Mean and 95% percentile bootstrap interval over users (None without users)."""
+    if len(values) == 0:
+        return None
+    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(values.mean()), "low": float(low), "high": float(high), "n": len(values)}
 
 
 def bot_flag_quality(flags: pd.DataFrame, truth_dir: str | Path) -> dict[str, Any]:

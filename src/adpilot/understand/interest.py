@@ -1,13 +1,23 @@
-"""Interest vectors: the time-decayed, event-weighted sum of the vectors of what a user looked at, bought,
-searched for and wrote, normalised to unit length.
+"""Interest from a user's weighted sources: the interest vector and the ranked affinities.
 
-Sums, not means, are the sufficient statistic: the store keeps the unit vector and the norm of the sum, so an
-update adds the new events' weighted vectors to ``vector * norm`` and re-normalises — no rebuild. The work is
-one sparse (users x sources) matrix times the dense (sources x d) matrix of item and text vectors, by chunks of
-users so memory stays bounded at ``chunk x d`` floats.
+A *source* is a product or a search/review text. The profile builder hands over one sparse (users x sources)
+matrix ``W`` of anchored, event-weighted sums; from it
+
+- the **interest vector** is ``W @ V`` (``V``: source vectors) added to the stored sum ``vector * norm`` and
+  re-normalised to unit length;
+- the **affinities** are ``W @ F`` (``F``: source x key indicator — a product's category, brand and keywords, a
+  text's keywords) plus the habit sums (device, geo, hour), added to the stored sums and cut back to the top
+  ``KEEP[kind]`` keys per kind.
+
+Sums, not means, are the sufficient statistic, so an update only adds. Stored affinities are the top ``KEEP``
+per kind, not every key ever seen: a key below the cut that comes back starts again from the new batch's weight
+(documented approximation; the cut is well above what the profile shows, ``SHOW``). Everything is vectorised
+numpy/scipy over a chunk of users; nothing runs per row in Python.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -15,83 +25,118 @@ import pyarrow.compute as pc
 from scipy import sparse
 
 from adpilot.store import Store
-from adpilot.understand.base import TextEncoder
-from adpilot.understand.cache import encode_cached
-from adpilot.understand.items import load_product_vectors
 from adpilot.understand.vectors import from_list_column, to_list_array
 
+KINDS = ("category", "brand", "keyword", "device", "geo", "hour")
+INTEREST_KINDS = frozenset({"category", "brand", "keyword"})  # dropped without consent
+KEEP = {"category": 20, "brand": 20, "keyword": 50, "device": 8, "geo": 8, "hour": 24}
+SHOW = {"keyword": 10, "category": 5, "brand": 5}  # list columns of ``profiles``
+NIGHT_HOURS = (22, 23, 0, 1, 2, 3, 4, 5)
 
-def interest_sums(store: Store, encoder: TextEncoder, chunk: int = 100_000) -> None:
-    """Write temp table ``_vec`` (user_id, interest_vector, interest_norm): merged sums of every user in ``_delta``.
 
-    Chunks go into DuckDB as they are made, so Python holds one chunk of vectors at a time and DuckDB may spill
-    the rest (a million users of 512 floats is 2 GiB).
+@dataclass(frozen=True)
+class Keys:
+    """The affinity key vocabulary, indexed by key id: kind index, text, rank in (kind, text) order; and back."""
 
-    Reads the batch ``_ev`` (user_id, item_id, query, text, type, w, consent) prepared by the profile builder;
-    events of users without consent add nothing, so those users get no vector. Old sums come from ``profiles``.
+    kind: np.ndarray
+    text: pa.Array
+    rank: np.ndarray
+    by_rank: np.ndarray
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> Keys:
+        """From (key_id, kind, key) rows with ids 0..n-1 (``profile_keys``)."""
+        table = table.sort_by("key_id")
+        kind = np.array([KINDS.index(k) for k in table.column("kind").to_pylist()], dtype=np.int64)
+        by = pa.table({"kind": kind, "key": table.column("key")})
+        order = pc.sort_indices(by, sort_keys=[("kind", "ascending"), ("key", "ascending")]).to_numpy()
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        return cls(kind, table.column("key").combine_chunks(), rank, order)
+
+
+def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray, old_vector: pa.ChunkedArray,
+                     old_norm: pa.ChunkedArray, consent: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """(unit vectors, norms) of ``weights @ sources`` plus the stored sums; NULL for zero sums and no consent."""
+    total = np.asarray(weights @ sources, dtype=np.float32)
+    valid = pc.is_valid(old_vector).to_numpy(zero_copy_only=False)
+    if valid.any():
+        rows = np.flatnonzero(valid)
+        vectors = from_list_column(old_vector.filter(pa.array(valid)), total.shape[1])
+        total[rows] += vectors * old_norm.filter(pa.array(valid)).to_numpy()[:, None].astype(np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", total, total, dtype=np.float64))  # no (n, d) temporary
+    has = (norms > 0) & consent
+    total /= np.where(has, norms, 1)[:, None]
+    rows = to_list_array(total)
+    vectors = pa.ListArray.from_arrays(rows.offsets, rows.values, mask=pa.array(~has))  # zero-copy NULLs
+    return vectors, pa.array(norms.astype(np.float64), mask=~has)
+
+
+def list_matrix(keys: pa.ChunkedArray, values: pa.ChunkedArray, n_keys: int) -> sparse.csr_matrix:
+    """Parallel list columns (key ids, weights), NULL = empty, as a (rows x n_keys) CSR matrix."""
+    lengths = pc.fill_null(pc.list_value_length(keys), 0).to_numpy(zero_copy_only=False)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    cols = pc.list_flatten(keys).to_numpy(zero_copy_only=False).astype(np.int64)
+    data = pc.list_flatten(values).to_numpy(zero_copy_only=False).astype(np.float64)
+    return sparse.csr_matrix((data, cols, indptr), shape=(len(lengths), n_keys))
+
+
+def ranked_affinities(total: sparse.csr_matrix, consent: np.ndarray, keys: Keys) -> dict[str, pa.Array]:
+    """Cut ``total`` (users x keys sums) to the top ``KEEP`` per kind and derive the profile's readable columns.
+
+    Returns the stored state (``key_ids``, ``weights``: per user, kind by kind, heaviest first) and the columns
+    ``keywords``, ``top_categories``, ``top_brands`` (NULL when empty), ``device``, ``geo``, ``peak_hour``,
+    ``night_share``. Ties (to about 1e-9 of the kind's heaviest) go to the key that sorts first, whatever the key ids.
     """
-    con = store.con
-    ids, items = load_product_vectors(store, encoder.name)
-    pv = pa.table({"product_id": pa.array(ids, pa.string()),  # noqa: F841
-                   "sidx": pa.array(np.arange(len(ids), dtype=np.int64))})
-    texts = con.sql(
-        "SELECT DISTINCT CASE WHEN type = 'search' THEN 'query' ELSE 'passage' END AS kind, "
-        "CASE WHEN type = 'search' THEN query ELSE text END AS body FROM _ev "
-        "WHERE consent AND ((type = 'search' AND query <> '') OR (type = 'review' AND text <> '')) ORDER BY kind, body"
-    ).to_arrow_table()
-    kinds, bodies = texts.column("kind").to_pylist(), texts.column("body").to_pylist()
-    matrices = [items if len(ids) else np.empty((0, encoder.dim), np.float32)]
-    for kind in ("passage", "query"):
-        picked = [b for k, b in zip(kinds, bodies, strict=True) if k == kind]
-        matrices.append(encode_cached(store, encoder, picked, kind=kind))  # type: ignore[arg-type]
-    sources = np.vstack(matrices)
-    tx = pa.table({"kind": texts.column("kind"), "body": texts.column("body"),  # noqa: F841
-                   "sidx": pa.array(len(ids) + np.arange(texts.num_rows, dtype=np.int64))})
-    users = con.sql("SELECT user_id FROM _delta ORDER BY user_id").to_arrow_table().column(0)
-    uidx = pa.table({"user_id": users, "uidx": pa.array(np.arange(len(users), dtype=np.int64))})  # noqa: F841
-    pairs = con.sql("""
-        WITH src AS (
-            SELECT e.user_id, pv.sidx, e.w FROM _ev e JOIN pv ON pv.product_id = e.item_id WHERE e.consent
-            UNION ALL
-            SELECT e.user_id, tx.sidx, e.w FROM _ev e JOIN tx
-              ON tx.body = CASE WHEN e.type = 'search' THEN e.query ELSE e.text END
-             AND tx.kind = CASE WHEN e.type = 'search' THEN 'query' ELSE 'passage' END
-             AND e.type IN ('search', 'review') AND e.consent)
-        SELECT u.uidx, s.sidx, sum(s.w)::FLOAT AS w FROM src s JOIN uidx u USING (user_id)
-        WHERE s.w > 0 GROUP BY ALL""").fetchnumpy()
-    weights = sparse.csr_matrix((pairs["w"], (pairs["uidx"], pairs["sidx"])), shape=(len(users), len(sources)),
-                                dtype=np.float32)
-    del pairs
-    con.register("_part", _empty_result())
-    con.execute("CREATE OR REPLACE TEMP TABLE _vec AS SELECT * FROM _part")
-    for a in range(0, len(users), chunk):
-        con.register("_part", _merge_chunk(store, users.slice(a, chunk), weights[a : a + chunk] @ sources))
-        con.execute("INSERT INTO _vec SELECT * FROM _part")
-    con.unregister("_part")
+    # columns renumbered by (kind, text) rank: per row, the sorted CSR then runs kind by kind, ties by text
+    total = sparse.csr_matrix((total.data, keys.rank[total.indices], total.indptr), shape=total.shape)
+    total.sum_duplicates()
+    n = total.shape[0]
+    rows = np.repeat(np.arange(n), np.diff(total.indptr))
+    cols, weight = keys.by_rank[total.indices], total.data
+    kind = keys.kind[cols]
+    interest = np.isin(kind, [KINDS.index(k) for k in INTEREST_KINDS])
+    keep = (weight > 0) & (consent[rows] | ~interest)
+    rows, cols, weight, kind = rows[keep], cols[keep], weight[keep], kind[keep]
+    group = rows * len(KINDS) + kind  # non-decreasing
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    sizes = np.diff(np.r_[starts, len(group)])
+    if len(group):  # heaviest first within a group: a stable sort on group + a share in [0, 0.5) (near-sorted)
+        share = weight / np.repeat(np.maximum.reduceat(weight, starts), sizes)
+        order = np.argsort(group + 0.5 * (1.0 - share), kind="stable")
+        rows, cols, weight, kind = rows[order], cols[order], weight[order], kind[order]
+    rank = np.arange(len(group)) - np.repeat(starts, sizes)
+    cut = np.array([KEEP[k] for k in KINDS])
+    keep = rank < cut[kind]
+    rows, cols, weight, kind, rank = rows[keep], cols[keep], weight[keep], kind[keep], rank[keep]
+    offsets = _offsets(rows, n)
+    out = {"key_ids": pa.ListArray.from_arrays(offsets, pa.array(cols.astype(np.int32))),
+           "weights": pa.ListArray.from_arrays(offsets, pa.array(weight))}
+    for name, column in (("keyword", "keywords"), ("category", "top_categories"), ("brand", "top_brands")):
+        pick = (kind == KINDS.index(name)) & (rank < SHOW[name])
+        counts = np.bincount(rows[pick], minlength=n)
+        out[column] = pa.ListArray.from_arrays(_offsets(rows[pick], n), keys.text.take(pa.array(cols[pick])),
+                                               mask=pa.array(counts == 0))
+    for name in ("device", "geo", "hour"):
+        pick = (kind == KINDS.index(name)) & (rank == 0)
+        top = np.zeros(n, dtype=np.int64)
+        top[rows[pick]] = cols[pick]
+        has = np.zeros(n, dtype=bool)
+        has[rows[pick]] = True
+        out[name] = pc.if_else(pa.array(has), keys.text.take(pa.array(top)), pa.scalar(None, pa.string()))
+    out["peak_hour"] = pc.cast(out.pop("hour"), pa.int32())
+    hours = kind == KINDS.index("hour")
+    night_keys = np.isin(keys.text.to_numpy(zero_copy_only=False), [str(h) for h in NIGHT_HOURS])
+    night = hours & night_keys[cols]
+    all_hours = np.bincount(rows[hours], weight[hours], minlength=n)
+    night_sum = np.bincount(rows[night], weight[night], minlength=n)
+    out["night_share"] = pa.array(np.divide(night_sum, all_hours, out=np.zeros(n), where=all_hours > 0))
+    return out
 
 
-def _merge_chunk(store: Store, users: pa.ChunkedArray, added: np.ndarray) -> pa.Table:
-    """Add ``added`` (n, d) to the stored sums of ``users`` and re-normalise; zero sums become NULL."""
-    wanted = pa.table({"user_id": users, "row": pa.array(np.arange(len(users), dtype=np.int64))})  # noqa: F841
-    old = store.con.sql(
-        "SELECT w.row, p.interest_vector, p.interest_norm FROM wanted w JOIN profiles p USING (user_id) "
-        "WHERE p.interest_vector IS NOT NULL").to_arrow_table()
-    total = np.asarray(added, dtype=np.float32)
-    if old.num_rows:
-        rows = old.column("row").to_numpy()
-        vectors = from_list_column(old.column("interest_vector"), total.shape[1])
-        total[rows] += vectors * old.column("interest_norm").to_numpy()[:, None].astype(np.float32)
-    norms = np.linalg.norm(total, axis=1)
-    has = norms > 0
-    vectors = to_list_array(total / np.where(has, norms, 1)[:, None])
-    vectors = pc.if_else(pa.array(has), vectors, pa.scalar(None, vectors.type))
-    return pa.table({"user_id": users, "interest_vector": vectors,
-                     "interest_norm": pa.array(norms.astype(np.float64), mask=~has)})
-
-
-def _empty_result() -> pa.Table:
-    return pa.table({"user_id": pa.array([], pa.string()), "interest_vector": pa.array([], pa.list_(pa.float32())),
-                     "interest_norm": pa.array([], pa.float64())})
+def _offsets(sorted_rows: np.ndarray, n: int) -> pa.Array:
+    """List offsets of ``n`` rows from the (sorted) row index of every value."""
+    return pa.array(np.concatenate([[0], np.cumsum(np.bincount(sorted_rows, minlength=n))]).astype(np.int32))
 
 
 def load_interest_vectors(store: Store, users: list[str] | None = None) -> tuple[list[str], np.ndarray]:

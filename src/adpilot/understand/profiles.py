@@ -6,6 +6,15 @@ adds the new events' terms, and reading the value decayed to time ``t`` is ``S *
 Ratios of two sums (shares, mean prices, the interest direction) need no rescaling at all. A full build resets
 the anchor to the newest event. Counts, first/last times and RFM inputs are plain sums and extremes.
 
+Build and update are one path (:func:`_apply`) touching only the users in the batch: two DuckDB passes over the
+batch (users, then events keyed by integer user and product indices), three GROUP BYs (per-user scalars,
+per-(user, source) weights, per-(user, habit) weights), then numpy/scipy over chunks of users
+(:mod:`~adpilot.understand.interest`) and Arrow inserts. An update deletes and rewrites the touched users' rows
+(``profiles`` has no PRIMARY KEY index: deleting from it cost seconds per hundred thousand rows).
+
+Affinities are stored per user as parallel lists (``profile_affinity.key_ids``, ``weights``) over a key
+vocabulary ``profile_keys(key_id, kind, key)`` that only grows, cut to the top ``interest.KEEP`` per kind.
+
 Event weights (``EVENT_WEIGHTS``): what a user does costs them more effort the closer it is to buying, so it says
 more about interest. Ad impressions and conversions (ad-side bookkeeping) carry no interest. Events with
 ``bot_flag`` are left out.
@@ -15,7 +24,7 @@ vector, no keywords, categories or brands); activity, RFM and device/geo/hour ha
 capping and fraud checks need them).
 
 Approximations of the incremental path, documented: sessions and active days are counted per batch, so a session
-or day split across two batches counts twice; keyword affinities are pruned to ``KEEP_KEYWORDS`` per user.
+or day split across two batches counts twice; affinities are cut to the top ``KEEP`` keys per kind.
 """
 
 from __future__ import annotations
@@ -27,14 +36,17 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+from scipy import sparse
 
 from adpilot.errors import UserError, check_scalar
 from adpilot.schema import EVENT_ARROW_SCHEMA
 from adpilot.store import Store
 from adpilot.understand.base import TextEncoder
-from adpilot.understand.interest import interest_sums
-from adpilot.understand.items import PRODUCT_KEYWORDS_DDL
+from adpilot.understand.cache import encode_cached
+from adpilot.understand.interest import INTEREST_KINDS, Keys, interest_vectors, list_matrix, ranked_affinities
+from adpilot.understand.items import PRODUCT_KEYWORDS_DDL, load_product_vectors
 from adpilot.understand.keywords import text_keywords
 from adpilot.understand.vectors import fetch_row
 
@@ -44,12 +56,12 @@ EVENT_WEIGHTS: dict[str, float] = {"page_view": 1.0, "click": 1.0, "ad_click": 1
                                    "add_to_cart": 3.0, "review": 3.0, "purchase": 5.0}
 RECENT_ITEMS = 50
 PURCHASED_ITEMS = 200
-KEEP_KEYWORDS = 50
-NIGHT_HOURS = (22, 23, 0, 1, 2, 3, 4, 5)
+CHUNK_USERS = 130_000  # at least, unless fewer users: each insert stays above one row group (122,880 rows)
+
 
 PROFILE_TABLES = {
     "profiles": """
-        user_id VARCHAR PRIMARY KEY, interest_vector FLOAT[], interest_norm DOUBLE, segment_id INTEGER,
+        user_id VARCHAR NOT NULL, interest_vector FLOAT[], interest_norm DOUBLE, segment_id INTEGER,
         keywords VARCHAR[], recent_items VARCHAR[], purchased_items VARCHAR[],
         n_events BIGINT, n_sessions BIGINT, active_days BIGINT, first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ,
         n_purchases BIGINT, monetary DOUBLE, last_purchase_ts TIMESTAMPTZ,
@@ -58,13 +70,14 @@ PROFILE_TABLES = {
         night_share DOUBLE, recency_days DOUBLE, decayed_events DOUBLE, avg_price DOUBLE, price_band VARCHAR,
         rfm_r INTEGER, rfm_f INTEGER, rfm_m INTEGER
     """,
-    "profile_affinity": "user_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, key VARCHAR NOT NULL, weight DOUBLE",
+    "profile_affinity": "user_id VARCHAR NOT NULL, key_ids INTEGER[], weights DOUBLE[]",
+    "profile_keys": "key_id INTEGER NOT NULL, kind VARCHAR NOT NULL, key VARCHAR NOT NULL",
     "profile_meta": "anchor TIMESTAMPTZ, as_of TIMESTAMPTZ, encoder VARCHAR, half_life_days DOUBLE, utc_offset_hours DOUBLE",
 }
 
-# The per-user scalar sums of one batch; "a" is the anchored decay factor and "w" = a * event weight.
+# Per-user scalar sums of one batch; "a" is the anchored decay factor and "w" = a * event weight.
 _DELTA_SQL = f"""
-SELECT user_id, count(*) AS n_events,
+SELECT uidx, count(*) AS n_events,
   count(DISTINCT coalesce(session, CAST(day AS UBIGINT))) AS n_sessions,
   count(DISTINCT day) AS active_days, min(ts) AS first_ts, max(ts) AS last_ts,
   count(*) FILTER (type = 'purchase') AS n_purchases,
@@ -76,62 +89,73 @@ SELECT user_id, count(*) AS n_events,
   coalesce(sum(w * ln(price)) FILTER (price > 0 AND item_id IS NOT NULL), 0) AS w_logprice,
   list_reverse(max_by(item_id, ts, {RECENT_ITEMS}) FILTER (item_id IS NOT NULL AND w > 0)) AS recent_items,
   list(DISTINCT item_id) FILTER (type = 'purchase' AND item_id IS NOT NULL) AS purchased_items
-FROM _ev GROUP BY user_id
+FROM _ev GROUP BY uidx
 """
 
-# Item-derived kinds are summed per (user, item) first: a user views, clicks and carts the same item, and each
-# item fans out to several keywords. Device, geo and hour come from one grouping-sets scan.
-_AFFINITY_SQL = """
-WITH ui AS (SELECT user_id, item_id, sum(w) AS w FROM _ev WHERE consent AND item_id IS NOT NULL AND w > 0
-            GROUP BY ALL),
-habits AS (SELECT user_id, device, geo, hour, sum(a) AS weight FROM _ev
-           GROUP BY GROUPING SETS ((user_id, device), (user_id, geo), (user_id, hour)))
-SELECT user_id, kind, key, sum(weight) AS weight FROM (
-  SELECT ui.user_id, 'category' AS kind, array_to_string(p.category[1:2], '/') AS key, ui.w AS weight
-    FROM ui JOIN products p ON p.product_id = ui.item_id WHERE len(p.category) > 0
-  UNION ALL SELECT ui.user_id, 'brand', p.brand, ui.w FROM ui JOIN products p ON p.product_id = ui.item_id
-    WHERE p.brand IS NOT NULL
-  UNION ALL SELECT ui.user_id, 'keyword', k.keyword, ui.w FROM ui JOIN product_keywords k ON k.product_id = ui.item_id
-  UNION ALL SELECT e.user_id, 'keyword', k.keyword, e.w FROM _ev e
-    JOIN _tkw k ON k.text = CASE WHEN e.type = 'search' THEN e.query ELSE e.text END
-    WHERE e.consent AND e.type IN ('search', 'review')
-  UNION ALL SELECT user_id, 'device', device, weight FROM habits WHERE device IS NOT NULL
-  UNION ALL SELECT user_id, 'geo', geo, weight FROM habits WHERE geo IS NOT NULL
-  UNION ALL SELECT user_id, 'hour', CAST(hour AS VARCHAR), weight FROM habits WHERE hour IS NOT NULL
-) WHERE weight > 0 GROUP BY ALL
-"""
-
-# Ordered lists, not max_by(key, weight, n): the top-n state does not spill and ran out of memory at 1M users.
-_DERIVED_SQL = f"""
-SELECT user_id,
-  list(key ORDER BY weight DESC, key) FILTER (kind = 'keyword')[1:10] AS keywords,
-  list(key ORDER BY weight DESC, key) FILTER (kind = 'category')[1:5] AS top_categories,
-  list(key ORDER BY weight DESC, key) FILTER (kind = 'brand')[1:5] AS top_brands,
-  arg_max(key, weight) FILTER (kind = 'device') AS device, arg_max(key, weight) FILTER (kind = 'geo') AS geo,
-  CAST(arg_max(key, weight) FILTER (kind = 'hour') AS INTEGER) AS peak_hour,
-  coalesce(sum(weight) FILTER (kind = 'hour' AND key IN {tuple(str(h) for h in NIGHT_HOURS)})
-    / sum(weight) FILTER (kind = 'hour'), 0) AS night_share
-FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _delta) GROUP BY user_id
-"""
-
+# The batch's sums added to the stored row of each touched user; old vector and affinities ride along.
 _MERGE_SQL = f"""
-SELECT d.user_id,
-  CASE WHEN d.user_id IN (SELECT user_id FROM _noconsent) THEN NULL ELSE v.interest_vector END,
-  CASE WHEN d.user_id IN (SELECT user_id FROM _noconsent) THEN NULL ELSE v.interest_norm END, p.segment_id,
-  CASE WHEN d.user_id IN (SELECT user_id FROM _noconsent) THEN NULL ELSE x.keywords END AS keywords,
+SELECT d.uidx, u.user_id, u.consent, p.segment_id,
   list_concat(coalesce(p.recent_items, []), d.recent_items)[-{RECENT_ITEMS}:] AS recent_items,
   list_distinct(list_concat(d.purchased_items, coalesce(p.purchased_items, [])))[1:{PURCHASED_ITEMS}]
     AS purchased_items,
-  coalesce(p.n_events, 0) + d.n_events, coalesce(p.n_sessions, 0) + d.n_sessions,
-  coalesce(p.active_days, 0) + d.active_days, least(p.first_ts, d.first_ts), greatest(p.last_ts, d.last_ts),
-  coalesce(p.n_purchases, 0) + d.n_purchases, coalesce(p.monetary, 0) + d.monetary,
-  greatest(p.last_purchase_ts, d.last_purchase_ts),
-  coalesce(p.w_events, 0) + d.w_events, coalesce(p.w_value, 0) + d.w_value,
-  coalesce(p.w_price, 0) + d.w_price, coalesce(p.w_logprice, 0) + d.w_logprice,
-  x.top_categories, x.top_brands, x.device, x.geo, x.peak_hour, x.night_share,
-  NULL, NULL, NULL, NULL, NULL, NULL, NULL
-FROM _delta d LEFT JOIN profiles p USING (user_id) LEFT JOIN _vec v USING (user_id)
-LEFT JOIN _derived x USING (user_id)
+  coalesce(p.n_events, 0) + d.n_events AS n_events, coalesce(p.n_sessions, 0) + d.n_sessions AS n_sessions,
+  coalesce(p.active_days, 0) + d.active_days AS active_days, least(p.first_ts, d.first_ts) AS first_ts,
+  greatest(p.last_ts, d.last_ts) AS last_ts, coalesce(p.n_purchases, 0) + d.n_purchases AS n_purchases,
+  coalesce(p.monetary, 0) + d.monetary AS monetary,
+  greatest(p.last_purchase_ts, d.last_purchase_ts) AS last_purchase_ts,
+  coalesce(p.w_events, 0) + d.w_events AS w_events, coalesce(p.w_value, 0) + d.w_value AS w_value,
+  coalesce(p.w_price, 0) + d.w_price AS w_price, coalesce(p.w_logprice, 0) + d.w_logprice AS w_logprice
+FROM _delta d JOIN _users u USING (uidx) LEFT JOIN profiles p USING (user_id)
+"""
+
+# One chunk of merged rows with the stored vector and affinities, read just before the chunk's old rows go.
+_CHUNK_SQL = """
+SELECT m.*, p.interest_vector AS old_vector, p.interest_norm AS old_norm, a.key_ids AS old_keys,
+  a.weights AS old_weights
+FROM (SELECT * FROM _merged WHERE uidx >= ? AND uidx < ?) m LEFT JOIN profiles p USING (user_id)
+LEFT JOIN profile_affinity a USING (user_id) ORDER BY m.uidx
+"""
+
+# Keys the batch may need, new ones appended to the vocabulary with fresh ids.
+_KEYS_SQL = """
+INSERT INTO profile_keys
+SELECT coalesce((SELECT max(key_id) FROM profile_keys), -1) + row_number() OVER (ORDER BY kind, key), kind, key
+FROM (SELECT DISTINCT kind, key FROM (
+    SELECT 'category' AS kind, category_key AS key FROM _items
+    UNION ALL SELECT 'brand', brand FROM _items
+    UNION ALL SELECT 'keyword', keyword FROM product_keywords
+    UNION ALL SELECT 'keyword', keyword FROM _tkw
+    UNION ALL SELECT 'device', device FROM _ev
+    UNION ALL SELECT 'geo', geo FROM _ev
+    UNION ALL SELECT 'hour', CAST(range AS VARCHAR) FROM range(24)) WHERE key IS NOT NULL) c
+WHERE NOT EXISTS (SELECT 1 FROM profile_keys k WHERE k.kind = c.kind AND k.key = c.key)
+"""
+
+# Source x key indicator: a product's category, brand and keywords; a text's keywords.
+_FEATURES_SQL = """
+SELECT i.sidx AS src, k.key_id FROM _items i JOIN profile_keys k ON k.kind = 'category' AND k.key = i.category_key
+UNION ALL SELECT i.sidx, k.key_id FROM _items i JOIN profile_keys k ON k.kind = 'brand' AND k.key = i.brand
+UNION ALL SELECT i.sidx, k.key_id FROM product_keywords pk JOIN _items i USING (product_id)
+  JOIN profile_keys k ON k.kind = 'keyword' AND k.key = pk.keyword
+UNION ALL SELECT t.sidx, k.key_id FROM _tx t JOIN _tkw w ON w.text = t.body
+  JOIN profile_keys k ON k.kind = 'keyword' AND k.key = w.keyword
+"""
+
+_SOURCES_SQL = """
+SELECT uidx, sidx AS src, sum(w) AS w FROM _ev WHERE consent AND w > 0 AND sidx IS NOT NULL GROUP BY ALL
+UNION ALL
+SELECT e.uidx, t.sidx, sum(e.w) FROM _ev e JOIN _tx t
+  ON t.body = e.body AND t.kind = CASE WHEN e.type = 'search' THEN 'query' ELSE 'passage' END
+WHERE e.consent AND e.w > 0 GROUP BY ALL
+"""
+
+_HABITS_SQL = """
+WITH h AS (SELECT uidx, device, geo, hour, sum(a) AS weight FROM _ev
+           GROUP BY GROUPING SETS ((uidx, device), (uidx, geo), (uidx, hour)))
+SELECT h.uidx, k.key_id, h.weight FROM h JOIN profile_keys k ON k.kind = 'device' AND k.key = h.device
+UNION ALL SELECT h.uidx, k.key_id, h.weight FROM h JOIN profile_keys k ON k.kind = 'geo' AND k.key = h.geo
+UNION ALL SELECT h.uidx, k.key_id, h.weight FROM h
+  JOIN profile_keys k ON k.kind = 'hour' AND k.key = CAST(h.hour AS VARCHAR)
 """
 
 # Population-relative columns, recomputed over all users after each change (scalar columns only: cheap).
@@ -154,11 +178,32 @@ FROM profile_meta m,
 WHERE r.user_id = profiles.user_id
 """
 
+# Consent withdrawn since a user's last event: their stored interest signals go now, not at their next event.
+_WITHDRAW_SQL = f"""
+UPDATE profiles SET interest_vector = NULL, interest_norm = NULL, keywords = NULL, top_categories = NULL,
+  top_brands = NULL
+WHERE user_id IN (SELECT user_id FROM _noconsent)
+  AND (interest_vector IS NOT NULL OR keywords IS NOT NULL OR top_categories IS NOT NULL OR top_brands IS NOT NULL);
+CREATE OR REPLACE TEMP TABLE _kept AS
+SELECT a.user_id, list(k.key_id ORDER BY a.i) AS key_ids, list(a.w ORDER BY a.i) AS weights
+FROM (SELECT user_id, unnest(key_ids) AS key_id, unnest(weights) AS w, generate_subscripts(key_ids, 1) AS i
+      FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _noconsent)) a
+JOIN profile_keys k USING (key_id) WHERE k.kind NOT IN {tuple(sorted(INTEREST_KINDS))} GROUP BY a.user_id;
+DELETE FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _noconsent);
+INSERT INTO profile_affinity SELECT * FROM _kept;
+DROP TABLE _kept
+"""
+
+_TEMP_TABLES = ("_users", "_items", "_ev", "_delta", "_merged", "_tkw", "_tx", "_noconsent")
+
 
 def ensure_profile_tables(store: Store) -> None:
     """Create the profile tables if missing (they belong to this room, not to the shared DDL)."""
     for name, ddl in PROFILE_TABLES.items():
         store.con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({ddl.strip()})")
+    columns = {c for (c,) in store.con.sql("SELECT column_name FROM (DESCRIBE profile_affinity)").fetchall()}
+    if "key_ids" not in columns:
+        raise UserError("these profiles were built by an older adpilot: run `adpilot profile build` again")
 
 
 def build_profiles(store: Store, encoder: TextEncoder, half_life_days: float = 30.0,
@@ -172,11 +217,11 @@ def build_profiles(store: Store, encoder: TextEncoder, half_life_days: float = 3
     """
     check_scalar(half_life_days, "half_life_days", gt=0)
     check_scalar(utc_offset_hours, "utc_offset_hours", ge=-12, le=14)
-    ensure_profile_tables(store)
     con = store.con
+    for table in PROFILE_TABLES:  # recreated, not emptied: a store from an older layout gets the current one
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    ensure_profile_tables(store)
     anchor = fetch_row(con, "SELECT max(ts) FROM events")[0]  # type: ignore[index]
-    for table in PROFILE_TABLES:
-        con.execute(f"DELETE FROM {table}")
     if anchor is None:
         return 0
     con.execute("INSERT INTO profile_meta VALUES (?, ?, ?, ?, ?)", [anchor, anchor, encoder.name, half_life_days,
@@ -222,69 +267,150 @@ def _step(name: str) -> Iterator[None]:
 def _apply(store: Store, encoder: TextEncoder, source_sql: str, params: list[Any]) -> int:
     """Fold the events selected by ``source_sql`` into the profiles (the one path of build and update)."""
     con = store.con
+    try:
+        with _step("events"):
+            n_users = _prepare_events(store, source_sql, params)
+        if n_users == 0:
+            return 0
+        new_as_of = fetch_row(con, "SELECT max(ts) FROM _ev")[0]  # type: ignore[index]
+        con.execute("UPDATE profile_meta SET as_of = greatest(as_of, ?)", [new_as_of])
+        with _step("delta"):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _delta AS {_DELTA_SQL}")
+        with _step("merge"):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _merged AS {_MERGE_SQL}")
+        with _step("sources"):
+            sources, keys, features = _sources(store, encoder)
+        with _step("weights"):
+            weights = _user_matrix(con, _SOURCES_SQL, n_users, sources.shape[0])
+        with _step("habits"):
+            habits = _user_matrix(con, _HABITS_SQL, n_users, len(keys.kind))
+        con.execute("DROP TABLE _ev")  # frees DuckDB's memory for the writes
+        with _uncompressed(con):  # also over the refresh, whose commit may checkpoint what was written
+            with _step("write"):
+                bounds = np.linspace(0, n_users, max(1, n_users // CHUNK_USERS) + 1).astype(int)
+                for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+                    _write_chunk(store, int(a), int(b), weights, sources, features, habits, keys)
+            with _step("withdraw"):
+                con.execute(_WITHDRAW_SQL)
+            with _step("refresh"):
+                con.execute(_REFRESH_SQL)
+        return n_users
+    finally:
+        for temp in _TEMP_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
+
+
+def _prepare_events(store: Store, source_sql: str, params: list[Any]) -> int:
+    """Temp tables ``_users`` (user_id, uidx, consent), ``_items`` and ``_ev`` (the batch keyed by indices)."""
+    con = store.con
     source = con.sql(f"SELECT * FROM ({source_sql}) LIMIT 0", params=params or None).columns
     bot = "NOT coalesce(e.bot_flag, FALSE)" if "bot_flag" in source else "TRUE"
     con.execute("CREATE OR REPLACE TEMP TABLE _noconsent AS "
                 "SELECT user_id FROM users WHERE NOT coalesce(consent_personalisation, TRUE)")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _users AS
+        SELECT user_id, CAST(row_number() OVER () - 1 AS INTEGER) AS uidx,
+          user_id NOT IN (SELECT user_id FROM _noconsent) AS consent
+        FROM (SELECT DISTINCT user_id FROM ({source_sql}) e WHERE {bot})""", params)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _items AS
+        SELECT product_id, CAST(row_number() OVER (ORDER BY product_id) - 1 AS INTEGER) AS sidx, price, brand,
+          CASE WHEN len(category) > 0 THEN array_to_string(category[1:2], '/') END AS category_key
+        FROM products""")
     weights = " ".join(f"WHEN '{k}' THEN {v}" for k, v in EVENT_WEIGHTS.items())
-    with _step("events"):
-        con.execute(f"""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ev AS
         WITH m AS (SELECT anchor, half_life_days * 86400.0 AS hl, utc_offset_hours * 3600 AS off FROM profile_meta)
-        SELECT e.user_id, hash(e.session_id) AS session, e.ts, e.type, e.item_id, e.query, e.text, e.device, e.geo, e.value,
-          coalesce(e.price, p.price) AS price,
+        SELECT u.uidx, u.consent, hash(e.session_id) AS session, e.ts, e.type, e.item_id, i.sidx,
+          CASE e.type WHEN 'search' THEN e.query WHEN 'review' THEN e.text END AS body,
+          e.device, e.geo, e.value, coalesce(e.price, i.price) AS price,
           CAST(floor((epoch(e.ts) + m.off) / 3600) AS BIGINT) % 24 AS hour,
           CAST(floor((epoch(e.ts) + m.off) / 86400) AS BIGINT) AS day,
           pow(2, date_diff('second', m.anchor, e.ts) / m.hl) AS a,
-          a * CASE e.type {weights} ELSE 0 END AS w,
-          e.user_id NOT IN (SELECT user_id FROM _noconsent) AS consent
-        FROM ({source_sql}) e CROSS JOIN m LEFT JOIN products p ON p.product_id = e.item_id
+          a * CASE e.type {weights} ELSE 0 END AS w
+        FROM ({source_sql}) e JOIN _users u USING (user_id) CROSS JOIN m
+        LEFT JOIN _items i ON i.product_id = e.item_id
         WHERE {bot}""", params)
-    new_as_of = fetch_row(con, "SELECT max(ts) FROM _ev")[0]  # type: ignore[index]
-    if new_as_of is None:
-        return 0
-    con.execute("UPDATE profile_meta SET as_of = greatest(as_of, ?)", [new_as_of])
-    with _step("delta"):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _delta AS {_DELTA_SQL}")
-    with _step("affinities"):
-        _merge_affinities(store)
-    with _step("derived"):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _derived AS {_DERIVED_SQL}")
-    with _step("interest"):
-        interest_sums(store, encoder)
-    with _step("merge"):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _merged AS {_MERGE_SQL}")
-        con.execute("DELETE FROM profiles WHERE user_id IN (SELECT user_id FROM _delta)")
-        con.execute("INSERT INTO profiles SELECT * FROM _merged")
-    with _step("refresh"):
-        con.execute(_REFRESH_SQL)
-    touched = fetch_row(con, "SELECT count(*) FROM _delta")[0]  # type: ignore[index]
-    for temp in ("_ev", "_delta", "_derived", "_merged", "_tkw", "_noconsent", "_vec"):
-        con.execute(f"DROP TABLE IF EXISTS {temp}")
-    return int(touched)
+    return int(fetch_row(con, "SELECT count(*) FROM _users")[0])  # type: ignore[index]
 
 
-def _merge_affinities(store: Store) -> None:
-    """Add the batch's decayed (user, kind, key) weights to ``profile_affinity``, pruning keywords."""
+def _sources(store: Store, encoder: TextEncoder) -> tuple[np.ndarray, Keys, sparse.csr_matrix]:
+    """Source vectors (products by ``sidx``, then the batch's texts), the key vocabulary and source features.
+
+    Also leaves ``_tx`` (kind, body, sidx) and ``_tkw`` (text, keyword) for the SQL that follows.
+    """
     con = store.con
     con.execute(PRODUCT_KEYWORDS_DDL)
-    texts = con.sql("SELECT DISTINCT CASE WHEN type = 'search' THEN query ELSE text END FROM _ev "
-                        "WHERE type IN ('search', 'review') AND consent").fetchall()
-    tkw = text_keywords([t for (t,) in texts if t])  # noqa: F841
-    con.execute("CREATE OR REPLACE TEMP TABLE _tkw AS SELECT * FROM tkw")
+    n_items = int(fetch_row(con, "SELECT count(*) FROM _items")[0])  # type: ignore[index]
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _aff AS
-        WITH summed AS MATERIALIZED (
-          SELECT user_id, kind, key, sum(weight) AS weight FROM (
-            SELECT * FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _delta)
-            UNION ALL SELECT * FROM ({_AFFINITY_SQL})) GROUP BY ALL)
-        SELECT * FROM summed WHERE kind <> 'keyword'
-        UNION ALL  -- only keyword rows go through the window's sort
-        SELECT * FROM summed WHERE kind = 'keyword'
-        QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY weight DESC, key) <= {KEEP_KEYWORDS}""")
-    con.execute("DELETE FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _delta)")
-    con.execute("INSERT INTO profile_affinity SELECT * FROM _aff")
-    # consent withdrawn since the last run: interest signals kept from before go too
-    con.execute("DELETE FROM profile_affinity WHERE kind IN ('category', 'brand', 'keyword') "
-                "AND user_id IN (SELECT user_id FROM _noconsent)")
-    con.execute("DROP TABLE _aff")
+        CREATE OR REPLACE TEMP TABLE _tx AS
+        SELECT kind, body, CAST({n_items} + row_number() OVER (ORDER BY kind, body) - 1 AS INTEGER) AS sidx
+        FROM (SELECT DISTINCT CASE WHEN type = 'search' THEN 'query' ELSE 'passage' END AS kind, body FROM _ev
+              WHERE consent AND body <> '')""")
+    texts = con.sql("SELECT kind, body FROM _tx ORDER BY sidx").to_arrow_table()
+    kinds, bodies = texts.column("kind").to_pylist(), texts.column("body").to_pylist()
+    tkw = text_keywords(bodies)  # noqa: F841
+    con.execute("CREATE OR REPLACE TEMP TABLE _tkw AS SELECT * FROM tkw")
+    con.execute(_KEYS_SQL)
+    keys = Keys.from_table(con.sql("SELECT key_id, kind, key FROM profile_keys").to_arrow_table())
+
+    ids, vectors = load_product_vectors(store, encoder.name)
+    sources = np.zeros((n_items + len(bodies), encoder.dim), dtype=np.float32)
+    found = pa.table({"product_id": pa.array(ids, pa.string()), "row": pa.array(np.arange(len(ids)))})  # noqa: F841
+    placed = con.sql("SELECT i.sidx, f.row FROM found f JOIN _items i USING (product_id)").fetchnumpy()
+    sources[placed["sidx"]] = vectors[placed["row"]]
+    for kind in ("passage", "query"):
+        rows = [i for i, k in enumerate(kinds) if k == kind]
+        if rows:
+            sources[n_items + np.array(rows)] = encode_cached(store, encoder, [bodies[i] for i in rows],
+                                                              kind=kind)  # type: ignore[arg-type]
+    pairs = con.sql(_FEATURES_SQL).fetchnumpy()
+    features = sparse.csr_matrix((np.ones(len(pairs["src"])), (pairs["src"], pairs["key_id"])),
+                                 shape=(sources.shape[0], len(keys.kind)))
+    return sources, keys, features
+
+
+def _user_matrix(con: Any, sql: str, n_users: int, n_columns: int) -> sparse.csr_matrix:
+    """A (users x columns) float64 CSR matrix from a query's (uidx, column, weight) rows."""
+    rows = con.sql(sql).fetchnumpy()
+    names = list(rows)
+    return sparse.csr_matrix((np.asarray(rows[names[2]], np.float64), (rows[names[0]], rows[names[1]])),
+                             shape=(n_users, n_columns))
+
+
+def _write_chunk(store: Store, a: int, b: int, weights: sparse.csr_matrix, sources: np.ndarray,
+                 features: sparse.csr_matrix, habits: sparse.csr_matrix, keys: Keys) -> None:
+    """Compute and insert the profiles and affinities of users ``a <= uidx < b``."""
+    con = store.con
+    part = con.sql(_CHUNK_SQL, params=[a, b]).to_arrow_table()
+    consent = part.column("consent").to_numpy()
+    w = weights[a:b]
+    old = list_matrix(part.column("old_keys"), part.column("old_weights"), len(keys.kind))
+    ranked = ranked_affinities(w @ features + habits[a:b] + old, consent, keys)
+    vectors, norms = interest_vectors(w.astype(np.float32), sources, part.column("old_vector"),
+                                      part.column("old_norm"), consent)
+    affinity = pa.table({"user_id": part.column("user_id"), "key_ids": ranked.pop("key_ids"),  # noqa: F841
+                         "weights": ranked.pop("weights")})
+    rows = part.drop_columns(["uidx", "consent", "old_vector", "old_norm", "old_keys", "old_weights"])
+    rows = rows.append_column("interest_vector", vectors).append_column("interest_norm", norms)
+    for name, column in ranked.items():
+        rows = rows.append_column(name, column)
+    con.register("_part", rows)
+    try:
+        for table in ("profiles", "profile_affinity"):
+            con.execute(f"DELETE FROM {table} WHERE user_id IN (SELECT user_id FROM _part)")
+        con.execute("INSERT INTO profiles BY NAME SELECT * FROM _part")
+    finally:
+        con.unregister("_part")
+    con.execute("INSERT INTO profile_affinity SELECT * FROM affinity")
+
+
+@contextmanager
+def _uncompressed(con: Any) -> Iterator[None]:
+    """Write without compression: vectors of floats do not compress, and trying cost half the write time."""
+    previous = fetch_row(con, "SELECT current_setting('force_compression')")[0]  # type: ignore[index]
+    con.execute("SET force_compression = 'uncompressed'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET force_compression = '{previous or 'auto'}'")

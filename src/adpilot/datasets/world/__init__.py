@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,8 @@ EVENT_WRITE_OPTIONS: dict[str, object] = {
     "write_statistics": ["ts", "type", "price", "value", "rating"],
 }
 """Parquet writer options of ``events.parquet``."""
+GENERATORS = 2
+"""Threads drawing event parts at once (the machine this was tuned on has two cores)."""
 
 
 @dataclass(frozen=True)
@@ -109,18 +112,31 @@ def write_world(out: str | Path, config: WorldConfig, chunk_rows: int = CHUNK_RO
     t1, cpu = time.perf_counter(), time.process_time()
     generator = DayGenerator(world, review_pool(world))
     counts = day_counts(config.n_events, config.n_days, config.start.weekday())
-    # One writer thread overlaps compressing chunk k (Arrow releases the GIL) with drawing chunk k + 1.
+    parts = []
+    for day, count in enumerate(counts):
+        n_parts = -(-int(count) // chunk_rows)
+        parts += [(day, part, int(count) * (part + 1) // n_parts - int(count) * part // n_parts)
+                  for part in range(n_parts)]
+    # Parts are independent (each has its own generator), so GENERATORS threads draw them while one thread
+    # compresses the previous part; numpy and Arrow release the GIL. Written in order; at most GENERATORS + 1
+    # parts are in memory.
     with (pq.ParquetWriter(out / "events.parquet", EVENT_ARROW_SCHEMA, **EVENT_WRITE_OPTIONS) as writer,
-          ThreadPoolExecutor(max_workers=1) as pool):
-        pending: Future[None] = pool.submit(lambda: None)
-        for day, count in enumerate(counts):
-            parts = -(-int(count) // chunk_rows)
-            for part in range(parts):
-                n = int(count) * (part + 1) // parts - int(count) * part // parts
-                table = generator.events(day, part, n)
-                pending.result()
-                pending = pool.submit(writer.write_table, table, row_group_size=chunk_rows)
-        pending.result()
+          ThreadPoolExecutor(max_workers=GENERATORS) as drawing, ThreadPoolExecutor(max_workers=1) as writing):
+        drawn: deque[Future[pa.Table]] = deque()
+        written: Future[None] = writing.submit(lambda: None)
+
+        def write_oldest() -> Future[None]:
+            table = drawn.popleft().result()
+            written.result()
+            return writing.submit(writer.write_table, table, row_group_size=chunk_rows)
+
+        for day, part, n in parts:
+            drawn.append(drawing.submit(generator.events, day, part, n))
+            if len(drawn) >= GENERATORS:
+                written = write_oldest()
+        while drawn:
+            written = write_oldest()
+        written.result()
     (out / "truth" / "world.json").write_text(config.to_json())
     return WorldStats(out, config.n_events, pop.n, cat.n, len(market.ad_product), t1 - t0, time.perf_counter() - t1,
                       time.process_time() - cpu)

@@ -1,0 +1,65 @@
+"""The writer's decoding plan: one greedy draft first, sampled drafts after it, and a cache key per penalty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adpilot.create.local import LocalLLM
+from adpilot.create.prompts import CopySpec, ProductBrief
+from adpilot.create.retrieval import CopyExample
+from adpilot.create.writer import CopyWriter
+
+PRODUCT = ProductBrief.from_advertisegen("类型#上衣*颜色#白色*材质#牛仔布")
+DRAFTS = ["白色牛仔上衣，简约百搭，通勤出游都合适。", "牛仔布上衣配白色衣身，清爽利落，日常穿着很舒适。",
+          "这件白色上衣选用牛仔布，挺括有型，搭配半裙或长裤都好看。"]
+
+
+class RecordingLLM:
+    """Answers from ``DRAFTS`` by seed and records each call's (n, temperature, seed)."""
+
+    name = "recording"
+    source = "llm"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, float, int]] = []
+        self.system = ""
+
+    def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0):  # type: ignore[no-untyped-def]
+        self.calls.append((n, temperature, seed))
+        self.system = messages[0]["content"]
+        return [DRAFTS[(seed + i) % len(DRAFTS)] for i in range(n)]
+
+
+def test_first_draft_is_greedy_and_the_others_are_sampled() -> None:
+    llm = RecordingLLM()
+    decisions = CopyWriter(llm, n=3, temperature=0.8, greedy_first=True).write(PRODUCT, None, CopySpec(), seed=7)
+    assert llm.calls == [(1, 0.0, 7), (2, 0.8, 8)]
+    assert {d.order: d.text for d in decisions}[0] == DRAFTS[7 % 3]
+    assert sorted(d.order for d in decisions) == [0, 1, 2]
+
+
+def test_zero_temperature_or_no_greedy_is_one_call() -> None:
+    for writer_args in ({"temperature": 0.0}, {"greedy_first": False}):
+        llm = RecordingLLM()
+        CopyWriter(llm, n=2, **writer_args).write(PRODUCT, None, CopySpec(), seed=1)
+        assert len(llm.calls) == 1 and llm.calls[0][0] == 2
+    llm = RecordingLLM()
+    CopyWriter(llm, n=1, temperature=0.8, greedy_first=True).write(PRODUCT, None, CopySpec(), seed=1)
+    assert llm.calls == [(1, 0.0, 1)]
+
+
+def test_length_target_overrides_the_shots_median() -> None:
+    """The prompt asks for 0.9–1.2 × the target; without one, the shots' median length is the target."""
+    shots = [CopyExample(PRODUCT, "甲" * 60), CopyExample(PRODUCT, "乙" * 70)]
+    llm = RecordingLLM()
+    CopyWriter(llm, n=1).write(PRODUCT, None, CopySpec(slot="detail"), shots)
+    assert "58到78字" in llm.system
+    CopyWriter(llm, n=1, target_chars=110).write(PRODUCT, None, CopySpec(slot="detail"), shots)
+    assert "99到132字" in llm.system
+
+
+def test_repeat_penalty_is_part_of_the_model_name(tmp_path: Path) -> None:
+    """The penalty changes completions, so the prompt cache (keyed by name) must tell the settings apart."""
+    path = tmp_path / "m.gguf"
+    assert LocalLLM(path).name == "llama.cpp:m"
+    assert LocalLLM(path, repeat_penalty=1.0).name == "llama.cpp:m@rp1"
