@@ -10,10 +10,15 @@ Choices, documented because they are judgement calls:
   are checked for every category too — they only ever appear in finance copy, where they are illegal (art. 25).
 * Full-width letters, digits, ＃, ％ and ． are mapped to ASCII first, so ``１００％`` or ``ＮＯ．１`` cannot slip
   through.
+* **Loops** (small models without a repetition penalty) are rejected, tuned so that human copy passes: of the 535
+  AdvertiseGen references only two are flagged (``设计设计``, a typo, and ``<UNK>的`` ×7), while a stutter such as
+  ``雪纺刺绣刺绣…`` or ``soft soft`` is caught. In prose slots (feed, detail) a fragment or an unpunctuated keyword
+  dump fails too; banners and titles may be keyword strings.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -35,13 +40,17 @@ MEDICAL_CATEGORIES = ("药", "医疗", "medicine", "pharma", "medical")
 BRIEF_ECHO = r"^\s*(商品|属性|目标人群|注意|Product|Attributes|Note)\s*[:：]"
 ARTEFACTS = re.compile(r"```|\*\*|<UNK>|(?<![A-Za-z])BRAND(?![A-Za-z])|上一稿|不合规|^#+\s|" + BRIEF_ECHO, re.MULTILINE)
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;.])")
+PUNCTUATION = re.compile(r"[，。！？、；：…,.!?;:~～]")
 MIN_CHARS = 8
+HAN = "\u4e00-\u9fff"  # the CJK unified ideographs, for character classes
+MIN_SHARE = 16  # prose shorter than max_chars / MIN_SHARE is a fragment
+PARAGRAPH_CHARS = 100  # a slot this long (zh characters; ×3 for English) asks for prose: feed and detail
 
 
 @dataclass(frozen=True)
 class Violation:
     """One broken rule: ``rule`` is the family (absolute, medical, finance, brand, length, repetition,
-    language, artefact, empty), ``term`` the offending text or measurement."""
+    unfinished, language, artefact, empty), ``term`` the offending text or measurement."""
 
     rule: str
     term: str
@@ -59,9 +68,20 @@ class Policy:
     language: str = "zh"
     banned_brands: tuple[str, ...] = ()
     medical_allowed: bool = False
+    prose: bool | None = None
+    """Whether the copy must read as prose; None derives it from ``max_chars``. False for copy that may run in any
+    slot (an advertiser's creative without a slot), which a banner's keyword line must pass."""
 
     def __post_init__(self) -> None:
         check_scalar(self.max_chars, "max_chars", ge=MIN_CHARS)
+
+    @property
+    def paragraph(self) -> bool:
+        """True for slots that ask for prose (feed, detail), where a keyword dump or a fragment is a failure;
+        banners and titles may be short and unpunctuated."""
+        if self.prose is not None:
+            return self.prose
+        return self.max_chars >= PARAGRAPH_CHARS * (3 if self.language == "en" else 1)
 
     @staticmethod
     def medical_category(category: Sequence[str]) -> bool:
@@ -90,12 +110,41 @@ def _term_hits(text: str, terms: Sequence[str], pattern: re.Pattern[str]) -> lis
     return [t for t in terms if t in text] + [m.group(0) for m in pattern.finditer(text)]
 
 
+def _stutter(text: str) -> str:
+    """An immediate repeat of a word (jieba token or English word of ≥ 2 letters, ``刺绣刺绣``, ``soft soft``) or of
+    a 3–8 character Chinese fragment (``蕾丝裙长蕾丝裙长``). One-character doubles (慢慢, 肉肉) are ordinary Chinese
+    reduplication and pass; ABAB verbs (休息休息) are rejected too — rare in ad copy, and indistinguishable here."""
+    import jieba  # lazy: the dictionary loads on first use, not when the writer module is imported
+
+    jieba.setLogLevel(logging.WARNING)
+    words = [w.lower() for w in jieba.lcut(text) if w.strip()]
+    for a, b in zip(words, words[1:], strict=False):
+        if a == b and len(a) >= 2 and re.search(f"[a-z{HAN}]", a):
+            return f"stutter {a + (' ' if a.isascii() else '') + b!r}"
+    if frag := re.search(f"([{HAN}]{{3,8}})\\1", text):
+        return f"stutter {frag.group(0)!r}"
+    return ""
+
+
+def _dense_ngram(cjk: str) -> str:
+    """A 2–4 character Chinese n-gram seen ≥ 3 times that covers ≥ 25 % of the Chinese characters (human copy on
+    AdvertiseGen stays under 15 %: 设计 ×5 in 84 characters); ``cjk`` holds only the Chinese characters."""
+    for n in (4, 3, 2):
+        grams = Counter(cjk[i:i + n] for i in range(len(cjk) - n + 1))
+        if grams and (top := grams.most_common(1)[0])[1] >= 3 and top[1] * n >= 0.25 * len(cjk):
+            return f"{top[0]!r} {top[1]} times in {len(cjk)} Chinese characters"
+    return ""
+
+
 def repetition(text: str) -> str:
-    """Why the text loops, or ``""``: a char run ≥ 4, a repeated sentence, a 6-gram seen ≥ 3 times, or
-    fewer than 70 % distinct 4-grams.
+    """Why the text loops, or ``""``: a char run ≥ 4, a repeated sentence, a stutter (word or fragment repeated
+    at once), a dense 2–4-gram, a 6-gram seen ≥ 3 times, fewer than 70 % distinct Chinese bigrams (from 8 on) or
+    4-grams (from 30 on).
 
     >>> repetition("好看好看好看好看好看好看好看好看好看好看")
-    '6-gram repeated 8 times: 好看好看好看'
+    "stutter '好看好看'"
+    >>> repetition("雪纺刺绣刺绣蕾丝裙长半身裙")
+    "stutter '刺绣刺绣'"
     >>> repetition("简约的白色牛仔外套，衣身有刺绣装饰。")
     ''
     """
@@ -104,23 +153,47 @@ def repetition(text: str) -> str:
     sentences = [s.strip() for s in SENTENCE_END.split(text) if len(s.strip()) >= 4]
     if len(sentences) != len(set(sentences)):
         return "repeated sentence"
-    grams6 = Counter(text[i:i + 6] for i in range(len(text) - 5))
+    cjk = re.sub(f"[^{HAN}]", "", text)
+    if why := _stutter(text) or _dense_ngram(cjk):
+        return why
+    grams6 = Counter(g for g in (text[i:i + 6] for i in range(len(text) - 5)) if re.search(f"[{HAN}]", g))
     if grams6 and (top := grams6.most_common(1)[0])[1] >= 3:
         return f"6-gram repeated {top[1]} times: {top[0]}"
-    grams4 = [text[i:i + 4] for i in range(len(text) - 3)]
-    if len(grams4) >= 30 and len(set(grams4)) / len(grams4) < 0.7:
-        return f"only {len(set(grams4)) / len(grams4):.0%} distinct 4-grams"
+    tokens = re.findall(r"[a-z']+|\S", text.lower())  # English: adjacent-word trigrams (" with " recurs in prose)
+    trigrams = Counter(" ".join(tri) for tri in zip(tokens, tokens[1:], tokens[2:], strict=False)
+                       if all(re.fullmatch(r"[a-z']+", t) for t in tri))
+    if trigrams and (top := trigrams.most_common(1)[0])[1] >= 3:
+        return f"word 3-gram repeated {top[1]} times: {top[0]}"
+    for n, least, sample in ((2, 8, cjk), (4, 30, text)):  # Chinese bigrams only: "th", "e " recur in any English
+        grams = [sample[i:i + n] for i in range(len(sample) - n + 1)]
+        if len(grams) >= least and len(set(grams)) / len(grams) < 0.7:
+            return f"only {len(set(grams)) / len(grams):.0%} distinct {n}-grams"
     return ""
 
 
 def _language(text: str, language: str) -> str:
-    cjk = sum("\u4e00" <= ch <= "\u9fff" for ch in text)
+    cjk = len(re.findall(f"[{HAN}]", text))
     latin = sum(ch.isascii() and ch.isalpha() for ch in text)
     if language == "zh" and cjk < 0.5 * (cjk + latin):
         return f"{cjk} Chinese characters of {cjk + latin} letters"
     if language == "en" and cjk > 0.1 * (cjk + latin):
         return f"{cjk} Chinese characters in English copy"
     return ""
+
+
+def _fragment(text: str, policy: Policy) -> list[Violation]:
+    """In a prose slot: copy under a sixteenth of the slot, or 20+ characters (60 in English) without a single
+    punctuation mark — what a looping small model emits (``雪纺刺绣刺绣蕾丝裙长半身裙…``), never human copy. The
+    length floor is loose on purpose: the template fallback writes ``这款好物，品质用心。`` (10 characters) for a
+    product without attributes, and that is acceptable copy."""
+    if not policy.paragraph:
+        return []
+    found = []
+    if len(text) < (least := policy.max_chars // MIN_SHARE):
+        found.append(Violation("length", f"{len(text)} < {least} characters, too short for the slot"))
+    if len(text) >= 20 * (3 if policy.language == "en" else 1) and not PUNCTUATION.search(text):
+        found.append(Violation("unfinished", f"no punctuation in {len(text)} characters"))
+    return found
 
 
 def check(text: str, policy: Policy) -> list[Violation]:
@@ -139,6 +212,7 @@ def check(text: str, policy: Policy) -> list[Violation]:
     found += [Violation("brand", b) for b in policy.banned_brands if b and b.lower() in text.lower()]
     if len(text) > policy.max_chars:
         found.append(Violation("length", f"{len(text)} > {policy.max_chars} characters"))
+    found += _fragment(text, policy)
     if why := repetition(text):
         found.append(Violation("repetition", why))
     if why := _language(text, policy.language):
@@ -186,7 +260,7 @@ def _fit(text: str, max_chars: int) -> str:
 
 def rewrite(text: str, policy: Policy) -> str:
     """Rule-based repair: soften absolute terms, drop sentences with claims or banned brands, strip markup,
-    de-duplicate sentences, collapse runs, fit the length. The result must still pass :func:`check`.
+    de-duplicate sentences, collapse runs and stutters, fit the length. The result must still pass :func:`check`.
 
     >>> rewrite("全网最好看的裙子，穿上显瘦。", Policy())
     '很好看的裙子，穿上显瘦。'
@@ -205,4 +279,6 @@ def rewrite(text: str, policy: Policy) -> str:
         claims += list(MEDICAL_ZH) + [m.group(0) for m in MEDICAL_EN.finditer(text)]
     text = _drop_sentences(text, claims)
     text = re.sub(r"(\S)\1{3,}", r"\1", _dedupe_sentences(text))
+    text = re.sub(f"([{HAN}A-Za-z]{{2,8}})\\1+", r"\1", text)  # stutter: 刺绣刺绣 → 刺绣
+    text = re.sub(rf"{L}([a-z]{{2,}})(?:\s+\1{R})+", r"\1", text, flags=re.IGNORECASE)  # soft soft → soft
     return _fit(re.sub(r"[ \t]{2,}", " ", text).strip(), policy.max_chars)

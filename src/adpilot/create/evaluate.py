@@ -19,6 +19,10 @@ from adpilot.errors import check_scalar
 METRICS = ("bleu-4", "rouge-1", "rouge-2", "rouge-l")
 
 
+LOOP_REASONS = ("repetition:", "unfinished:")
+"""Compliance reasons that mean the model looped or stopped mid-thought rather than broke a rule."""
+
+
 @dataclass
 class EvalResult:
     """Per-reference scores (0–100), the chosen copies, and violation counts."""
@@ -95,7 +99,7 @@ def evaluate(refs: Sequence[CopyExample], writer: CopyWriter | None, pool: Seque
             decisions = writer.write(ref.product, None, spec, shots[:k], seed=seed + i)
             result.drafts += len(decisions)
             result.draft_violations += sum(bool(d.reasons) and d.action != "duplicate" for d in decisions)
-            result.draft_loops += sum(any(r.startswith("repetition:") for r in d.reasons) for d in decisions)
+            result.draft_loops += sum(any(r.startswith(LOOP_REASONS) for r in d.reasons) for d in decisions)
             output = decisions[0].text or ""
             first = next((d.text or "" for d in decisions if d.order == 0), "")
         result.outputs.append(output)

@@ -6,13 +6,20 @@ from fastapi import FastAPI
 
 from adpilot.config import get_settings
 from adpilot.create.compliance import Policy, check
+from adpilot.create.prompts import SLOT_LIMITS
 from adpilot.serve.app import create_app
 from adpilot.serve.wiring import engine_factory
 
 
 def vet_copy(text: str, language: str, slot: str | None) -> list[str]:
-    """Advertising-law problems of advertiser-written copy, as sentences (empty = compliant)."""
-    return [str(v) for v in check(text, Policy(language=language))]
+    """Advertising-law problems of advertiser-written copy, as sentences (empty = compliant). A known creative slot
+    sets the length limit (so a banner's short keyword line is not held to the prose rules of a feed); copy for any
+    other slot, or for none, may run as a banner, so it is not held to them either."""
+    if slot in SLOT_LIMITS:
+        policy = Policy(language=language, max_chars=SLOT_LIMITS[slot] * (3 if language == "en" else 1))
+    else:
+        policy = Policy(language=language, prose=False)
+    return [str(v) for v in check(text, policy)]
 
 
 def app_from_env() -> FastAPI:
