@@ -17,7 +17,10 @@ test rows) and, over several seeds, the seed mean with a t-interval:
 3. Multi-task: ESMM on all impressions (click, conversion) vs a CVR model (``--cvr-model``, uncalibrated: its
    validation rows hold a handful of conversions) trained on clicked impressions only, both scored over ALL held-out impressions against ``p_convert`` (post-click conversion
    probability): expected AUC, mean |p - p_true|, mean prediction vs mean truth. ESMM's pCVR is its CVR tower
-   (pCTCVR / pCTR, before calibration).
+   (pCTCVR / pCTR) calibrated on the clicked validation rows, as served (``CTRModel.predict_cvr``); the raw
+   tower's mean is printed next to it.
+
+``--parts`` picks which of the three to run (e.g. ``--parts cvr --encoder use`` for the multi-task part alone).
 
 Reproduce (37 min wall on 2 cores at load 15, of which 12 min e5 encoding of 2,561 texts; ``--encoder use`` is
 about 15x faster to encode; each seed adds five fits of 1.5-3 min):
@@ -38,6 +41,10 @@ import numpy as np
 import pandas as pd
 
 from adpilot.rank.metrics import Estimate, bootstrap
+
+TRUTH = ("p_click", "p_convert")
+"""Oracle columns joined to the rows for scoring; never features."""
+LM_VECTORS = ("ad_vec", "user_vec")
 
 
 def expected_auc(scores: np.ndarray, p_true: np.ndarray) -> float:
@@ -113,12 +120,6 @@ def raw_heads(model, frame: pd.DataFrame) -> np.ndarray:  # noqa: ANN001 - fitte
     return predict(model.module_, model.encoder_.encode(frame))
 
 
-def cvr_tower(model, frame: pd.DataFrame) -> np.ndarray:  # noqa: ANN001 - fitted ESMM CTRModel
-    """ESMM's pCVR over ``frame``: the CVR tower's probability (pCTCVR / pCTR of the raw heads)."""
-    raw = raw_heads(model, frame)
-    return raw[:, 1] / np.maximum(raw[:, 0], 1e-12)
-
-
 def show(name: str, value: Estimate | float) -> str:
     return f"  {name:44s} {value}" if isinstance(value, Estimate) else f"  {name:44s} {value:.4f}"
 
@@ -137,10 +138,6 @@ def run_seed(seed: int, data: pd.DataFrame, test_mask: np.ndarray, cold_ad: np.n
              summary: dict[str, list[float]]) -> None:
     train, test = data[~test_mask], data[test_mask]
     groups = test["user_id"].to_numpy()
-    pc, pv = test["p_click"].to_numpy(), test["p_convert"].to_numpy()
-    y = test["click"].to_numpy()
-    lm_cols = ("ad_vec", "user_vec")
-    truth_cols = ("p_click", "p_convert")
 
     def boot(metric, rows: np.ndarray) -> Estimate:  # noqa: ANN001
         return bootstrap(lambda i: metric(rows[i]), len(rows), groups[rows], a.n_boot, seed)
@@ -149,9 +146,21 @@ def run_seed(seed: int, data: pd.DataFrame, test_mask: np.ndarray, cold_ad: np.n
         summary.setdefault(key, []).append(est.value)
         return est
 
+    if "ctr" in a.parts:
+        ctr_part(seed, train, test, a, boot, record)
+    if "cold" in a.parts:
+        cold_part(seed, train, test, test_mask, cold_ad, a, record)
+    if "cvr" in a.parts:
+        cvr_part(seed, train, test, a, boot, record)
+    sys.stdout.flush()
+
+
+def ctr_part(seed: int, train: pd.DataFrame, test: pd.DataFrame, a: argparse.Namespace, boot, record) -> None:  # noqa: ANN001
+    """1. CTR quality against the truth."""
     everyone = np.arange(len(test))
+    pc, y = test["p_click"].to_numpy(), test["click"].to_numpy()
     t0 = time.perf_counter()
-    ctr = fit(a.model, train, ("click",), truth_cols, a, seed)
+    ctr = fit(a.model, train, ("click",), TRUTH, a, seed)
     p = ctr.predict_proba(test)[:, 1]
     print(f"seed {seed} - 1. CTR, {a.model} with LM vectors, all ads ({len(train)} train / {len(test)} test "
           f"impressions, {int(y.sum())} test clicks; fit {time.perf_counter() - t0:.0f} s):")
@@ -170,11 +179,18 @@ def run_seed(seed: int, data: pd.DataFrame, test_mask: np.ndarray, cold_ad: np.n
     print(show("before calibration: mean |p - p_click|", boot(lambda r: np.abs(q[r] - pc[r]).mean(), everyone)))
     print(show("before calibration: ECE vs p_click", boot(lambda r: truth_ece(q[r], pc[r]), everyone)))
 
+
+def cold_part(seed: int, train: pd.DataFrame, test: pd.DataFrame, test_mask: np.ndarray, cold_ad: np.ndarray,
+              a: argparse.Namespace, record) -> None:  # noqa: ANN001
+    """2. Cold start: with vs without the LM vectors on never-seen ads."""
+    groups, y, pc = test["user_id"].to_numpy(), test["click"].to_numpy(), test["p_click"].to_numpy()
+    from adpilot.measure.metrics import auc
+
     seen_train = train[~cold_ad[~test_mask]]
     cold_rows = np.flatnonzero(cold_ad[test_mask])
     t0 = time.perf_counter()
-    with_lm = fit(a.model, seen_train, ("click",), truth_cols, a, seed).predict_proba(test.iloc[cold_rows])[:, 1]
-    without = fit(a.model, seen_train, ("click",), (*truth_cols, *lm_cols), a, seed).predict_proba(
+    with_lm = fit(a.model, seen_train, ("click",), TRUTH, a, seed).predict_proba(test.iloc[cold_rows])[:, 1]
+    without = fit(a.model, seen_train, ("click",), (*TRUTH, *LM_VECTORS), a, seed).predict_proba(
         test.iloc[cold_rows])[:, 1]
     n_cold_ads = test["ad_id"].iloc[cold_rows].nunique()
     print(f"seed {seed} - 2. cold start: {a.model} trained on {len(seen_train)} impressions of seen ads, tested on "
@@ -195,11 +211,19 @@ def run_seed(seed: int, data: pd.DataFrame, test_mask: np.ndarray, cold_ad: np.n
             lambda r, m=m: m(r, with_lm) - m(r, without)))))
     print(show("oracle expected AUC on these rows (ceiling)", expected_auc(pcc, pcc)))
 
+
+def cvr_part(seed: int, train: pd.DataFrame, test: pd.DataFrame, a: argparse.Namespace, boot, record) -> None:  # noqa: ANN001
+    """3. Multi-task: ESMM's calibrated pCVR vs a CVR model trained on clicks only."""
+    from adpilot.rank.calibration import cvr_tower
+
+    everyone = np.arange(len(test))
+    pv = test["p_convert"].to_numpy()
     t0 = time.perf_counter()
-    esmm = fit("esmm", train, ("click", "conversion"), truth_cols, a, seed)
-    p_esmm = cvr_tower(esmm, test)
+    esmm = fit("esmm", train, ("click", "conversion"), TRUTH, a, seed)
+    p_esmm = esmm.predict_cvr(test)
+    raw_esmm = cvr_tower(raw_heads(esmm, test))
     clicked = train[train["click"] == 1]
-    naive = fit(a.cvr_model, clicked, ("conversion",), truth_cols, a, seed, calibration="none")
+    naive = fit(a.cvr_model, clicked, ("conversion",), TRUTH, a, seed, calibration="none")
     p_naive = naive.predict_proba(test)[:, 1]
     print(f"seed {seed} - 3. pCVR over all {len(test)} held-out impressions vs p_convert: ESMM on {len(train)} "
           f"impressions ({int(train['conversion'].sum())} conversions) vs {a.cvr_model} on the {len(clicked)} clicked "
@@ -213,12 +237,17 @@ def run_seed(seed: int, data: pd.DataFrame, test_mask: np.ndarray, cold_ad: np.n
         print(show(f"{name}: ECE vs p_convert (15 equal-mass bins)", record(f"{key}_ece", boot(
             lambda r, q=q: truth_ece(q[r], pv[r]), everyone))))
         print(show(f"{name}: mean pCVR (truth {pv.mean():.4f})", float(q.mean())))
+    print(show("ESMM before calibration: mean pCVR", float(raw_esmm.mean())))
+    clicked_test = test["click"].to_numpy() > 0
+    print(show("ESMM: mean pCVR on clicked test rows", float(p_esmm[clicked_test].mean())) +
+          f" (p_convert {pv[clicked_test].mean():.4f}, observed {test['conversion'][clicked_test].mean():.4f}; "
+          f"raw {raw_esmm[clicked_test].mean():.4f})")
+    print(show("ESMM before calibration: expected AUC", expected_auc(raw_esmm, pv)))
     print(show("ESMM - on clicks: expected AUC", record("cvr_eauc_diff", boot(
         lambda r: expected_auc(p_esmm[r], pv[r]) - expected_auc(p_naive[r], pv[r]), everyone))))
     print(show("ESMM - on clicks: mean |p - p_convert|", record("cvr_gap_diff", boot(
         lambda r: np.abs(p_esmm[r] - pv[r]).mean() - np.abs(p_naive[r] - pv[r]).mean(), everyone))))
     print(show("oracle expected AUC (ceiling)", expected_auc(pv, pv)))
-    sys.stdout.flush()
 
 
 def main() -> None:
@@ -239,6 +268,8 @@ def main() -> None:
     parser.add_argument("--embedding-dim", type=int, default=16)
     parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--parts", nargs="+", choices=("ctr", "cold", "cvr"), default=["ctr", "cold", "cvr"],
+                        help="Which figures to measure: 1. ctr, 2. cold start, 3. cvr (multi-task).")
     a = parser.parse_args()
     print("reproduce: .venv/bin/python benchmarks/bench_rank_world.py " + shlex.join(sys.argv[1:]))
 

@@ -85,9 +85,12 @@ def test_numpy_scorer_matches_torch_for_every_plan(fitted, frame, tmp_path, requ
     for _ in range(2):
         pctr, pcvr = scorer.score(user, ads, {})
         np.testing.assert_allclose(pctr, want[:, 0], rtol=1e-4, atol=1e-6)
-    if REGISTRY[name].heads == ("click", "conversion"):  # pCTCVR = pCTR * pCVR before calibration
+    if REGISTRY[name].heads == ("click", "conversion"):  # the calibrated CVR tower; pCTCVR = pCTR * pCVR
+        np.testing.assert_allclose(pcvr, model.predict_cvr(expected), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(want[:, 1], want[:, 0] * model.predict_cvr(expected), rtol=1e-9)
         raw = predict(model.module_, model.encoder_.encode(expected))
-        np.testing.assert_allclose(pcvr, raw[:, 1] / raw[:, 0], rtol=1e-4, atol=1e-6)
+        assert model.calibrators_[1].method == "platt"
+        np.testing.assert_allclose(pcvr, model.calibrators_[1].apply(raw[:, 1] / raw[:, 0]), rtol=1e-4, atol=1e-6)
 
 
 def test_scorer_edge_requests(fitted, tmp_path):

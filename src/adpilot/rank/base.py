@@ -40,9 +40,10 @@ The three mappings are merged (user and context broadcast over the candidates) a
 :class:`FeatureSpec`; a field the model needs but nobody passed is treated as missing (bucket 0 / training mean
 / zero vector), so the engine may pass more than a model uses and a model may be retrained on more fields
 without changing the engine. Both outputs are float64 in [0, 1]. A model with a conversion head (ESMM)
-returns its pCVR; a single-head model returns the constant ``cvr_prior`` given to ``load_scorer`` (default 0:
-"unknown", so a CPA bid on it bids nothing rather than something invented). Column names are the training
-table's: train on the same names the engine passes (the store's ``profiles``/``ads`` columns).
+returns its pCVR (the CVR tower, calibrated on the clicked validation rows); a single-head model returns the
+constant ``cvr_prior`` given to ``load_scorer`` (default 0: "unknown", so a CPA bid on it bids nothing rather
+than something invented). Column names are the training table's: train on the same names the engine passes
+(the store's ``profiles``/``ads`` columns).
 """
 
 from __future__ import annotations

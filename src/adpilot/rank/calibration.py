@@ -58,6 +58,40 @@ class Calibrator:
         return cls(d["method"], tuple(d["params"]), tuple(d["xs"]), tuple(d["ys"]))
 
 
+def cvr_tower(raw: np.ndarray) -> np.ndarray:
+    """ESMM's pCVR (the CVR tower, P(conversion | click)) from its raw heads ``[n, 2]`` = (pCTR, pCTCVR)."""
+    return np.clip(raw[:, 1] / np.maximum(raw[:, 0], 1e-300), 0.0, 1.0)
+
+
+def calibrate_heads(calibrators: list[Calibrator], raw: np.ndarray) -> np.ndarray:
+    """Calibrated heads from raw ones: ``[n, 1]`` (p) or, for ESMM, ``[n, 2]`` = (pCTR, pCTR * pCVR).
+
+    ESMM's calibrators are per tower (CTR, then CVR): pCTCVR is the product of the two calibrated towers, so
+    pCTCVR / pCTR is exactly the calibrated pCVR the scorer serves (two separately calibrated heads would not
+    divide into a probability)."""
+    p = calibrators[0].apply(raw[:, 0])
+    if raw.shape[1] == 1:
+        return p[:, None]
+    return np.stack([p, p * calibrators[1].apply(cvr_tower(raw))], axis=1)
+
+
+def fit_tower_calibrators(y: np.ndarray, raw: np.ndarray, method: str) -> list[Calibrator]:
+    """One calibrator per tower, fitted on validation labels ``y`` and raw heads ``raw`` (as
+    :func:`calibrate_heads` takes them): the CTR tower on every row; ESMM's CVR tower against the conversions
+    of the clicked rows only, the rows where P(conversion | click) is observed.
+
+    This makes pCVR a probability where clicks happen. It cannot repair the tower where they almost never do:
+    there pCVR only enters the loss through pCTR * pCVR, whose gradient is scaled by pCTR, so it is barely
+    constrained (on the synthetic world it stays 5-8x the truth in the lowest pCTR deciles; see
+    ``benchmarks/bench_rank_world.py --parts cvr``)."""
+    calibrators = [fit_calibrator(y[:, 0], raw[:, 0], method)]
+    if raw.shape[1] == 2:
+        clicked = y[:, 0] > 0.5
+        calibrators.append(fit_calibrator(y[clicked, 1], cvr_tower(raw[clicked]), method) if clicked.any()
+                           else Calibrator())
+    return calibrators
+
+
 def fit_calibrator(y: np.ndarray, p: np.ndarray, method: str = "platt") -> Calibrator:
     """Fit on validation labels ``y`` and predictions ``p``.
 

@@ -45,4 +45,7 @@ def load_arrays(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     if version != FORMAT_VERSION:
         raise UserError(f"{path} was written by model format version {version}; this adpilot reads version "
                         f"{FORMAT_VERSION}: retrain it with `adpilot train ctr`")
+    if len(header.get("heads", ())) == 2 and not header.get("tower_calibration"):
+        raise UserError(f"{path} calibrates ESMM's pCTCVR head instead of its CVR tower (its pCVR is not a "
+                        "probability): retrain it with `adpilot train ctr`")
     return header, arrays

@@ -47,6 +47,7 @@ def train_ctr(
 ) -> None:
     """Train a CTR/CVR model with early stopping on validation AUC, calibrate it, and save it."""
     from adpilot.measure.metrics import ece
+    from adpilot.rank.calibration import calibrate_heads, cvr_tower
     from adpilot.rank.estimator import CTRModel
     from adpilot.rank.metrics import ECE_BINS
 
@@ -63,9 +64,15 @@ def train_ctr(
     typer.echo(f"best epoch {result.best_epoch} (valid AUC {result.best_auc:.4f})")
     if hasattr(estimator, "valid_report_"):
         raw, y = estimator.valid_report_["raw"], estimator.valid_report_["labels"]
-        for h, calibrator in enumerate(estimator.calibrators_):
+        calibrated = calibrate_heads(estimator.calibrators_, raw)
+        for h in range(raw.shape[1]):
             typer.echo(f"valid ECE `{estimator.labels_[h]}`: raw {ece(y[:, h], raw[:, h], ECE_BINS):.5f}, "
-                       f"{calibrator.method} {ece(y[:, h], calibrator.apply(raw[:, h]), ECE_BINS):.5f}")
+                       f"{calibration} {ece(y[:, h], calibrated[:, h], ECE_BINS):.5f}")
+        clicked = y[:, 0] > 0.5
+        if raw.shape[1] == 2 and clicked.any():
+            pcvr = cvr_tower(raw[clicked])
+            typer.echo(f"valid pCVR on {int(clicked.sum())} clicked rows: conversion rate {y[clicked, 1].mean():.5f}, "
+                       f"mean raw {pcvr.mean():.5f}, {calibration} {estimator.calibrators_[1].apply(pcvr).mean():.5f}")
     typer.echo(f"saved {path}")
 
 

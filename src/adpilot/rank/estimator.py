@@ -16,7 +16,7 @@ import pandas as pd
 
 from adpilot.errors import UserError, check_scalar
 from adpilot.rank.base import FeatureSpec
-from adpilot.rank.calibration import Calibrator, fit_calibrator
+from adpilot.rank.calibration import Calibrator, calibrate_heads, cvr_tower, fit_tower_calibrators
 from adpilot.rank.checkpoint import load_arrays, save_arrays
 from adpilot.rank.features import Encoded, FeatureEncoder
 from adpilot.rank.models import REGISTRY, InputShape, ModelParams, build_model
@@ -194,8 +194,7 @@ class CTRModel:
         self.calibrators_ = [Calibrator()] * len(heads)
         if valid_data is not None:
             probs = trainer.predict(self.module_, valid_data[0])
-            self.calibrators_ = [fit_calibrator(valid_data[1][:, h], probs[:, h], self.calibration)
-                                 for h in range(len(heads))]
+            self.calibrators_ = fit_tower_calibrators(valid_data[1], probs, self.calibration)
             self.valid_report_ = {"raw": probs, "labels": valid_data[1]}
         return self
 
@@ -242,15 +241,24 @@ class CTRModel:
         if not hasattr(self, "module_"):
             raise UserError("this CTRModel is not fitted yet: call fit() or CTRModel.load(path)")
 
-    def predict_heads(self, data: Data) -> np.ndarray:
-        """Calibrated probabilities ``[n, n_heads]``: (pCTR) or, for ESMM, (pCTR, pCTCVR)."""
+    def predict_raw(self, data: Data) -> np.ndarray:
+        """The model's probabilities before calibration ``[n, n_heads]``: (p) or, for ESMM, (pCTR, pCTCVR)."""
         from adpilot.rank.trainer import predict
 
         self._check_fitted()
         source = self._source(data, "test")
         parts = [predict(self.module_, self.encoder_.encode(frame)) for frame in source.frames()]
-        raw = np.concatenate(parts) if parts else np.zeros((0, len(self.calibrators_)))
-        return np.stack([c.apply(raw[:, h]) for h, c in enumerate(self.calibrators_)], axis=1)
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.calibrators_)))
+
+    def predict_heads(self, data: Data) -> np.ndarray:
+        """Calibrated probabilities ``[n, n_heads]``: (pCTR) or, for ESMM, (pCTR, pCTCVR = pCTR * pCVR)."""
+        return calibrate_heads(self.calibrators_, self.predict_raw(data))
+
+    def predict_cvr(self, data: Data) -> np.ndarray:
+        """ESMM's calibrated pCVR = P(conversion | click) per row, as the scorer serves it."""
+        if len(REGISTRY[self.model].heads) != 2:
+            raise UserError(f"model `{self.model}` has no conversion head: train `esmm` for pCVR")
+        return self.calibrators_[1].apply(cvr_tower(self.predict_raw(data)))
 
     def predict_proba(self, data: Data) -> np.ndarray:
         """scikit-learn layout ``[n, 2]``: column 1 is the probability of the (first) label."""
@@ -269,7 +277,7 @@ class CTRModel:
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
         header = {"params": params, "kind": self.model, "spec": self.spec_.to_dict(), "labels": list(self.labels_),
                   "group": self.group_, "shape": dataclasses.asdict(self.shape_),
-                  "calibrators": [c.to_dict() for c in self.calibrators_],
+                  "calibrators": [c.to_dict() for c in self.calibrators_], "tower_calibration": True,
                   "heads": list(REGISTRY[self.model].heads)}
         weights = {f"w/{k}": v.detach().numpy() for k, v in self.module_.state_dict().items()}
         return save_arrays(path, header, {**weights, **{f"enc/{k}": v for k, v in self.encoder_.state().items()}})

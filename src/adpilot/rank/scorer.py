@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy.special import expit
 
 from adpilot.errors import UserError
 from adpilot.rank.base import FeatureSpec
@@ -35,7 +34,7 @@ class Scorer:
         self.model = NumpyModel(self.kind, {k[2:]: v for k, v in arrays.items() if k.startswith("w/")},
                                 tuple(shape["seq_targets"]), tuple(shape["vector_dims"]), shape["n_fields"],
                                 shape["n_dense"])
-        self.calibrator = Calibrator.from_dict(header["calibrators"][0])
+        self.calibrators = [Calibrator.from_dict(c) for c in header["calibrators"]]
         self.two_heads = len(header["heads"]) == 2
         if not 0.0 <= cvr_prior <= 1.0:
             raise UserError(f"`cvr_prior` must be in [0, 1], got {cvr_prior}")
@@ -82,8 +81,8 @@ class Scorer:
                       else once.seqs, np.where(dense, rows.dense, once.dense),
                       np.where(vector_columns, rows.vectors, once.vectors))
         logits = self.model.logits(enc, plan).astype(np.float64)
-        pctr = self.calibrator.apply_logit(logits[:, 0])
-        pcvr = expit(logits[:, 1]) if self.two_heads else np.full(n, self.cvr_prior)
+        pctr = self.calibrators[0].apply_logit(logits[:, 0])
+        pcvr = self.calibrators[1].apply_logit(logits[:, 1]) if self.two_heads else np.full(n, self.cvr_prior)
         return pctr, pcvr
 
 
