@@ -93,7 +93,7 @@ def bench_model(name: str, n: int, repeats: int, batch: int) -> dict[str, float]
             # the numpy scorer must give the torch model's numbers on this very request
             p_torch = module.probabilities(module(*inputs)).double().numpy()[:, 0]
             out[f"{key} max |diff|"] = float(np.abs(scorer.score(user, ads, context)[0]
-                                                    - scorer.calibrator.apply(p_torch)).max())
+                                                    - scorer.calibrators[0].apply(p_torch)).max())
             times = time_calls({"numpy": lambda u=user, a=ads, c=context: scorer.score(u, a, c),
                                 "eager": lambda x=inputs: module(*x), "script": lambda x=inputs, f=scripted: f(*x)},
                                repeats if key == "req" else max(repeats // 5, 20))
