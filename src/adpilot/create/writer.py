@@ -1,7 +1,7 @@
-"""From a brief to reviewed variants: generate ``n`` drafts (the first greedy, the others sampled), check each
-(compliance, which also rejects repetition loops), repair the failures (regenerate with the reason in the prompt,
-then rewrite by rule), reject what cannot be repaired, drop near-duplicates, and rank the survivors by a
-reference-free consensus score. Every draft leaves a :class:`Decision` with its reason."""
+"""From a brief to reviewed variants: generate ``n`` drafts (sampled; with ``greedy_first`` the first is
+greedy), check each (compliance, which also rejects repetition loops), repair the failures (regenerate with the
+reason in the prompt, then rewrite by rule), reject what cannot be repaired, drop near-duplicates, and rank the
+survivors by a reference-free consensus score. Every draft leaves a :class:`Decision` with its reason."""
 
 from __future__ import annotations
 

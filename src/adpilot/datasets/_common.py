@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +25,11 @@ def placeholder_ts(order: np.ndarray) -> pa.Array:
     """Timestamps ``PLACEHOLDER_TS + order`` seconds: keeps a source's row order where it has no time."""
     base = int(PLACEHOLDER_TS.timestamp()) * 1_000_000
     return pa.array(base + np.asarray(order, dtype=np.int64) * 1_000_000).cast(pa.timestamp("us", tz="UTC"))
+
+
+def open_text(file: Path) -> IO[str]:
+    """``file`` opened for reading as UTF-8 text, decompressed on the fly when its name ends in ``.gz``."""
+    return gzip.open(file, "rt", encoding="utf-8") if file.suffix == ".gz" else open(file, encoding="utf-8")
 
 
 def shared_root() -> Path:

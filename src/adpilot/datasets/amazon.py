@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +14,7 @@ from adpilot.datasets._common import (
     PathLike,
     events_table,
     member,
+    open_text,
     placeholder_ts,
     products_table,
     read_csv,
@@ -46,10 +45,6 @@ class SequenceData:
         return [s[:-n_last] for s in self.sequences], [s[-n_last:] for s in self.sequences]
 
 
-def _open_text(file: Path) -> IO[str]:
-    return gzip.open(file, "rt") if file.suffix == ".gz" else open(file, encoding="utf-8")
-
-
 def beside(file: Path, *names: str) -> Path:
     """The first of ``names`` (or ``<name>.gz``) in ``file``'s folder: the side file a log needs to be read."""
     for name in names:
@@ -65,7 +60,7 @@ def read_s3rec(file: PathLike) -> SequenceData:
     file = source_path(file, str(file))
     name = file.name.removesuffix(".gz").removesuffix(".txt")
     users, sequences = [], []
-    with _open_text(file) as handle:
+    with open_text(file) as handle:
         for number, line in enumerate(handle, 1):
             ids = line.split()
             if not ids:
@@ -76,7 +71,7 @@ def read_s3rec(file: PathLike) -> SequenceData:
                 raise InputFileError(f"{file} line {number} is not `user item item ...`") from None
             users.append(values[0])
             sequences.append(values[1:])
-    with _open_text(beside(file, f"{name}_item2attributes.json")) as handle:
+    with open_text(beside(file, f"{name}_item2attributes.json")) as handle:
         attributes = {int(k): list(v) for k, v in json.load(handle).items()}
     return SequenceData(name, np.asarray(users, np.int64), sequences, attributes)
 

@@ -8,7 +8,6 @@ the train market-price histogram, ``<campaign>.train-info.txt`` the train CPC/CP
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from adpilot.datasets._common import PathLike, member, source_path
+from adpilot.datasets._common import PathLike, member, open_text, source_path
 from adpilot.errors import InputFileError
 
 
@@ -149,7 +148,7 @@ def iter_libfm(file: PathLike, batch_rows: int = 200_000) -> Iterator[LibFMData]
     than memory streams; each block is ``max index + 1`` wide, keeps each line's token order and has no field
     names."""
     file = source_path(file, str(file))
-    with gzip.open(file, "rt") if file.suffix == ".gz" else open(file, encoding="utf-8") as handle:
+    with open_text(file) as handle:
         start = 1
         while raw := list(islice(handle, batch_rows)):
             lines = [(number, parts) for number, parts in enumerate(map(str.split, raw), start) if parts]

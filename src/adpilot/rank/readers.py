@@ -15,8 +15,6 @@ into the frames the rank models eat.
 
 from __future__ import annotations
 
-import gzip
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from adpilot.datasets._common import open_text
 from adpilot.errors import InputFileError, UserError
 
 Role = Literal["train", "valid", "test"]
@@ -70,18 +69,14 @@ class Source:
             import pyarrow.parquet as pq
 
             return pq.ParquetFile(self.path).metadata.num_rows
-        with _open_text(self.path) as handle:
+        with open_text(self.path) as handle:
             lines = sum(1 for _ in handle)
         return lines - (1 if self.kind == "csv" else 0)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path, encoding="utf-8")
-
-
 def _first_line(path: Path) -> str:
     try:
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             return handle.readline()
     except (OSError, UnicodeDecodeError) as error:
         raise InputFileError(f"cannot read {path} as text ({error})") from None

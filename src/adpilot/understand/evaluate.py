@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from scipy.stats import rankdata
 
 from adpilot.errors import InputFileError, UserError, check_scalar
+from adpilot.measure.intervals import bootstrap_mean
 from adpilot.store import Store
 from adpilot.understand.interest import load_interest_vectors
 from adpilot.understand.items import load_product_vectors
@@ -175,17 +176,16 @@ def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: 
                   profile_item_scores(interest[part], rows[part], items, cf=cf)]
         for j, score in enumerate(scores):
             hits[part, j] = _tie_aware_hits(score, target[part], k)
-    rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"test_users": len(held), "cold_test_users": int(cold.sum()),
                            "test_users_without_vector_left_out": without_vector, "k": k, "recent": recent,
                            "catalogue": len(ids), "items_without_interactions": int((~cf.warm_).sum())}
     for j, name in enumerate(names):
-        out[name] = {"recall": _interval(hits[:, j], rng, n_boot), "recall_cold": _interval(hits[cold, j], rng, n_boot)}
+        out[name] = {"recall": _interval(hits[:, j], seed, n_boot), "recall_cold": _interval(hits[cold, j], seed, n_boot)}
     for lm_name in ("lm_profile", "lm_profile_affinity", "lm_hybrid"):
         for peer in ("item_cf", "popularity"):
             diff = hits[:, names.index(lm_name)] - hits[:, names.index(peer)]
-            out[f"{lm_name}_minus_{peer}"] = {"recall": _interval(diff, rng, n_boot),
-                                              "recall_cold": _interval(diff[cold], rng, n_boot)}
+            out[f"{lm_name}_minus_{peer}"] = {"recall": _interval(diff, seed, n_boot),
+                                              "recall_cold": _interval(diff[cold], seed, n_boot)}
     return out
 
 
@@ -212,13 +212,12 @@ def _tie_aware_hits(scores: np.ndarray, target: np.ndarray, k: int) -> np.ndarra
     return np.clip((k - better) / tied, 0.0, 1.0)
 
 
-def _interval(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> dict[str, float] | None:
+def _interval(values: np.ndarray, seed: int, n_boot: int) -> dict[str, float] | None:
     """Mean and 95% percentile bootstrap interval over users (None without users)."""
     if len(values) == 0:
         return None
-    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(values.mean()), "low": float(low), "high": float(high), "n": len(values)}
+    interval = bootstrap_mean(values, n_bootstrap=n_boot, random_state=seed)
+    return {"mean": interval.estimate, "low": interval.lower, "high": interval.upper, "n": len(values)}
 
 
 def bot_flag_quality(flags: pd.DataFrame, truth_dir: str | Path) -> dict[str, Any]:
