@@ -95,18 +95,6 @@ def understand_step(store: Store, settings: Settings, config: DemoConfig) -> Cal
     return step
 
 
-IMPRESSIONS_SQL = """
-    SELECT i.user_id, a.product_id,
-           EXISTS (SELECT 1 FROM events c WHERE c.type = 'ad_click' AND c.session_id = i.session_id
-                   AND c.ad_id = i.ad_id) AS clicked,
-           EXISTS (SELECT 1 FROM events v WHERE v.type = 'conversion' AND v.session_id = i.session_id
-                   AND v.ad_id = i.ad_id) AS converted
-    FROM events i JOIN ads a ON a.ad_id = i.ad_id
-    WHERE i.type = 'ad_impression' AND NOT i.bot_flag
-      AND i.user_id NOT IN (SELECT entity FROM anomalies WHERE entity_kind = 'user' AND flagged)
-"""
-
-
 def train_step(store: Store, settings: Settings, out: Path) -> Callable[[], str]:
     """Fit the serving scorer on the logged (uniformly random) ad impressions of users not flagged as bots:
     P(click) and P(conversion | click) from the cosine of the user's interest vector with the ad's product vector."""
@@ -115,9 +103,10 @@ def train_step(store: Store, settings: Settings, out: Path) -> Callable[[], str]
         import numpy as np
 
         from adpilot.deliver.scorer import SimilarityScorer
+        from adpilot.rank.readers import store_impressions
         from adpilot.understand.items import load_product_vectors
 
-        logged = store.con.execute(IMPRESSIONS_SQL).df()
+        logged = store_impressions(store.con)
         pv_ids, pv = load_product_vectors(store, settings.encoder)
         row_of = {p: i for i, p in enumerate(pv_ids)}
         prof = store.con.execute("SELECT user_id, interest_vector FROM profiles WHERE interest_vector IS NOT NULL").df()
@@ -125,13 +114,13 @@ def train_step(store: Store, settings: Settings, out: Path) -> Callable[[], str]
                                                                      strict=True)}
         dim = pv.shape[1]
         user_vecs = np.stack([users.get(u, np.zeros(dim, np.float32)) for u in logged["user_id"]])
-        ad_vecs = pv[[row_of[p] for p in logged["product_id"]]]
+        ad_vecs = pv[[row_of[p] for p in logged["item_id"]]]
         sim = (user_vecs * ad_vecs).sum(axis=1)
         scorer = SimilarityScorer().fit(sim, np.zeros(len(sim)), np.full(len(sim), np.nan),
-                                        logged["clicked"].to_numpy(), converted=logged["converted"].to_numpy())
+                                        logged["click"].to_numpy(), converted=logged["conversion"].to_numpy())
         out.parent.mkdir(parents=True, exist_ok=True)
         scorer.save(out)
-        return (f"{len(logged):,} logged impressions, {int(logged['clicked'].sum()):,} clicks → {out} "
+        return (f"{len(logged):,} logged impressions, {int(logged['click'].sum()):,} clicks → {out} "
                 f"(click weight on interest similarity {float(scorer.ctr_coef_[0]):.2f})")
 
     return step
@@ -181,14 +170,14 @@ def simulate_step(store: Store, settings: Settings, config: DemoConfig, scorer_p
         from adpilot.deliver.scorer import SimilarityScorer
         from adpilot.deliver.snapshot import Snapshot
         from adpilot.measure.simulate import UNTARGETED, ConstantScorer, PopularityScorer, SimPolicy, simulate
+        from adpilot.rank.readers import store_impressions
         from adpilot.understand.registry import get_encoder
 
         world = World.load(config.home / "world")
         encoder = get_encoder(settings.encoder, settings)
-        rates = store.con.execute(
-            f"SELECT avg(clicked::INT), coalesce(sum(converted::INT) / nullif(sum(clicked::INT), 0), 0) "
-            f"FROM ({IMPRESSIONS_SQL})").fetchone()
-        ctr, cvr = float(rates[0]), float(rates[1])  # type: ignore[index]
+        logged = store_impressions(store.con)
+        ctr = float(logged["click"].mean())
+        cvr = float(logged["conversion"].sum() / max(int(logged["click"].sum()), 1))
         policies = [
             SimPolicy("untargeted", ConstantScorer(ctr, cvr), personalised=False, contextual=False,
                       config=EngineConfig(skip_filters=UNTARGETED)),

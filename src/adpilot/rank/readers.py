@@ -224,18 +224,15 @@ def sequence_task(users: np.ndarray, seqs: list[list[int]], attrs: dict[str, dic
 
 WORLD_ITEM_EVENTS = ("click", "add_to_cart", "purchase")
 """Organic events of the synthetic world whose items form a user's behaviour history."""
+IMPRESSION_EVENT_TYPES = ("ad_impression", "ad_click", "conversion", *WORLD_ITEM_EVENTS)
+IMPRESSION_EVENT_COLUMNS = ("user_id", "session_id", "ts", "type", "item_id", "ad_id", "creative_id", "device",
+                            "slot")
+"""What :func:`label_impressions` reads: impressions, their outcomes and the organic history."""
 
 
 def world_impressions(directory: str | Path, max_history: int = 50) -> pd.DataFrame:
     """One row per ``ad_impression`` of a synthetic world written by ``adpilot world`` (the store-side files
-    only, never ``truth/``), labelled with the ``click`` and ``conversion`` that followed it.
-
-    A click is joined to the latest earlier impression of the same user, session, ad and creative; a
-    conversion to the latest earlier click likewise. Columns: ``user_id, ad_id, creative_id, item_id`` (the
-    ad's product), ``cate`` (its leaf), ``top_cate, brand, price, slot, device, hour, hist_item_id,
-    hist_cate`` (the user's last ``max_history`` clicked/carted/bought items before the impression),
-    ``click, conversion`` and ``ts`` (for splitting: drop it from the features), in time order.
-    """
+    only, never ``truth/``), labelled by :func:`label_impressions`."""
     import pyarrow.parquet as pq
 
     folder = Path(directory)
@@ -243,16 +240,47 @@ def world_impressions(directory: str | Path, max_history: int = 50) -> pd.DataFr
     for file in files.values():
         if not file.is_file():
             raise InputFileError(f"no synthetic world in {folder}: {file.name} is missing (run `adpilot world`)")
-    columns = ["user_id", "session_id", "ts", "type", "item_id", "ad_id", "creative_id", "device", "slot"]
-    events = pq.read_table(files["events"], columns=columns,
-                           filters=[("type", "in", ["ad_impression", "ad_click", "conversion",
-                                                    *WORLD_ITEM_EVENTS])]).to_pandas()
+    events = pq.read_table(files["events"], columns=list(IMPRESSION_EVENT_COLUMNS),
+                           filters=[("type", "in", list(IMPRESSION_EVENT_TYPES))]).to_pandas()
+    if not (events["type"] == "ad_impression").any():
+        raise UserError(f"the world in {folder} has no ad impressions (generate it with more --events)")
+    ads = pq.read_table(files["ads"], columns=["ad_id", "product_id"]).to_pandas()
+    products = pq.read_table(files["products"], columns=["product_id", "category", "brand", "price"]).to_pandas()
+    return label_impressions(events, ads, products, max_history)
+
+
+def store_impressions(con: object, max_history: int = 50) -> pd.DataFrame:
+    """:func:`label_impressions` over the store's events (``con``: a DuckDB connection), leaving out events
+    ingestion flagged as bot bursts and users the anomaly detector flagged (``anomalies`` table, when built):
+    a click model should learn from shoppers. User ids are the store's pseudonyms."""
+    types = ", ".join(f"'{t}'" for t in IMPRESSION_EVENT_TYPES)
+    flagged = ("AND user_id NOT IN (SELECT entity FROM anomalies WHERE entity_kind = 'user' AND flagged)"
+               if con.execute("SELECT count(*) FROM information_schema.tables "  # type: ignore[attr-defined]
+                              "WHERE table_name = 'anomalies'").fetchone()[0] else "")
+    events = con.execute(  # type: ignore[attr-defined]
+        f"SELECT {', '.join(IMPRESSION_EVENT_COLUMNS)} FROM events WHERE type IN ({types}) AND NOT bot_flag "
+        f"{flagged}").df()
+    if not (events["type"] == "ad_impression").any():
+        raise UserError("the store has no ad impressions from unflagged users to learn clicks from")
+    ads = con.execute("SELECT ad_id, product_id FROM ads").df()  # type: ignore[attr-defined]
+    products = con.execute("SELECT product_id, category, brand, price FROM products").df()  # type: ignore[attr-defined]
+    return label_impressions(events, ads, products, max_history)
+
+
+def label_impressions(events: pd.DataFrame, ads: pd.DataFrame, products: pd.DataFrame,
+                      max_history: int = 50) -> pd.DataFrame:
+    """One row per ``ad_impression`` in ``events``, labelled with the ``click`` and ``conversion`` that followed it.
+
+    A click is joined to the latest earlier impression of the same user, session, ad and creative; a
+    conversion to the latest earlier click likewise. Columns: ``user_id, ad_id, creative_id, item_id`` (the
+    ad's product), ``cate`` (its leaf), ``top_cate, brand, price, slot, device, hour, hist_item_id,
+    hist_cate`` (the user's last ``max_history`` clicked/carted/bought items before the impression),
+    ``click, conversion`` and ``ts`` (for splitting: drop it from the features), in time order.
+    """
     key = ["user_id", "session_id", "ad_id", "creative_id"]
     kinds = {k: events[events["type"] == k].sort_values("ts", kind="stable")
              for k in ("ad_impression", "ad_click", "conversion")}
     imps = kinds["ad_impression"].drop(columns=["type", "item_id"]).reset_index(drop=True)
-    if imps.empty:
-        raise UserError(f"the world in {folder} has no ad impressions (generate it with more --events)")
     imps["row"] = np.arange(len(imps))
     clicks = kinds["ad_click"][[*key, "ts"]].assign(row=_link(kinds["ad_click"], imps, key))
     clicks = clicks[clicks["row"] >= 0].assign(row=lambda c: c["row"].astype(np.int64))
@@ -260,10 +288,9 @@ def world_impressions(directory: str | Path, max_history: int = 50) -> pd.DataFr
     imps["click"] = np.isin(imps["row"], clicks["row"]).astype(np.int64)
     imps["conversion"] = np.isin(imps["row"], converted[converted >= 0]).astype(np.int64)
 
-    ads = pq.read_table(files["ads"], columns=["ad_id", "product_id"]).to_pandas()
-    products = pq.read_table(files["products"], columns=["product_id", "category", "brand", "price"]).to_pandas()
-    products["cate"] = products["category"].map(lambda c: c[-1] if len(c) else None)
-    products["top_cate"] = products["category"].map(lambda c: c[0] if len(c) else None)
+    products = products.copy()
+    products["cate"] = products["category"].map(lambda c: c[-1] if c is not None and len(c) else None)
+    products["top_cate"] = products["category"].map(lambda c: c[0] if c is not None and len(c) else None)
     item = ads.merge(products.drop(columns=["category"]), on="product_id", how="left")
     imps = imps.merge(item.rename(columns={"product_id": "item_id"}), on="ad_id", how="left")
     leaf = dict(zip(products["product_id"], products["cate"], strict=True))
