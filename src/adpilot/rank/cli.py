@@ -1,4 +1,5 @@
-"""``adpilot train ctr`` and ``adpilot eval ctr``. Heavy imports (torch) happen inside the commands."""
+"""``adpilot train ctr``, ``adpilot train export`` and ``adpilot eval ctr``. Heavy imports (torch) happen inside the
+commands."""
 
 from __future__ import annotations
 
@@ -74,6 +75,26 @@ def train_ctr(
             typer.echo(f"valid pCVR on {int(clicked.sum())} clicked rows: conversion rate {y[clicked, 1].mean():.5f}, "
                        f"mean raw {pcvr.mean():.5f}, {calibration} {estimator.calibrators_[1].apply(pcvr).mean():.5f}")
     typer.echo(f"saved {path}")
+
+
+@train_app.command("export")
+def train_export(
+    out: Annotated[Path, typer.Option(help="Folder for train.parquet (and test.parquet with --test-days).")],
+    encoder: Annotated[str, typer.Option(help="Whose product vectors become ad_vec / hist_vec.")] = "e5",
+    test_days: Annotated[float, typer.Option(help="Hold out the impressions of the last N days as test.parquet.")] = 0,
+    max_history: Annotated[int, typer.Option(help="Products kept in each row's history.")] = 50,
+    store: Annotated[Path | None, typer.Option(help="Store file (default from settings).")] = None,
+) -> None:
+    """Write the store's logged impressions, labelled with clicks and conversions, under the names the serving
+    engine passes to a scorer, so `train ctr --train OUT/train.parquet` makes a model `serve` can use."""
+    from adpilot.config import get_settings
+    from adpilot.rank.store_export import export_training
+    from adpilot.store import Store
+
+    with Store(store or get_settings().resolved_store_path) as opened:
+        written = export_training(opened, out, encoder, test_days, max_history)
+    for name, rows in written.items():
+        typer.echo(f"{out / (name + '.parquet')}: {rows:,} impressions")
 
 
 @eval_app.command("ctr")

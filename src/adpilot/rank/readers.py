@@ -299,7 +299,8 @@ def label_impressions(events: pd.DataFrame, ads: pd.DataFrame, products: pd.Data
     history = _histories(organic, imps, max_history)
     imps["hist_item_id"] = history
     imps["hist_cate"] = [[leaf.get(i) for i in h] for h in history]
-    imps["hour"] = imps["ts"].dt.hour.astype(str)
+    utc = imps["ts"].dt.tz_convert("UTC") if imps["ts"].dt.tz is not None else imps["ts"]
+    imps["hour"] = utc.dt.hour.astype(str)  # the hour of day the engine passes: UTC, whatever the session's zone
     order = ["user_id", "ad_id", "creative_id", "item_id", "cate", "top_cate", "brand", "price", "slot", "device",
              "hour", "hist_item_id", "hist_cate", "click", "conversion", "ts"]
     return imps.sort_values("row")[order].reset_index(drop=True)
