@@ -8,7 +8,10 @@ then runs each phase in a fresh subprocess so peak RSS is per phase:
 ``bare`` is ``CREATE TABLE AS SELECT * FROM read_parquet(...)`` (no validation) and closing the database: both
 sides are timed until the database is closed, i.e. checkpointed into the file. The ratio printed is validated-ingest throughput over bare throughput, measured in the same run on the same machine; the same
 ratio per CPU-second (user + system time of each phase) is printed too, as wall time on a shared machine
-depends on how many cores the phase could get.
+depends on how many cores the phase could get. A third peer inserts the columns ingest stores (the derived
+``event_id``, its 128-bit ``event_key``, a 32-hex-digit user id) in one bare INSERT: the least that writing
+adpilot's ``events`` table costs, so the distance to it is the price of checking and cleaning. ``--peer-src``
+times another version of adpilot on the same inputs in the same run (before/after).
 """
 
 from __future__ import annotations
@@ -72,7 +75,27 @@ def make_events(rows: int, seed: int) -> pa.Table:
     })
 
 
+def _stored_columns(path: str, store: str) -> int:
+    """The columns ingest stores, made in one bare INSERT (no checks, cleaning, de-duplication or batches):
+    ``event_id`` the MD5 of the content, ``event_key`` its 128-bit MD5, ``user_id`` a 32-hex-digit hash. This is
+    what writing adpilot's ``events`` table costs at the least, so the price of the checks is what ingest adds."""
+    from adpilot.store import Store
+
+    reader = "read_parquet" if path.endswith(".parquet") else "read_csv"
+    with Store(store) as db:
+        db.con.execute("SET memory_limit = '600MB'")
+        db.con.execute("SET preserve_insertion_order = false")
+        names = [r[0] for r in db.con.execute(f"DESCRIBE SELECT * FROM {reader}('{path}')").fetchall()]
+        content = ", ".join(f"coalesce(CAST(\"{n}\" AS VARCHAR), '\\N')" for n in names)
+        db.con.execute(f"""INSERT INTO events BY NAME
+            SELECT * REPLACE (md5(user_id) AS user_id), md5_number(event_id) AS event_key FROM (
+                SELECT *, md5(concat_ws(chr(31), {content})) AS event_id, ? AS source_file, 0 AS source_row
+                FROM {reader}('{path}'))""", [path])
+        return db.count("events")
+
+
 def _child(phase: str, path: str, store: str, batch_rows: int) -> None:
+    """One phase, timed until the database is closed; prints its figures as JSON. ``batch_rows`` 0: the default."""
     os.environ.setdefault("ADPILOT_MODE", "test")
     started = time.perf_counter()
     if phase == "bare":
@@ -85,12 +108,15 @@ def _child(phase: str, path: str, store: str, batch_rows: int) -> None:
         rows = con.execute("SELECT count(*) FROM bare").fetchone()[0]
         con.close()  # checkpoints, as closing the store does after an ingest
         extra = {}
+    elif phase == "columns":
+        rows, extra = _stored_columns(path, store), {}
     else:
         from adpilot.store import Store
         from adpilot.store.ingest import IngestPolicy, ingest_file
 
         with Store(store) as db:
-            report = ingest_file(db, path, policy=IngestPolicy(batch_rows=batch_rows))
+            policy = IngestPolicy(batch_rows=batch_rows) if batch_rows else IngestPolicy()
+            report = ingest_file(db, path, policy=policy)
         rows = report.rows_read
         extra = {"accepted": report.accepted, "quarantined": report.quarantined,
                  "duplicates": report.duplicates, "flagged": report.flagged, "reconciles": report.reconciles}
@@ -108,14 +134,17 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run(phase: str, path: Path, workdir: Path, batch_rows: int, store: Path | None = None) -> dict[str, float]:
-    """Run one phase in a fresh process; a given ``store`` is kept, otherwise a scratch one is used."""
+def _run(phase: str, path: Path, workdir: Path, batch_rows: int, store: Path | None = None,
+         src: Path | None = None) -> dict[str, float]:
+    """Run one phase in a fresh process (importing adpilot from ``src`` when given); a given ``store`` is kept,
+    otherwise a scratch one is used."""
     scratch = store is None
     store = store or workdir / f"{phase}-{path.suffix[1:]}.duckdb"
     if scratch:
         store.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(src.resolve())} if src else None
     out = subprocess.run([sys.executable, __file__, "--child", phase, str(path), str(store), str(batch_rows)],
-                         check=True, capture_output=True, text=True)
+                         check=True, capture_output=True, text=True, env=env)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if scratch:
         store.unlink(missing_ok=True)
@@ -141,7 +170,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000, help="events in the Parquet file")
     parser.add_argument("--csv-rows", type=int, default=2_000_000, help="events in the CSV file")
-    parser.add_argument("--batch-rows", type=int, default=262_144)
+    parser.add_argument("--batch-rows", type=int, default=0, help="rows per batch (default: the policy's)")
+    parser.add_argument("--peer-src", type=Path, default=None,
+                        help="a src/ folder holding another adpilot (e.g. `git archive HEAD src | tar -x -C DIR`): "
+                             "its validated ingest is timed too, in the same run, as 'before'")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="where inputs and stores go (default: a temp dir)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -156,7 +188,8 @@ def main() -> None:
         pq.write_table(make_events(args.rows, args.seed), parquet, row_group_size=1 << 20)
         pa_csv.write_csv(make_events(args.csv_rows, args.seed + 1), csv)
         print(f"inputs: {parquet.stat().st_size / 2**20:.0f} MiB Parquet ({args.rows:,} rows), "
-              f"{csv.stat().st_size / 2**20:.0f} MiB CSV ({args.csv_rows:,} rows)")
+              f"{csv.stat().st_size / 2**20:.0f} MiB CSV ({args.csv_rows:,} rows); "
+              f"load average {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} cores")
         for path in (parquet, csv):
             bare = _run("bare", path, workdir, args.batch_rows)
             full = _run("ingest", path, workdir, args.batch_rows, store=workdir / f"full-{path.suffix[1:]}.duckdb")
@@ -167,11 +200,24 @@ def main() -> None:
             cpu_rate, bare_cpu_rate = full["rows"] / full["cpu"], bare["rows"] / bare["cpu"]
             print(f"         per CPU-second (steadier on a loaded machine): validated {cpu_rate:,.0f} events, "
                   f"bare {bare_cpu_rate:,.0f} events, ratio {cpu_rate / bare_cpu_rate:.2f}")
+            columns = _run("columns", path, workdir, args.batch_rows)
+            print(f"         bare insert of the stored columns (ids, keys, hashed users; no checks): "
+                  f"{columns['rows'] / columns['seconds']:,.0f} events/s, {columns['rows'] / columns['cpu']:,.0f} "
+                  f"per CPU-s; validated/that: wall {columns['seconds'] / full['seconds']:.2f}, "
+                  f"CPU {columns['cpu'] / full['cpu']:.2f}")
             print(f"         counts: {({k: full[k] for k in ('accepted', 'quarantined', 'duplicates', 'flagged')})}"
                   f" reconcile={full['reconciles']}")
+            if args.peer_src:
+                before = _run("ingest", path, workdir, args.batch_rows, src=args.peer_src)
+                print(f"         before ({args.peer_src}): {before['rows'] / before['seconds']:,.0f} events/s "
+                      f"({before['seconds']:.1f} s, peak RSS {before['rss_mb']:.0f} MiB), "
+                      f"{before['rows'] / before['cpu']:,.0f} per CPU-s; after/before: wall "
+                      f"{before['seconds'] / full['seconds']:.2f}x, CPU {before['cpu'] / full['cpu']:.2f}x")
         _resend(make_events(args.rows, args.seed), workdir, args.batch_rows)
+    peer = f" --peer-src {args.peer_src}" if args.peer_src else ""
     print(f"reproduce: .venv/bin/python benchmarks/bench_store_ingest.py --rows {args.rows} "
-          f"--csv-rows {args.csv_rows} --batch-rows {args.batch_rows} --seed {args.seed}")
+          f"--csv-rows {args.csv_rows} --batch-rows {args.batch_rows} --seed {args.seed}{peer}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -204,3 +204,29 @@ def test_json_ids_are_hidden_alike_in_python_and_sql(settings):
     assert pseudonymise('a"b', settings.secret) in hide_json_ids(lines[0], ["user_id"], settings.secret)
     assert pseudonymise("7", settings.secret) in hide_json_ids(lines[1], ["user_id"], settings.secret)
     assert hide_json_ids(lines[3], ["user_id"], settings.secret) == lines[3]
+
+
+def test_copies_inside_a_batch_of_a_changed_file_at_the_same_path(store, settings, policy, tmp_path):
+    """A file ingested, then changed in place (new content, same path and row numbers): its first version's rows
+    are neither taken for the new batch's rows nor deleted as copies, and copies inside the new batch keep their
+    first row only."""
+    path = tmp_path / "events.parquet"
+    first = make_events(500, seed=1)
+    pq.write_table(first, path)
+    assert ingest_file(store, path, settings=settings, policy=policy).accepted == 500
+    fresh = make_events(400, seed=2).slice(100)  # 300 other events, in the first file's time span
+    changed = pa.concat_tables([first.slice(0, 200), fresh, fresh.slice(0, 50)])  # 200 known, 300 new, 50 copies
+    pq.write_table(changed, path)
+    report = ingest_file(store, path, settings=settings, policy=policy)
+    assert (report.rows_read, report.accepted, report.duplicates) == (550, 300, 250) and report.reconciles
+    assert store.count("events") == 800
+    assert store.con.execute("SELECT count(*), count(DISTINCT (event_key, ts)) FROM events").fetchone() == (800, 800)
+    assert store.con.execute("SELECT max(source_row) FROM events").fetchone() == (500,)  # copies (501-550) dropped
+
+
+def test_ingest_restores_insertion_order(store, settings, policy):
+    """Ingest turns insertion order off for its own inserts only; the connection gets its setting back."""
+    order = "SELECT current_setting('preserve_insertion_order')"
+    assert store.con.execute(order).fetchall() == [(True,)]
+    ingest_table(store, make_events(20), "events", "x", settings=settings, policy=policy)
+    assert store.con.execute(order).fetchall() == [(True,)]

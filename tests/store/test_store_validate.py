@@ -118,3 +118,22 @@ def test_specs_follow_the_schema():
     specs = {s.name: s for s in SPECS}
     assert specs["rating"].le == 5 and specs["query"].max_len == 1000 and specs["user_id"].required
     assert not math.isnan(specs["price"].ge)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(NUMBERS, min_size=1, max_size=20), st.lists(st.sampled_from(["click", "teleport", "", " CLICK "]),
+                                                             min_size=20, max_size=20))
+def test_valid_and_rejected_rows_split_the_batch_as_the_reasons_do(values, types):
+    """``rows='valid'`` (one boolean test, no reasons built) and ``rows='rejected'`` partition the rows exactly as
+    the reasons of ``rows='all'`` do, with the same values and reasons."""
+    n = len(values)
+    table = pa.table({"user_id": ["u"] * n, "ts": ["2026-03-01 10:00:00"] * n, "type": types[:n],
+                      "price": values, "_row": pa.array(range(n), pa.int64())})
+    inputs = {c: (f'"{c}"', input_kind(table.schema.field(c).type)) for c in table.column_names if c != "_row"}
+    con = CON.cursor()  # its own connection: the shared one may hold another test's unfinished result
+    con.register("batch", table)
+    runs = {rows: con.execute(f"SELECT * FROM ({validation_sql(SPECS, inputs, 'batch', rows=rows)}) ORDER BY _row")
+            .fetchall() for rows in ("all", "valid", "rejected")}
+    reason = -2
+    assert repr(runs["valid"]) == repr([r for r in runs["all"] if r[reason] is None])  # repr: NaN equals NaN
+    assert repr(runs["rejected"]) == repr([r for r in runs["all"] if r[reason] is not None])

@@ -32,6 +32,7 @@ cannot split at all is replaced by a note.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,23 +50,30 @@ from adpilot.store.kinds import KINDS, Kind, TimeWindow, resolve_kind
 from adpilot.store.privacy import PSEUDONYM_MACRO as PSEUDONYM
 from adpilot.store.privacy import hide_csv_ids, hide_json_ids, install_pseudonym_macro, mask_sql
 from adpilot.store.readers import ArrowSource, Chunk, CsvSource, Reject, Source, open_source
-from adpilot.store.validate import as_text, input_kind, quote, validation_sql
+from adpilot.store.validate import as_text, input_kind, literal, quote, typed_sql, validation_sql
 
 IN, VALID, PSEUDONYMS, BOTS = "_adpilot_in", "_adpilot_valid", "_adpilot_pseudonyms", "_adpilot_bots"
+PSEUDONYM_CACHE = 500_000
 
 
 @dataclass(frozen=True)
 class IngestPolicy:
-    """Limits of ingestion; defaults suit shop logs. ``now`` is a parameter so tests can pin it."""
+    """Limits of ingestion; defaults suit shop logs. ``now`` is a parameter so tests can pin it.
+
+    A batch (``batch_rows`` Parquet/Arrow rows, ``block_bytes`` of text) is one transaction. Large batches are
+    cheaper: each commit leaves a partly filled row group per thread, which a later checkpoint rewrites (on 2
+    million Parquet events, batches of 2^19 rows took 13% more CPU than 2^20). Memory stays bounded by one
+    batch plus ``memory_limit``.
+    """
 
     max_future: timedelta = timedelta(days=1)
     earliest: datetime = datetime(1990, 1, 1, tzinfo=UTC)
     burst_per_second: int = 10
     clicks_per_minute: int = 60
-    batch_rows: int = 262_144
-    block_bytes: int = 16 << 20
+    batch_rows: int = 1 << 20
+    block_bytes: int = 64 << 20
     max_record_bytes: int = 1 << 20
-    memory_limit: str = "600MB"
+    memory_limit: str = "300MB"
     now: datetime | None = None
 
     def window(self) -> TimeWindow:
@@ -151,14 +159,15 @@ def _id_hider(source: Source, kind: Kind, secret: str) -> Callable[[str], str]:
     return lambda raw: raw
 
 
-def _quarantine(con: duckdb.DuckDBPyConnection, source: str, kind: Kind, rejects: list[Reject],
+def _quarantine(con: duckdb.DuckDBPyConnection, source: str, kind: Kind, validation: str, rejects: list[Reject],
                 hide: Callable[[str], str]) -> int:
-    """Store rejected rows with their reasons; user ids in the raw text are pseudonymised (``hide`` for records
-    the reader refused, SQL for the others) and personal data is masked like free text."""
+    """Store the rows ``validation`` rejects and the records the reader refused, with their reasons; returns how
+    many. User ids in the raw text are pseudonymised (``hide`` for records the reader refused, SQL for the
+    others) and personal data is masked like free text."""
     found = con.execute(
         f"INSERT INTO quarantine (source_file, source_row, raw, reason, kind) "
-        f"SELECT ?, _row, {mask_sql('_raw')}, _reason, ? FROM {VALID} WHERE _reason IS NOT NULL", [source, kind.name]
-    ).fetchone()
+        f"SELECT ?, _row, {mask_sql('_raw')}, _reason, ? FROM ({validation})",
+        [source, kind.name]).fetchall()[0]
     if rejects:
         table = pa.table({"row": [r.row for r in rejects], "raw": [hide(r.raw) for r in rejects],
                           "reason": [r.reason for r in rejects]})
@@ -172,15 +181,19 @@ def _quarantine(con: duckdb.DuckDBPyConnection, source: str, kind: Kind, rejects
 def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind, validation: str, inputs: dict[str, tuple[str, str]]) -> str:
     """``validation`` with user ids pseudonymised and free text masked (and, for events, ids and keys).
 
-    HMACs are computed once per distinct id and kept for the session in a temporary (never persisted) table,
-    so later batches of the same users only pay a hash join. An absent ``event_id`` is the MD5 of the cleaned
-    content; ``event_key = md5_number(event_id)`` (128 bits) is what de-duplication joins on.
+    HMACs are computed once per distinct id and kept for the session in a temporary (never persisted) table
+    of at most ``PSEUDONYM_CACHE`` ids, so later batches of the same users only pay a hash join while memory
+    stays bounded however many users a file has. An absent ``event_id`` is the MD5 of the cleaned content;
+    ``event_key = md5_number(event_id)`` (128 bits) is what de-duplication joins on.
     """
     replaced = [f"CASE WHEN regexp_matches({quote(c)}, '[0-9@]') THEN {mask_sql(quote(c))} ELSE {quote(c)} END "
                 f"AS {quote(c)}" for c in kind.masked]
     join = ""
     for column in kind.pseudonymised:
         expr, kind_of_input = inputs.get(column, ("NULL::VARCHAR", "str"))
+        cached = con.execute(f"SELECT count(*) FROM {PSEUDONYMS}").fetchall()[0]
+        if cached and cached[0] > PSEUDONYM_CACHE:
+            con.execute(f"DELETE FROM {PSEUDONYMS}")
         con.execute(f"""INSERT INTO {PSEUDONYMS} SELECT raw_id, {PSEUDONYM}(raw_id) FROM (
             SELECT DISTINCT {as_text(expr, kind_of_input)} AS raw_id FROM {IN})
             ANTI JOIN {PSEUDONYMS} USING (raw_id) WHERE raw_id IS NOT NULL""")
@@ -196,21 +209,50 @@ def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind, validation: str, inputs
         SELECT * REPLACE (coalesce(event_id, md5(concat_ws(chr(31), {parts}))) AS event_id) FROM ({select}))"""
 
 
-def _store_events(con: duckdb.DuckDBPyConnection, source: str, span: tuple[object, object]) -> int:
-    """Insert new events. An event is known by (``event_id``, ``ts``): exact copies and re-sent events are
-    duplicates. Only stored events inside the batch's time span are probed, which zone maps make cheap on
-    time-ordered data whatever the table's size."""
-    found = con.execute(f"""
+def _mine(source: str, rows: tuple[int, int], span: tuple[datetime, datetime], alias: str = "") -> str:
+    """SQL condition selecting the stored events of one batch: its file, its rows and (for zone maps) its time span."""
+    return (f"{alias}source_file = {literal(source)} AND {alias}source_row BETWEEN {int(rows[0])} AND {int(rows[1])} "
+            f"AND {alias}ts BETWEEN TIMESTAMPTZ '{span[0].isoformat()}' AND TIMESTAMPTZ '{span[1].isoformat()}'")
+
+
+def _time_span(con: duckdb.DuckDBPyConnection, kind: Kind, inputs: dict[str, tuple[str, str]],
+               window: TimeWindow) -> tuple[datetime, datetime] | None:
+    """First and last plausible timestamp of the batch (before the other checks: a superset of its valid events)."""
+    ts = next(s for s in kind.specs if s.name == "ts")
+    row = con.execute(f"SELECT min(t), max(t) FROM (SELECT {typed_sql(ts, inputs)} AS t FROM {IN}) WHERE t BETWEEN ? AND ?",
+                      [window.earliest, window.latest]).fetchall()[0]
+    return (row[0], row[1]) if row and row[0] is not None else None
+
+
+def _store_events(con: duckdb.DuckDBPyConnection, source: str, cleaned: str, rows: tuple[int, int],
+                  span: tuple[datetime, datetime]) -> tuple[int, tuple[datetime | None, datetime | None]]:
+    """Insert the batch's new events; returns how many and their time span.
+
+    An event is known by (``event_id``, ``ts``): exact copies and re-sent events are duplicates. The insert
+    streams straight from the cleaning query, leaving out events already stored (only stored events inside the
+    batch's time span are probed, which zone maps make cheap on time-ordered data whatever the table's size).
+    Copies inside the batch are then found among the batch's stored rows with one aggregation over two
+    fixed-width columns, and all but the first row of each are deleted in the same transaction.
+    """
+    inserted = con.execute(f"""
         INSERT INTO events BY NAME
         SELECT k.* EXCLUDE (_row, _reason, _raw), k._row AS source_row, ? AS source_file, FALSE AS bot_flag
-        FROM (SELECT * FROM {VALID} WHERE _reason IS NULL) k
-        LEFT JOIN (SELECT event_key, ts, min(_row) AS first FROM {VALID} WHERE _reason IS NULL
-                   GROUP BY ALL HAVING count(*) > 1) dup
-            ON dup.event_key = k.event_key AND dup.ts = k.ts
+        FROM ({cleaned}) k
         ANTI JOIN (SELECT event_key, ts FROM events WHERE ts BETWEEN ? AND ?) e
-            ON e.event_key = k.event_key AND e.ts = k.ts
-        WHERE dup.first IS NULL OR k._row = dup.first""", [source, *span]).fetchone()
-    return int(found[0]) if found else 0
+            ON e.event_key = k.event_key AND e.ts = k.ts""", [source, *span]).fetchall()[0]
+    accepted = int(inserted[0]) if inserted else 0
+    if not accepted:
+        return 0, (None, None)
+    mine = _mine(source, rows, span)
+    found = con.execute(f"""SELECT min(ts), max(ts), sum(n - 1) FROM (
+        SELECT ts, count(*) AS n FROM events WHERE {mine} GROUP BY event_key, ts)""").fetchall()[0]
+    copies = int(found[2]) if found and found[2] else 0
+    if copies:
+        con.execute(f"""DELETE FROM events USING (
+                SELECT event_key, ts, min(source_row) AS first FROM events WHERE {mine} GROUP BY ALL HAVING count(*) > 1
+            ) d WHERE events.event_key = d.event_key AND events.ts = d.ts AND events.source_row > d.first
+              AND {_mine(source, rows, span, "events.")}""")
+    return accepted - copies, ((found[0], found[1]) if found else (None, None))
 
 
 def _store_entities(con: duckdb.DuckDBPyConnection, kind: Kind) -> int:
@@ -228,32 +270,42 @@ def _store_entities(con: duckdb.DuckDBPyConnection, kind: Kind) -> int:
             SELECT * FROM {VALID} WHERE _reason IS NULL
             QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _row DESC) = 1
         ) d ANTI JOIN (SELECT {key}, {digest("")} AS _h FROM {kind.table}) e
-            ON e.{key} = d.{key} AND e._h = {digest("d.")}""").fetchone()
+            ON e.{key} = d.{key} AND e._h = {digest("d.")}""").fetchall()[0]
     return int(found[0]) if found else 0
 
 
 def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: Chunk, kind: Kind, policy: IngestPolicy,
                 hide: Callable[[str], str]) -> tuple[int, int, int, tuple[datetime | None, datetime | None]]:
-    """Validate and store one chunk; returns (accepted, quarantined, duplicates, time span of valid events)."""
+    """Validate and store one chunk; returns (accepted, quarantined, duplicates, time span of accepted events).
+
+    Events are never materialised in between: rejects go to quarantine straight from the validation query and
+    valid rows to ``events`` straight from the cleaning query, so each costs one pass over the Arrow batch.
+    """
     inputs, pre = _inputs(source, chunk.table, kind)
-    sql = validation_sql(kind.specs, inputs, IN, extra=kind.extra(policy.window()), has_raw=source.has_raw, pre_reason=pre,
-                         short=_short(chunk.table, kind), hidden=dict.fromkeys(kind.pseudonymised, PSEUDONYM))
+    validation = functools.partial(validation_sql, kind.specs, inputs, IN, extra=kind.extra(policy.window()),
+                                   has_raw=source.has_raw, pre_reason=pre, short=_short(chunk.table, kind),
+                                   hidden=dict.fromkeys(kind.pseudonymised, PSEUDONYM))
+    span: tuple[datetime | None, datetime | None] = (None, None)
+    first_last = pc.min_max(chunk.table.column("_row")) if chunk.table.num_rows else None
+    rows = (first_last["min"].as_py(), first_last["max"].as_py()) if first_last else (0, 0)
     con.register(IN, chunk.table)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {VALID} AS {_cleaned(con, kind, sql, inputs)}")
+        quarantined = _quarantine(con, source.path, kind, validation(rows="rejected"), chunk.rejects, hide)
+        valid = chunk.table.num_rows - (quarantined - len(chunk.rejects))
+        if not valid:
+            return 0, quarantined, 0, span
+        cleaned = _cleaned(con, kind, validation(rows="valid"), inputs)
+        if kind.name == "events":
+            plausible = _time_span(con, kind, inputs, policy.window())
+            assert plausible is not None, "a valid event has a timestamp inside the window"
+            accepted, span = _store_events(con, source.path, cleaned, rows, plausible)
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {VALID} AS {cleaned}")
+            accepted = _store_entities(con, kind)
     finally:
         con.unregister(IN)
-    quarantined = _quarantine(con, source.path, kind, chunk.rejects, hide)
-    times = ", min(ts), max(ts)" if kind.name == "events" else ""
-    row = con.execute(f"SELECT count(*){times} FROM {VALID} WHERE _reason IS NULL").fetchone()
-    valid = int(row[0]) if row else 0
-    if kind.name == "events":
-        span = (row[1], row[2]) if row else (None, None)
-        accepted = _store_events(con, source.path, span) if valid else 0
-        if span[0] is not None and span[1] is not None:
-            flag_bots(con, span[0], span[1], policy, users=f"(SELECT user_id, ts FROM {VALID} WHERE _reason IS NULL)")
-    else:
-        span, accepted = (None, None), _store_entities(con, kind)
+    if span[0] is not None and span[1] is not None:
+        flag_bots(con, span[0], span[1], policy, users=f"(SELECT user_id, ts FROM events WHERE {_mine(source.path, rows, span)})")
     return accepted, quarantined, valid - accepted, span
 
 
@@ -267,45 +319,65 @@ def flag_bots(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, policy
     against every stored event of those minutes, so a burst split across batches or files is still seen
     and the work stays proportional to the batch. A (user, minute) with no more events than the lower limit
     can hold neither kind of burst, so one aggregation over those minutes usually settles it and only the busy
-    pairs are counted per second and per click.
+    pairs are counted per second and per click. That first aggregation groups by a 64-bit hash of the user id:
+    a collision can only make a pair look busy, and busy pairs are then counted exactly.
     """
     start = lo.replace(second=0, microsecond=0)
     end = hi.replace(second=0, microsecond=0) + timedelta(minutes=1)
     clicks = "('click', 'ad_click')"
+    minute, second = _bucket("ts", 60), _bucket("ts", 1)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {BOTS} AS WITH busy AS (
-            SELECT user_id, date_trunc('minute', ts) AS m FROM events WHERE ts >= ? AND ts < ?
+            SELECT hash(user_id) AS h, {minute} AS m FROM events WHERE ts >= ? AND ts < ?
             GROUP BY ALL HAVING count(*) > {min(int(policy.burst_per_second), int(policy.clicks_per_minute))}
         ), pairs AS (
-            SELECT DISTINCT k.user_id, date_trunc('minute', k.ts) AS m FROM {users} k
-            SEMI JOIN busy b ON k.user_id = b.user_id AND date_trunc('minute', k.ts) = b.m
+            SELECT DISTINCT k.user_id, {_bucket("k.ts", 60)} AS m FROM {users} k
+            SEMI JOIN busy b ON hash(k.user_id) = b.h AND {_bucket("k.ts", 60)} = b.m
         ), seen AS MATERIALIZED (
             SELECT e.user_id, e.ts, e.type FROM events e
-            SEMI JOIN pairs k ON e.user_id = k.user_id AND date_trunc('minute', e.ts) = k.m
+            SEMI JOIN pairs k ON e.user_id = k.user_id AND {_bucket("e.ts", 60)} = k.m
             WHERE e.ts >= ? AND e.ts < ?)
-        SELECT user_id, date_trunc('second', ts) AS t, 'second' AS unit FROM seen
+        SELECT user_id, {second} AS t, 1 AS seconds FROM seen
         GROUP BY ALL HAVING count(*) > {int(policy.burst_per_second)}
         UNION ALL
-        SELECT user_id, date_trunc('minute', ts) AS t, 'minute' AS unit FROM seen WHERE type IN {clicks}
+        SELECT user_id, {minute} AS t, 60 AS seconds FROM seen WHERE type IN {clicks}
         GROUP BY ALL HAVING count(*) > {int(policy.clicks_per_minute)}""", [start, end] * 2)
-    found = con.execute(f"SELECT count(*) FROM {BOTS}").fetchone()
-    if not found or not found[0]:
+    found = con.execute(f"SELECT count(*) FROM {BOTS}").fetchall()
+    if not found[0][0]:
         return
-    for unit, only in (("second", ""), ("minute", f"AND events.type IN {clicks}")):
+    for seconds, only in ((1, ""), (60, f"AND events.type IN {clicks}")):
         con.execute(f"""
-            UPDATE events SET bot_flag = TRUE FROM (SELECT user_id, t FROM {BOTS} WHERE unit = '{unit}') b
-            WHERE events.user_id = b.user_id AND date_trunc('{unit}', events.ts) = b.t {only}
+            UPDATE events SET bot_flag = TRUE FROM (SELECT user_id, t FROM {BOTS} WHERE seconds = {seconds}) b
+            WHERE events.user_id = b.user_id AND {_bucket("events.ts", seconds)} = b.t {only}
               AND NOT events.bot_flag AND events.ts >= ? AND events.ts < ?""", [start, end])
 
 
+def _bucket(ts: str, seconds: int) -> str:
+    """Which whole ``seconds`` (1: second, 60: minute) since the epoch ``ts`` falls in: the same as ``date_trunc``
+    in UTC, without its calendar arithmetic (three times cheaper in the per-batch aggregation)."""
+    return f"fdiv(epoch_us({ts}), {seconds * 1_000_000})"
+
+
 class _Session:
-    """Connection settings for one ingest: memory cap and the pseudonym macro; restored afterwards."""
+    """Connection settings for one ingest, restored afterwards: the memory cap, the pseudonym macro, no
+    insertion order, and an allocator that returns memory after each task.
+
+    The order of rows within an insert means nothing to the store, and keeping it makes DuckDB cut each
+    thread's share of an Arrow batch into a full and a small row group, which the next checkpoint then rewrites
+    (about as costly as the insert itself). With the cap at 300 MB and memory handed back after each batch, a
+    10-million-event file peaks near 760 MiB of resident memory (with 600 MB and DuckDB's default allocator
+    threshold: 980 MiB), at no measurable cost in speed.
+    """
+
+    SETTINGS = ("memory_limit", "preserve_insertion_order", "allocator_flush_threshold")
 
     def __init__(self, store: Store, settings: Settings, policy: IngestPolicy) -> None:
         self.con = store.con
-        row = self.con.execute("SELECT current_setting('memory_limit')").fetchone()
-        self.previous = str(row[0]) if row else None
+        self.previous = {name: self.con.execute(f"SELECT current_setting('{name}')").fetchall()[0][0]
+                         for name in self.SETTINGS}
         self.con.execute(f"SET memory_limit = '{policy.memory_limit}'")
+        self.con.execute("SET preserve_insertion_order = false")
+        self.con.execute("SET allocator_flush_threshold = '16MB'")  # memory freed by a batch goes back to the OS
         install_pseudonym_macro(self.con, settings.secret)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {PSEUDONYMS} (raw_id VARCHAR, pid VARCHAR)")
 
@@ -313,8 +385,8 @@ class _Session:
         for table in (VALID, PSEUDONYMS, BOTS):
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
         self.con.execute(f"DROP MACRO IF EXISTS {PSEUDONYM}")
-        if self.previous:
-            self.con.execute(f"SET memory_limit = '{self.previous}'")
+        for name, value in self.previous.items():
+            self.con.execute(f"SET {name} = {literal(value)}")
 
 
 Bookkeeping = Callable[[Chunk, tuple[int, int, int], tuple[datetime | None, datetime | None]], None]
@@ -342,6 +414,8 @@ def _run(store: Store, source: Source, kind: Kind, settings: Settings, policy: I
                 lo, hi = (span[0], span[1]) if lo is None or hi is None else (min(lo, span[0]), max(hi, span[1]))
             if progress:
                 progress(chunk.end, total)
+            del chunk  # dropped before the next one is read: one batch in memory, not two
+            pa.default_memory_pool().release_unused()  # and its memory handed back, not kept by Arrow's allocator
     finally:
         session.close()
     return lo, hi

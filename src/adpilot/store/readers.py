@@ -78,8 +78,17 @@ def record_ends(buf: np.ndarray, quote_aware: bool, parity: int = 0) -> np.ndarr
     newlines = np.flatnonzero(buf == NEWLINE)
     if not quote_aware or len(newlines) == 0:
         return newlines
-    odd = (np.cumsum(buf == QUOTE, dtype=np.uint8) + parity) & 1
-    return newlines[odd[newlines] == 0]
+    # quotes before each newline, found by binary search among the quote positions of windows of the buffer
+    # (a running sum over every byte would be slower; windows bound the positions' memory)
+    before = np.empty(len(newlines), dtype=np.int64)
+    seen, window = parity, 1 << 22
+    for start in range(0, int(newlines[-1]) + 1, window):
+        quotes = np.flatnonzero(buf[start:start + window] == QUOTE)
+        lo, hi = np.searchsorted(newlines, [start, start + window])
+        before[lo:hi] = np.searchsorted(quotes, newlines[lo:hi] - start) + seen
+        seen += len(quotes)
+    odd = before & 1
+    return newlines[odd == 0]
 
 
 def _quote_parity(data: bytes) -> int:
@@ -198,13 +207,13 @@ class TextSource(Source):
                                   "bytes (`max_record_bytes`); first characters kept"))
         keep &= ~oversized
         next_row = row + len(starts)
+        if keep.all() and self.encoding == "utf-8" and _valid_utf8(body):
+            return _Records(body, starts, ends, rows), next_row
         if keep.all():
             try:
                 text = body.decode(self.encoding)
             except UnicodeDecodeError:
                 text = None
-            if text is not None and self.encoding == "utf-8":
-                return _Records(body, starts, ends, rows), next_row
             if text is not None:
                 data = text.encode("utf-8")
                 new_starts, new_ends = _bounds(data, self.quote_aware)
@@ -229,6 +238,16 @@ class TextSource(Source):
         return _Records(data, new_starts, new_ends, np.array(good_rows, dtype=np.int64)), next_row
 
 
+def _valid_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8, checked by Arrow (vectorised, and without building a Python str)."""
+    array = pa.StringArray.from_buffers(1, pa.py_buffer(np.array([0, len(data)], np.int32)), pa.py_buffer(data))
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def _string_array(records: _Records) -> pa.Array:
     """The records as one Arrow string array sharing the block's bytes (no per-record copies)."""
     offsets = np.append(records.starts, records.ends[-1] + 1 if len(records.ends) else 0).astype(np.int32)
@@ -251,6 +270,8 @@ class CsvSource(TextSource):
     """Delimited text with a header line; every field is read as text and typed later in SQL."""
 
     def _parse(self, data: bytes, newlines_in_values: bool) -> tuple[pa.Table, list[int | None]]:
+        """Parse records; with no newline inside a value, Arrow may cut the block and parse it in threads
+        (its row numbers for invalid rows stay exact only then)."""
         invalid: list[int | None] = []
 
         def on_invalid(row: pa_csv.InvalidRow) -> str:
@@ -259,7 +280,7 @@ class CsvSource(TextSource):
 
         table = pa_csv.read_csv(
             io.BytesIO(data),
-            read_options=pa_csv.ReadOptions(column_names=self.columns, use_threads=False),
+            read_options=pa_csv.ReadOptions(column_names=self.columns, use_threads=not newlines_in_values),
             parse_options=pa_csv.ParseOptions(delimiter=self.delimiter, newlines_in_values=newlines_in_values,
                                               invalid_row_handler=on_invalid),
             convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(self.columns, pa.string()),
@@ -277,7 +298,8 @@ class CsvSource(TextSource):
                     parsed, invalid = self._parse(records.data, bool(multi_line))
                     if parsed.num_rows + len(invalid) == n and None not in invalid:
                         bad = np.array(invalid, dtype=np.int64) - 1
-                        good = np.setdiff1d(np.arange(n), bad)
+                        good = np.ones(n, dtype=bool)
+                        good[bad] = False
                         table = parsed.append_column("_row", pa.array(records.rows[good], pa.int64()))
                         rejects.extend(self._reject(records, int(i)) for i in bad)
                 except pa.ArrowInvalid:
@@ -335,6 +357,7 @@ class ParquetSource(Source):
                 table = pa.Table.from_batches([batch.slice(skip)])
                 rows = np.arange(position - table.num_rows, position, dtype=np.int64) + 1
                 yield Chunk(table.append_column("_row", pa.array(rows)), [], table.num_rows, position, position)
+                del table, batch  # not held while the next batch is decoded: one batch in memory, not two
         except (OSError, pa.ArrowException) as error:
             raise InputFileError(f"{self.path} is unreadable after row {position}: {error}") from error
 

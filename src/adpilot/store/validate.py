@@ -112,6 +112,13 @@ def _parse(spec: FieldSpec, s: str, kind: InputKind) -> str:
     return f"to_json({s})"
 
 
+def typed_sql(spec: FieldSpec, inputs: Mapping[str, tuple[str, InputKind]]) -> str:
+    """SQL of field ``spec`` parsed to its type straight from the input relation (NULL when absent or unparseable),
+    for cheap questions asked before full validation, such as the time span of a batch."""
+    expr, kind = inputs.get(spec.name, ("NULL::VARCHAR", "str"))
+    return _parse(spec, as_text(expr, kind) if kind == "str" else expr, kind)
+
+
 def _shown(s: str) -> str:
     """The offending input, quoted and cut to 60 characters for a readable reason."""
     return f"'''' || left(CAST({s} AS VARCHAR), 60) || ''''"
@@ -148,7 +155,8 @@ def _checks(spec: FieldSpec, s: str, short: bool) -> list[Check]:
 
 def validation_sql(specs: Sequence[FieldSpec], inputs: Mapping[str, tuple[str, InputKind]], relation: str, *,
                    extra: Sequence[Check] = (), has_raw: bool = False, pre_reason: str | None = None,
-                   short: Collection[str] = (), hidden: Mapping[str, str] | None = None) -> str:
+                   short: Collection[str] = (), hidden: Mapping[str, str] | None = None,
+                   rows: Literal["all", "valid", "rejected"] = "all") -> str:
     """The SELECT validating ``relation``.
 
     ``inputs`` maps a field name to ``(sql expression over relation, input kind)``; fields absent from it are
@@ -156,6 +164,8 @@ def validation_sql(specs: Sequence[FieldSpec], inputs: Mapping[str, tuple[str, I
     (such as a line that is not JSON); it then becomes the only reason. Fields in ``short`` are known to fit
     their length limit (the caller measured the batch), so their length check is left out. ``hidden`` maps a
     field to the SQL function (a pseudonym) that replaces its value in ``_raw``, the row kept for quarantine.
+    ``rows`` keeps only the valid or only the rejected rows: rows are sorted by one boolean test, and the
+    readable reasons (string building, the costly part) are only put together for rejected rows.
     """
     hidden = hidden or {}
     level1 = ["_row"] + (["_raw"] if has_raw else []) + [f"{pre_reason or 'NULL::VARCHAR'} AS _pre"]
@@ -170,17 +180,23 @@ def validation_sql(specs: Sequence[FieldSpec], inputs: Mapping[str, tuple[str, I
         checks.extend(_checks(spec, s, spec.name in short))
     checks.extend(extra)
     reasons = ", ".join(f"CASE WHEN {c.condition} THEN {c.message} END" for c in checks)
+    bad = " OR ".join(["_pre IS NOT NULL"] + [f"({c.condition})" for c in checks])
     shown = ", ".join(f"{quote(n)} := {hidden[n]}({quote('s$' + n)})" if n in hidden else f"{quote(n)} := {quote('s$' + n)}"
                       for n in inputs)
     raw = "_raw" if has_raw else f"CAST(to_json(struct_pack({shown})) AS VARCHAR)"
     if has_raw:
         for name, function in hidden.items():
             raw = hide_json_ids_sql(raw, name, function)
+    typed = f"""SELECT *, {", ".join(values)}
+            FROM (SELECT *, {", ".join(level2)} FROM (SELECT {", ".join(level1)} FROM {relation}))"""
+    if rows == "valid":
+        return f"""
+        SELECT _row, {", ".join(quote(s.name) for s in specs)}, NULL::VARCHAR AS _reason, NULL::VARCHAR AS _raw
+        FROM ({typed}) WHERE NOT coalesce({bad}, FALSE)"""
     return f"""
         SELECT _row, {", ".join(quote(s.name) for s in specs)}, _reason,
                CASE WHEN _reason IS NOT NULL THEN {raw} END AS _raw
         FROM (
-            SELECT *, {", ".join(values)},
-                   coalesce(_pre, NULLIF(concat_ws('; ', {reasons}), '')) AS _reason
-            FROM (SELECT *, {", ".join(level2)} FROM (SELECT {", ".join(level1)} FROM {relation}))
+            SELECT *, coalesce(_pre, NULLIF(concat_ws('; ', {reasons}), '')) AS _reason
+            FROM ({typed}) {"WHERE " + bad if rows == "rejected" else ""}
         )"""
