@@ -69,7 +69,7 @@ def time_calls(runs: dict, repeats: int) -> dict[str, list[float]]:
     return times
 
 
-def bench_model(name: str, n: int, repeats: int, batch: int) -> dict[str, float]:
+def bench_model(name: str, n: int, repeats: int, batch: int, cross_rank: int = 0) -> dict[str, float]:
     import torch
 
     from adpilot.rank.estimator import CTRModel
@@ -79,7 +79,7 @@ def bench_model(name: str, n: int, repeats: int, batch: int) -> dict[str, float]
 
     rng = np.random.default_rng(0)
     labels = ("click", "conversion") if len(REGISTRY[name].heads) == 2 else ("click",)
-    model = CTRModel(name, labels=labels, epochs=1, max_seq_len=30).fit(synthetic_log(4000, rng))
+    model = CTRModel(name, labels=labels, epochs=1, max_seq_len=30, cross_rank=cross_rank).fit(synthetic_log(4000, rng))
     scorer = load_scorer(model.save(Path(tempfile.mkdtemp()) / "model"))
     module = model.module_.eval()
     out: dict[str, float] = {}
@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=200)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=1000)
+    parser.add_argument("--cross-rank", type=int, nargs="+", default=[0],
+                        help="DCN-v2 cross ranks to measure (0 = full rank; each adds a dcnv2 row).")
     a = parser.parse_args()
     import torch
 
@@ -117,19 +119,22 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # shapes are fixed per traced request
     print(f"{a.candidates} candidates per request, {a.repeats} requests per model interleaved numpy/eager/script, "
           "CPU ms of one thread; torch = forward only on pre-encoded tensors")
-    print(f"{'model':7s} {'numpy min':>9s} {'p50':>6s} {'p99':>6s} | {'eager p50':>9s} {'p99':>6s} | {'script p50':>10s} "
+    print(f"{'model':9s} {'numpy min':>9s} {'p50':>6s} {'p99':>6s} | {'eager p50':>9s} {'p99':>6s} | {'script p50':>10s} "
           f"{'p99':>6s} | {'eager/np':>8s} {'script/np':>9s} | rows/s@{a.batch}: {'numpy':>8s} {'script':>8s} | "
           "max|diff|")
-    for name in a.models.split(","):
-        r = bench_model(name, a.candidates, a.repeats, a.batch)
+    runs = [(name, rank) for name in a.models.split(",") for rank in (a.cross_rank if name == "dcnv2" else [0])]
+    for name, rank in runs:
+        r = bench_model(name, a.candidates, a.repeats, a.batch, rank)
+        name = f"{name}-r{rank}" if rank else name
         rows = {k: a.batch / r[f"batch {k} p50"] * 1000 for k in ("numpy", "script")}
-        print(f"{name:7s} {r['req numpy min']:9.3f} {r['req numpy p50']:6.3f} {r['req numpy p99']:6.3f} | {r['req eager p50']:9.3f} "
+        print(f"{name:9s} {r['req numpy min']:9.3f} {r['req numpy p50']:6.3f} {r['req numpy p99']:6.3f} | {r['req eager p50']:9.3f} "
               f"{r['req eager p99']:6.3f} | {r['req script p50']:10.3f} {r['req script p99']:6.3f} | "
               f"{r['req eager p50'] / r['req numpy p50']:8.2f} {r['req script p50'] / r['req numpy p50']:9.2f} | "
               f"{'':13s}{rows['numpy']:8.0f} {rows['script']:8.0f} | "
               f"{max(r['req max |diff|'], r['batch max |diff|']):.1e}")
     print(f"command: OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --models {a.models} "
-          f"--candidates {a.candidates} --batch {a.batch} --repeats {a.repeats}")
+          f"--candidates {a.candidates} --batch {a.batch} --repeats {a.repeats} --cross-rank "
+          + " ".join(map(str, a.cross_rank)))
 
 
 if __name__ == "__main__":

@@ -14,11 +14,13 @@ test rows) and, over several seeds, the seed mean with a t-interval:
    impressions and are scored on the cold ads' held-out impressions, with vs without the LM vectors (creative
    text vector ``ad_vec`` and the mean title vector of the user's history ``user_vec``). Reported: AUCs and the
    paired difference (with - without).
-3. Multi-task: ESMM on all impressions (click, conversion) vs a CVR model (``--cvr-model``, uncalibrated: its
-   validation rows hold a handful of conversions) trained on clicked impressions only, both scored over ALL held-out impressions against ``p_convert`` (post-click conversion
-   probability): expected AUC, mean |p - p_true|, mean prediction vs mean truth. ESMM's pCVR is its CVR tower
-   (pCTCVR / pCTR) calibrated on the clicked validation rows, as served (``CTRModel.predict_cvr``); the raw
-   tower's mean is printed next to it.
+3. Multi-task: each of ``--mtl`` (ESMM, and ESCM² = ESMM + the doubly robust counterfactual CVR risk) on all
+   impressions (click, conversion) vs a CVR model (``--cvr-model``, uncalibrated: its validation rows hold a
+   handful of conversions) trained on clicked impressions only, all scored over ALL held-out impressions against
+   ``p_convert`` (post-click conversion probability): expected AUC, mean |p - p_true|, ECE, mean prediction over
+   mean truth, the lowest ``p_click`` decile; then the paired differences (ESCM² - ESMM is the fix's effect, same
+   run, same seed). The multi-task models' pCVR is the CVR tower calibrated on the clicked validation rows, as
+   served (``CTRModel.predict_cvr``).
 
 ``--parts`` picks which of the three to run (e.g. ``--parts cvr --encoder use`` for the multi-task part alone).
 
@@ -213,40 +215,54 @@ def cold_part(seed: int, train: pd.DataFrame, test: pd.DataFrame, test_mask: np.
 
 
 def cvr_part(seed: int, train: pd.DataFrame, test: pd.DataFrame, a: argparse.Namespace, boot, record) -> None:  # noqa: ANN001
-    """3. Multi-task: ESMM's calibrated pCVR vs a CVR model trained on clicks only."""
+    """3. Multi-task: each of ``--mtl`` (ESMM, ESCM²-DR) served pCVR vs a CVR model trained on clicks only, and
+    ESCM² - ESMM (the counterfactual risk's effect) in the same run."""
     from adpilot.rank.calibration import cvr_tower
 
     everyone = np.arange(len(test))
     pv = test["p_convert"].to_numpy()
-    t0 = time.perf_counter()
-    esmm = fit("esmm", train, ("click", "conversion"), TRUTH, a, seed)
-    p_esmm = esmm.predict_cvr(test)
-    raw_esmm = cvr_tower(raw_heads(esmm, test))
     clicked = train[train["click"] == 1]
+    t0 = time.perf_counter()
     naive = fit(a.cvr_model, clicked, ("conversion",), TRUTH, a, seed, calibration="none")
-    p_naive = naive.predict_proba(test)[:, 1]
-    print(f"seed {seed} - 3. pCVR over all {len(test)} held-out impressions vs p_convert: ESMM on {len(train)} "
-          f"impressions ({int(train['conversion'].sum())} conversions) vs {a.cvr_model} on the {len(clicked)} clicked "
-          f"ones only (fits {time.perf_counter() - t0:.0f} s):")
-    for name, q in (("ESMM", p_esmm), (f"{a.cvr_model} on clicks", p_naive)):
-        key = "esmm" if name == "ESMM" else "naive"
+    served = {f"{a.cvr_model} on clicks": naive.predict_proba(test)[:, 1]}
+    raw: dict[str, np.ndarray] = {}
+    for name in a.mtl:
+        model = fit(name, train, ("click", "conversion"), TRUTH, a, seed)
+        served[name], raw[name] = model.predict_cvr(test), cvr_tower(raw_heads(model, test))
+    print(f"seed {seed} - 3. pCVR over all {len(test)} held-out impressions vs p_convert (mean {pv.mean():.4f}): "
+          f"{', '.join(a.mtl)} on {len(train)} impressions ({int(train['conversion'].sum())} conversions) vs "
+          f"{a.cvr_model} on the {len(clicked)} clicked ones only (fits {time.perf_counter() - t0:.0f} s):")
+    low = np.argsort(test["p_click"].to_numpy(), kind="stable")[:len(test) // 10]
+    clicked_test = test["click"].to_numpy() > 0
+    for name, q in served.items():
+        key = name if name in a.mtl else "naive"
         print(show(f"{name}: expected AUC vs p_convert", record(f"{key}_eauc", boot(lambda r, q=q: expected_auc(
             q[r], pv[r]), everyone))))
         print(show(f"{name}: mean |pCVR - p_convert|", record(f"{key}_gap", boot(
             lambda r, q=q: np.abs(q[r] - pv[r]).mean(), everyone))))
         print(show(f"{name}: ECE vs p_convert (15 equal-mass bins)", record(f"{key}_ece", boot(
             lambda r, q=q: truth_ece(q[r], pv[r]), everyone))))
-        print(show(f"{name}: mean pCVR (truth {pv.mean():.4f})", float(q.mean())))
-    print(show("ESMM before calibration: mean pCVR", float(raw_esmm.mean())))
-    clicked_test = test["click"].to_numpy() > 0
-    print(show("ESMM: mean pCVR on clicked test rows", float(p_esmm[clicked_test].mean())) +
-          f" (p_convert {pv[clicked_test].mean():.4f}, observed {test['conversion'][clicked_test].mean():.4f}; "
-          f"raw {raw_esmm[clicked_test].mean():.4f})")
-    print(show("ESMM before calibration: expected AUC", expected_auc(raw_esmm, pv)))
-    print(show("ESMM - on clicks: expected AUC", record("cvr_eauc_diff", boot(
-        lambda r: expected_auc(p_esmm[r], pv[r]) - expected_auc(p_naive[r], pv[r]), everyone))))
-    print(show("ESMM - on clicks: mean |p - p_convert|", record("cvr_gap_diff", boot(
-        lambda r: np.abs(p_esmm[r] - pv[r]).mean() - np.abs(p_naive[r] - pv[r]).mean(), everyone))))
+        print(show(f"{name}: mean pCVR / p_convert ratio", record(f"{key}_ratio", boot(
+            lambda r, q=q: q[r].mean() / pv[r].mean(), everyone))) + f"  (mean pCVR {q.mean():.4f})")
+        print(show(f"{name}: lowest p_click decile mean pCVR", float(q[low].mean())) + f" (p_convert "
+              f"{pv[low].mean():.4f}); clicked test rows {q[clicked_test].mean():.4f} (p_convert "
+              f"{pv[clicked_test].mean():.4f})")
+        if name in raw:
+            print(show(f"{name} before calibration: mean pCVR / expected AUC", float(raw[name].mean())) +
+                  f" / {expected_auc(raw[name], pv):.4f}")
+    naive_p = served[f"{a.cvr_model} on clicks"]
+    pairs = [(m, naive_p, "naive") for m in a.mtl]
+    if "esmm" in a.mtl:
+        pairs += [(m, served["esmm"], "esmm") for m in a.mtl if m != "esmm"]
+    for model, other, peer in pairs:
+        ours, key = served[model], f"{model}_vs_{peer}"
+        title = f"{model} - {'on clicks' if peer == 'naive' else peer}"
+        print(show(f"{title}: expected AUC", record(f"{key}_eauc", boot(
+            lambda r, o=ours, b=other: expected_auc(o[r], pv[r]) - expected_auc(b[r], pv[r]), everyone))))
+        print(show(f"{title}: ECE vs p_convert", record(f"{key}_ece", boot(
+            lambda r, o=ours, b=other: truth_ece(o[r], pv[r]) - truth_ece(b[r], pv[r]), everyone))))
+        print(show(f"{title}: mean |p - p_convert|", record(f"{key}_gap", boot(
+            lambda r, o=ours, b=other: np.abs(o[r] - pv[r]).mean() - np.abs(b[r] - pv[r]).mean(), everyone))))
     print(show("oracle expected AUC (ceiling)", expected_auc(pv, pv)))
 
 
@@ -261,6 +277,7 @@ def main() -> None:
     parser.add_argument("--cold-share", type=float, default=0.3, help="Share of ads never seen in training.")
     parser.add_argument("--model", default="din")
     parser.add_argument("--cvr-model", default="deepfm")
+    parser.add_argument("--mtl", nargs="+", default=["esmm", "escm2"], help="Multi-task models of part 3.")
     parser.add_argument("--encoder", default="e5", help="Frozen text encoder: e5 | use.")
     parser.add_argument("--history", type=int, default=20, help="Items of behaviour history per row.")
     parser.add_argument("--epochs", type=int, default=2)

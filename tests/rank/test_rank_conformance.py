@@ -12,6 +12,9 @@ from adpilot.rank.models import REGISTRY
 from adpilot.rank.scorer import load_scorer
 from adpilot.rank.trainer import predict
 
+VARIANTS = {"dcnv2-low-rank": ("dcnv2", {"cross_rank": 4})}
+"""Configurations with their own layout (and numpy forward) that the suite checks as if they were models."""
+
 
 def _labels(name: str) -> tuple[str, ...]:
     return ("click", "conversion") if REGISTRY[name].heads == ("click", "conversion") else ("click",)
@@ -19,12 +22,13 @@ def _labels(name: str) -> tuple[str, ...]:
 
 def _fit(name: str, frame: pd.DataFrame, seed: int = 0) -> CTRModel:
     train, valid = frame.iloc[:450], frame.iloc[450:]
-    model = CTRModel(name, labels=_labels(name), epochs=3, batch_size=64, embedding_dim=8, hidden=(16,),
-                     max_buckets=256, max_seq_len=8, seed=seed, learning_rate=0.01)
+    kind, extra = VARIANTS.get(name, (name, {}))
+    model = CTRModel(kind, labels=_labels(kind), epochs=3, batch_size=64, embedding_dim=8, hidden=(16,),
+                     max_buckets=256, max_seq_len=8, seed=seed, learning_rate=0.01, **extra)
     return model.fit(train, valid)
 
 
-@pytest.fixture(scope="module", params=sorted(REGISTRY))
+@pytest.fixture(scope="module", params=[*sorted(REGISTRY), *VARIANTS])
 def fitted(request: pytest.FixtureRequest, frame: pd.DataFrame) -> tuple[str, CTRModel]:
     return request.param, _fit(request.param, frame)
 
@@ -85,7 +89,7 @@ def test_numpy_scorer_matches_torch_for_every_plan(fitted, frame, tmp_path, requ
     for _ in range(2):
         pctr, pcvr = scorer.score(user, ads, {})
         np.testing.assert_allclose(pctr, want[:, 0], rtol=1e-4, atol=1e-6)
-    if REGISTRY[name].heads == ("click", "conversion"):  # the calibrated CVR tower; pCTCVR = pCTR * pCVR
+    if REGISTRY[model.model].heads == ("click", "conversion"):  # the calibrated CVR tower; pCTCVR = pCTR * pCVR
         np.testing.assert_allclose(pcvr, model.predict_cvr(expected), rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(want[:, 1], want[:, 0] * model.predict_cvr(expected), rtol=1e-9)
         raw = predict(model.module_, model.encoder_.encode(expected))

@@ -96,3 +96,29 @@ def test_predict_cvr_needs_a_conversion_head(frame) -> None:
     model = CTRModel("lr", labels=("click",), epochs=1, max_buckets=64).fit(frame)
     with pytest.raises(UserError, match="esmm"):
         model.predict_cvr(frame)
+
+
+def test_escm2_counterfactual_risk_terms() -> None:
+    """ESCM²-DR's risk: a clicked row with pCTR = 1 counts its observed log loss (weight 1, the imputation
+    cancels); an unclicked row counts the loss against the imputed conversion probability; the imputation
+    tower gets no gradient from the risk and pCVR none from the imputation loss."""
+    import torch
+    import torch.nn.functional as F
+
+    from adpilot.rank.models import ESCM2, ESMM, InputShape, ModelParams
+
+    model = ESCM2(InputShape(8, 1, (), (), 0), ModelParams(embedding_dim=2, hidden=(4,)))
+    logits = torch.tensor([[30.0, -1.0, -2.0], [-30.0, 0.5, -3.0]], requires_grad=True)
+    labels = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    extra = model.loss(logits, labels) - ESMM.loss(model, logits, labels)
+    observed = F.binary_cross_entropy_with_logits(logits[0, 1], labels[0, 1])
+    imputed = F.binary_cross_entropy_with_logits(logits[1, 1], torch.sigmoid(logits[1, 2]))
+    # clicked row: (e - e~)^2 with e~ the loss against the imputation, weight 1
+    gap = observed - F.binary_cross_entropy_with_logits(logits[0, 1], torch.sigmoid(logits[0, 2]))
+    expected = (observed + imputed) / 2 + gap.pow(2) / 2
+    torch.testing.assert_close(extra, expected)
+    risk_only = model.loss(logits, labels) - ESMM.loss(model, logits, labels)
+    (grad,) = torch.autograd.grad(risk_only, logits)
+    # unclicked row: d/dz BCE(z, r~) = sigmoid(z) - r~, averaged over the two rows; its imputation gets none
+    torch.testing.assert_close(grad[1, 1], (torch.sigmoid(logits[1, 1]) - torch.sigmoid(logits[1, 2])) / 2)
+    assert grad[1, 2] == 0

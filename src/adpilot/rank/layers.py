@@ -38,12 +38,26 @@ class FactorizationMachine(nn.Module):
         return 0.5 * (square_of_sum - sum_of_square).sum(dim=1, keepdim=True)
 
 
-class CrossNetV2(nn.Module):
-    """DCN-v2 full-rank cross layers ``x_{l+1} = x_0 * (W_l x_l + b_l) + x_l``. ``[batch, dim] -> [batch, dim]``."""
+class LowRank(nn.Module):
+    """``W x + b`` with ``W = U V^T`` of rank ``rank`` (DCN-v2's low-rank cross, Wang et al. 2021 §3.3):
+    ``2 * dim * rank`` multiplications per row instead of ``dim^2``."""
 
-    def __init__(self, dim: int, n_layers: int) -> None:
+    def __init__(self, dim: int, rank: int) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(dim, dim) for _ in range(n_layers))
+        self.down = nn.Linear(dim, rank, bias=False)
+        self.up = nn.Linear(rank, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.down(x))
+
+
+class CrossNetV2(nn.Module):
+    """DCN-v2 cross layers ``x_{l+1} = x_0 * (W_l x_l + b_l) + x_l``, ``W_l`` full rank or, with ``rank > 0``,
+    ``U_l V_l^T`` (:class:`LowRank`). ``[batch, dim] -> [batch, dim]``."""
+
+    def __init__(self, dim: int, n_layers: int, rank: int = 0) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(LowRank(dim, rank) if rank else nn.Linear(dim, dim) for _ in range(n_layers))
 
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
         x = x0
@@ -79,6 +93,29 @@ class TargetAttention(nn.Module):
         return query.new_zeros(query.shape).index_add_(0, rows, weights * keys)
 
 
+class _BagMean(torch.autograd.Function):
+    """Mean of each bag of rows of a dense table, as ``F.embedding_bag(mode="mean")``, with a cheaper backward:
+    one accumulating ``index_put_`` of the per-position gradients (no sort). On CPU, ``embedding_bag``'s dense
+    backward sorts the indices; this one is ~5x faster, and a DCN-v2 training step on Beauty-8k ~13% faster
+    on one thread (~7% on two).
+
+    ``index [N]`` table rows, ``offsets [B]`` bag starts, ``bag [N]`` each position's bag, ``scale [N]`` one over
+    its bag's size -> ``[B, dim]`` (an empty bag gives zeros)."""
+
+    @staticmethod
+    def forward(ctx, weight, index, offsets, bag, scale):  # noqa: ANN001, ANN205 - autograd.Function protocol
+        ctx.save_for_backward(index, bag, scale)
+        ctx.n_rows = weight.shape[0]
+        return F.embedding_bag(index, weight, offsets, mode="mean")
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        index, bag, scale = ctx.saved_tensors
+        rows = grad.index_select(0, bag) * scale.unsqueeze(1)
+        table = grad.new_zeros((ctx.n_rows, grad.shape[1])).index_put_((index,), rows, accumulate=True)
+        return table, None, None, None, None
+
+
 class Inputs(nn.Module):
     """Embeds every input kind into fields of one width.
 
@@ -104,18 +141,18 @@ class Inputs(nn.Module):
     def tokens(self, ids: torch.Tensor, seqs: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         """Field embeddings, projected vectors, and each sequence mean-pooled over the valid positions (those of
         the first sequence): ``[batch, F + V + S, dim]``. The ids and the packed valid sequence ids go through
-        one ``embedding_bag`` (an id is a bag of one), so the backward pass scatters into the table once and
-        never touches padding."""
+        one bag-mean (an id is a bag of one), so the backward pass scatters into the table once and never
+        touches padding."""
         batch, n_fields = ids.shape
         n_seq = seqs.shape[1]
-        index, offsets = ids.flatten(), torch.arange(batch * n_fields)
+        index, sizes = ids.flatten(), torch.ones(batch * n_fields, dtype=torch.long)
         if n_seq:
             valid = seqs[:, 0] > 0  # [batch, L], histories are left-aligned
-            flat = seqs[valid.unsqueeze(1).expand_as(seqs)]  # bag (row, sequence) after bag
-            sizes = valid.sum(dim=1).repeat_interleave(n_seq)
-            offsets = torch.cat([offsets, index.shape[0] + torch.cumsum(sizes, 0) - sizes])
+            flat = torch.masked_select(seqs, valid.unsqueeze(1))  # bag (row, sequence) after bag
+            sizes = torch.cat([sizes, valid.sum(dim=1).repeat_interleave(n_seq)])
             index = torch.cat([index, flat])
-        emb = F.embedding_bag(index, self.embedding.weight, offsets, mode="mean", sparse=self.embedding.sparse)
+        offsets = torch.cumsum(sizes, 0) - sizes
+        emb = self._bag_mean(index, offsets, sizes)
         parts = [emb[:batch * n_fields].view(batch, n_fields, -1)]
         for proj, chunk in zip(self.projections, vectors.split(list(self.vector_dims), dim=1), strict=True):
             parts.append(proj(chunk).unsqueeze(1))
@@ -123,13 +160,24 @@ class Inputs(nn.Module):
             parts.append(emb[batch * n_fields:].view(batch, n_seq, -1))
         return torch.cat(parts, dim=1)
 
+    def _bag_mean(self, index: torch.Tensor, offsets: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+        """Mean embedding per bag; dense tables under autograd take :class:`_BagMean`'s cheaper backward."""
+        table = self.embedding.weight
+        if self.embedding.sparse or not (torch.is_grad_enabled() and table.requires_grad):
+            return F.embedding_bag(index, table, offsets, mode="mean", sparse=self.embedding.sparse)
+        bag = torch.repeat_interleave(torch.arange(len(sizes)), sizes, output_size=len(index))
+        scale = (1.0 / sizes.clamp(min=1).to(table.dtype)).index_select(0, bag)
+        return _BagMean.apply(table, index, offsets, bag, scale)
+
     def packed(self, seqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Valid history positions of every row with the S parallel sequences side by side:
         ``seqs [batch, S, L] -> keys [P, S*dim], rows [P]`` (positions of row 0 first, in order)."""
         valid = seqs[:, 0] > 0
-        ids = seqs.transpose(1, 2)[valid]  # [P, S]
+        ids = seqs.transpose(1, 2)[valid].flatten()  # [P * S]
         rows = valid.nonzero()[:, 0]
-        return self.embedding(ids).flatten(1), rows
+        ones = torch.ones_like(ids)
+        keys = self._bag_mean(ids, torch.arange(len(ids)), ones)
+        return keys.view(len(rows), seqs.shape[1] * self.embedding.embedding_dim), rows
 
     def first_order(self, ids: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
         return self.weight(ids).sum(dim=1) + dense @ self.dense_weight

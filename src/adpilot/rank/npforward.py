@@ -10,6 +10,8 @@ once per request and enters the first layer of each network as a constant vector
 * DCN-v2 cross network: coordinates are permuted so the constant ones come first; the first layer uses the split
   above, and the last layer is folded into the output, ``w . x_L = x_{L-1} . (W^T (w * x0)) + (w * x0) . b +
   w . x_{L-1}``, where ``W^T (w * x0)`` again splits into a constant and a varying-columns product.
+* DCN-v2 with low-rank cross matrices (``cross_rank > 0``): ``U (V^T x)`` per layer in the same permuted
+  coordinates, the first ``V^T x0`` split as above.
 * DIN attention over one shared history: the bilinear ``W_p (q * k)`` term, the key part and the query part
   become one matrix product ``[q, 1] @ R`` with ``R`` built per request from the history (the history is
   short; the candidates are many), then ReLU and the score layer.
@@ -38,6 +40,11 @@ def mlp_layers(w: Weights, prefix: str) -> list[tuple[np.ndarray, np.ndarray]]:
     pattern = re.compile(rf"^{re.escape(prefix)}\.net\.(\d+)\.weight$")
     ks = sorted(int(m.group(1)) for key in w if (m := pattern.match(key)))
     return [(_f32(w[f"{prefix}.net.{k}.weight"].T), _f32(w[f"{prefix}.net.{k}.bias"])) for k in ks]
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    """ReLU in place (the argument is a fresh product nobody else holds)."""
+    return np.maximum(x, 0.0, out=x)
 
 
 def run_mlp(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
@@ -82,7 +89,7 @@ class NumpyModel:
 
     def __init__(self, kind: str, weights: Weights, seq_targets: tuple[int, ...], vector_dims: tuple[int, ...],
                  n_fields: int, n_dense: int) -> None:
-        if kind not in ("lr", "deepfm", "dcnv2", "din", "esmm"):
+        if kind not in ("lr", "deepfm", "dcnv2", "din", "esmm", "escm2"):
             raise ValueError(f"no numpy forward for model kind {kind!r}")
         self.kind = kind
         self.w = {k: _f32(v) for k, v in weights.items()}
@@ -178,9 +185,11 @@ class NumpyModel:
             out["mlp"] = split("mlp")
         if self.kind == "din":
             out["mlp"] = split("mlp", 2 * len(self.seq_targets) * self.dim)
-        if self.kind == "esmm":
+        if self.kind in ("esmm", "escm2"):  # ESCM²'s imputation tower only trains
             out["ctr"], out["cvr"] = split("ctr"), split("cvr")
-        if self.kind == "dcnv2":
+        if self.kind == "dcnv2" and "cross.layers.0.down.weight" in w:
+            out.update(self._compile_low_rank(const, varying))
+        elif self.kind == "dcnv2":
             perm = np.concatenate([const, varying])
             cross = []
             i = 0
@@ -200,8 +209,22 @@ class NumpyModel:
                 last_w, last_b = cross[-1]
                 out["last_w_c_t"] = _f32(last_w[:n_c].T)  # W[c rows]^T
                 out["last_w_v"] = _f32(last_w[n_c:])  # W[v rows]
-                out["last_b"] = _f32(last_b)
+                out["last_wb"] = _f32(w_cross * last_b)  # (w * x0) . b = x0 . (w * b)
         return out
+
+    def _compile_low_rank(self, const: np.ndarray, varying: np.ndarray) -> dict:
+        """Low-rank cross layers in the permuted coordinates ``[constant, varying]``: ``V`` (down) columns and
+        ``U`` (up) rows permuted, the first ``V x0`` split like an MLP's first layer."""
+        w, perm, n_c = self.w, np.concatenate([const, varying]), len(const)
+        layers, i = [], 0
+        while f"cross.layers.{i}.down.weight" in w:
+            down, up = w[f"cross.layers.{i}.down.weight"][:, perm], w[f"cross.layers.{i}.up.weight"][perm]
+            layers.append((_f32(down.T), _f32(up.T), _f32(w[f"cross.layers.{i}.up.bias"][perm])))
+            i += 1
+        first = SplitLinear(w["cross.layers.0.down.weight"], None, const, varying)
+        out_w = w["out.weight"][0]
+        return {"n_const": n_c, "low_rank": (first, layers), "w_cross": _f32(out_w[:len(perm)][perm]),
+                "w_mlp": _f32(out_w[len(perm):])}
 
     # -- forward -------------------------------------------------------------------------------------------
     def logits(self, enc: Encoded, plan: Plan | None = None) -> np.ndarray:
@@ -216,17 +239,17 @@ class NumpyModel:
         x_c, x_v, c_tok, v_tok = self._parts(plan, ids, seqs, dense, vectors)
         if self.kind == "deepfm":
             linear, rest = p["mlp"]
-            deep = run_mlp(rest, np.maximum(linear(x_c, x_v), 0.0)) @ w["out.weight"].T + w["out.bias"]
+            deep = run_mlp(rest, _relu(linear(x_c, x_v))) @ w["out.weight"].T + w["out.bias"]
             return self._first_order(ids, dense) + self._fm(x_c[:c_tok], x_v[:, :v_tok]) + deep + w["bias"]
-        if self.kind == "esmm":
+        if self.kind in ("esmm", "escm2"):
             heads = []
             for name in ("ctr", "cvr"):
                 linear, rest = p[name]
-                hidden = run_mlp(rest, np.maximum(linear(x_c, x_v), 0.0))
+                hidden = run_mlp(rest, _relu(linear(x_c, x_v)))
                 heads.append(hidden @ w[f"{name}_out.weight"].T + w[f"{name}_out.bias"])
-            return np.concatenate(heads, axis=1) + w["bias"]
+            return np.concatenate(heads, axis=1) + w["bias"][:2]
         if self.kind == "dcnv2":
-            return self._dcn(p, x_c, x_v) + w["bias"]
+            return (self._dcn_low_rank if "low_rank" in p else self._dcn)(p, x_c, x_v) + w["bias"]
         return self._din(p, plan, ids, seqs, dense, x_c, x_v)
 
     def _fm(self, tok_c: np.ndarray, tok_v: np.ndarray) -> np.ndarray:
@@ -243,24 +266,43 @@ class NumpyModel:
         x0[:, n_c:] = x_v
         x = x0
         if p["cross_first"] is not None:
-            x = x0 * p["cross_first"](x_c, x_v) + x0
+            x = p["cross_first"](x_c, x_v)
+            x *= x0
+            x += x0
         for weight_t, bias in p["cross_mid"]:
             z = x @ weight_t
             z += bias
             z *= x0
-            x = z + x
+            z += x
+            x = z
         w_cross = p["w_cross"]
         if "last_w_v" in p:  # w . x_L folded into the last layer's transposed product
-            v = x0 * w_cross
-            g = v[:, n_c:] @ p["last_w_v"]
+            g = (x_v * w_cross[n_c:]) @ p["last_w_v"]
             g += p["last_w_c_t"] @ (x_c * w_cross[:n_c])
             g += w_cross
-            cross = (x * g).sum(1) + v @ p["last_b"]
+            cross = np.einsum("ij,ij->i", x, g)
+            cross += x0 @ p["last_wb"]
         else:
             cross = x0 @ w_cross
         linear, rest = p["mlp"]
-        deep = run_mlp(rest, np.maximum(linear(x_c, x_v), 0.0)) @ p["w_mlp"]
-        return (cross + deep)[:, None] + self.w["out.bias"]
+        cross += run_mlp(rest, _relu(linear(x_c, x_v))) @ p["w_mlp"]
+        return cross[:, None] + self.w["out.bias"]
+
+    def _dcn_low_rank(self, p: dict, x_c: np.ndarray, x_v: np.ndarray) -> np.ndarray:
+        n, n_c = len(x_v), p["n_const"]
+        x0 = np.empty((n, n_c + x_v.shape[1]), np.float32)
+        x0[:, :n_c] = x_c
+        x0[:, n_c:] = x_v
+        x = x0
+        first, layers = p["low_rank"]
+        for i, (down_t, up_t, bias) in enumerate(layers):
+            z = (first(x_c, x_v) if i == 0 else x @ down_t) @ up_t
+            z += bias
+            z *= x0
+            x = z + x
+        linear, rest = p["mlp"]
+        deep = run_mlp(rest, _relu(linear(x_c, x_v))) @ p["w_mlp"]
+        return (x @ p["w_cross"] + deep)[:, None] + self.w["out.bias"]
 
     def _din(self, p: dict, plan: Plan, ids: np.ndarray, seqs: np.ndarray, dense: np.ndarray, x_c: np.ndarray,
              x_v: np.ndarray) -> np.ndarray:
@@ -278,7 +320,7 @@ class NumpyModel:
                 attended = self._attend_packed(query, keys, rows)
             parts += [attended, query * attended]
         linear, rest = p["mlp"]
-        hidden = run_mlp(rest, np.maximum(linear(x_c, np.concatenate(parts, axis=1)), 0.0))
+        hidden = run_mlp(rest, _relu(linear(x_c, np.concatenate(parts, axis=1))))
         return self._first_order(ids, dense) + hidden @ w["out.weight"].T + w["out.bias"] + w["bias"]
 
     def _attention_weights(self) -> tuple[np.ndarray, ...]:
