@@ -1,21 +1,27 @@
 """Profile build, incremental update and look-alike latency at scale, on a generated store (vectors cached).
 
     .venv/bin/python benchmarks/bench_understand_profiles.py [--users 1000000] [--events 20000000] \
-        [--products 50000] [--store PATH] [--seed 0] [--memory-limit 3GB] [--generate-only]
+        [--products 50000] [--store PATH] [--seed 0] [--memory-limit 3GB] [--generate-only] [--updates 3] \
+        [--skip-build]
 
 An existing ``--store`` that already holds events is reused as it is (generate once, then time the build in a
 fresh process, so peak RSS is the build's and not the generator's).
 
 Events are views / carts / purchases / searches of a few hundred distinct queries, spread over 30 days. Product
 vectors are random unit vectors written straight to ``product_vectors`` and the queries are encoded once before
-the clock starts, so the timings measure profile work, not the encoder. The update folds in a further 5% of
-events. The peer ratio compares the update with the build, measured in the same run.
+the clock starts, so the timings measure profile work, not the encoder. Each of ``--updates`` updates folds in a
+further 5% of events (a new day each): an update leaves its replaced rows deleted but not yet vacuumed, and the
+update that finds dead rows outnumbering live ones pays the vacuum, so several updates show the amortised cost.
+``--skip-build`` times only the updates of a store whose profiles are built (copy it first: updates change it).
+The peer ratio compares an update with the build, measured in the same run. CPU seconds count DuckDB's threads
+too; the machine's load average is printed at the start and the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import sys
 import tempfile
@@ -70,6 +76,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--generate-only", action="store_true", help="fill --store and stop")
     parser.add_argument("--memory-limit", default="3GB", help="DuckDB's memory_limit (spills beyond it)")
+    parser.add_argument("--updates", type=int, default=3, help="updates of 5%% more events each, one after another")
+    parser.add_argument("--skip-build", action="store_true", help="time only the updates of the built profiles")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
     print(f"command: {' '.join(sys.argv)}")
@@ -89,20 +97,28 @@ def main() -> None:
         if args.generate_only:
             return
 
-        t, cpu = time.perf_counter(), time.process_time()
-        n = build_profiles(store, encoder)
-        build_s = time.perf_counter() - t
-        print(f"build: {n:,} profiles in {build_s:.1f} s wall, {time.process_time() - cpu:.1f} s CPU; "
-              f"peak RSS {_rss():.0f} MiB")
-
-        new = events_table(args.events // 20, args.users, args.products, START + np.timedelta64(30, "D"), rng,
-                           queries, args.events)
-        t, cpu = time.perf_counter(), time.process_time()
-        touched = update_profiles(store, encoder, events=new.drop(["event_key"]))
-        update_s = time.perf_counter() - t
-        print(f"update: {new.num_rows:,} events -> {touched:,} profiles in {update_s:.1f} s wall, "
-              f"{time.process_time() - cpu:.1f} s CPU; peak RSS {_rss():.0f} MiB")
-        print(f"ratio update/build time = {update_s / build_s:.2f} (events ratio 0.05)")
+        threads = con.sql("SELECT current_setting('threads')").fetchall()[0][0]
+        print(f"load average {os.getloadavg()[0]:.1f}; DuckDB threads {threads}, {os.cpu_count()} CPUs")
+        if not args.skip_build:
+            t, cpu = time.perf_counter(), time.process_time()
+            n = build_profiles(store, encoder)
+            build_s = time.perf_counter() - t
+            print(f"build: {n:,} profiles in {build_s:.1f} s wall, {time.process_time() - cpu:.1f} s CPU; "
+                  f"peak RSS {_rss():.0f} MiB")
+        for k in range(args.updates):
+            new = events_table(args.events // 20, args.users, args.products,
+                               START + np.timedelta64(30 + k, "D"), rng, queries, args.events * (1 + k))
+            t, cpu = time.perf_counter(), time.process_time()
+            touched = update_profiles(store, encoder, events=new.drop(["event_key"]))
+            update_s = time.perf_counter() - t
+            stored, live = con.sql("SELECT (SELECT sum(count) FROM pragma_storage_info('profiles') WHERE "
+                                   "column_path = '[0]'), count(*) FROM profiles").fetchall()[0]
+            print(f"update {k + 1}: {new.num_rows:,} events -> {touched:,} profiles in {update_s:.1f} s wall, "
+                  f"{time.process_time() - cpu:.1f} s CPU; peak RSS {_rss():.0f} MiB; "
+                  f"{stored:,} rows stored for {live:,} profiles")
+            if not args.skip_build:
+                print(f"ratio update/build time = {update_s / build_s:.2f} (events ratio 0.05)")
+        print(f"load average {os.getloadavg()[0]:.1f}")
 
         users, matrix = load_interest_vectors(store)
         index = LookalikeIndex().fit(users, matrix)

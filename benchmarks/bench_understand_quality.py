@@ -2,7 +2,7 @@
 
     .venv/bin/adpilot world --help                      # make a world first, e.g. into /tmp/world
     .venv/bin/python benchmarks/bench_understand_quality.py WORLD_DIR [--encoder use|e5] [--k 50]
-        [--split time|last] [--test-days 3]
+        [--split time|last] [--test-days 3] [--threads 1] [--no-adapter] [--adapter-steps 400] [--cold-boost 0]
 
 The world's Parquet files are copied into a fresh store and the test part is removed before the profiles are
 built (so the recovery figures are measured on the training part too). ``--split time`` (default) removes the
@@ -11,6 +11,10 @@ training interaction at all, which is what cold means here. ``--split last`` hol
 event only; other users' later events stay in training, so it has almost no cold items. For a cold set of useful
 size, make the catalogue and population large (``adpilot world --users 20000 --events 800000 --products 4000``)
 and the test period longer (``--test-days 7``).
+
+The learned two-tower :class:`~adpilot.understand.adapter.LMAdapter` is fitted on the training part
+(``--threads`` torch threads; its wall and CPU seconds are printed) and compared on the same users as
+``lm_adapter`` (alone) and ``lm_adapter_cf`` (with item-CF), paired against item-CF and popularity.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 
 from adpilot.config import Settings
 from adpilot.store import Store
+from adpilot.understand.adapter import LMAdapter
 from adpilot.understand.anomalies import flag_users
 from adpilot.understand.evaluate import (
     bot_flag_quality,
@@ -47,6 +52,12 @@ def main() -> None:
     parser.add_argument("--test-days", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-adapter", action="store_true", help="skip the learned two-tower adapter")
+    parser.add_argument("--adapter-steps", type=int, default=LMAdapter().steps)
+    parser.add_argument("--cold-boost", type=float, default=LMAdapter().cold_boost,
+                        help="log-scale boost of items without interactions in the adapter's score")
+    parser.add_argument("--also-cold-boosts", type=float, nargs="*", default=[],
+                        help="score the same fitted adapter with these cold boosts too (lm_adapter_boost<b>)")
     args = parser.parse_args()
     print(f"command: .venv/bin/python {' '.join(sys.argv)}")
     encoder = get_encoder(args.encoder, Settings(encoder_threads=args.threads))
@@ -58,10 +69,16 @@ def main() -> None:
         build_profiles(store, encoder)
         print(f"profiles built in {time.perf_counter() - start:.1f} s ({encoder.name})")
         recovery = interest_recovery(store, args.world_dir / "truth", encoder.name, k=3)
-        retrieval = next_item_retrieval(store, held, encoder.name, k=args.k, seed=args.seed)
+        adapter = None if args.no_adapter else LMAdapter(steps=args.adapter_steps, threads=args.threads,
+                                                         cold_boost=args.cold_boost, seed=args.seed)
+        retrieval = next_item_retrieval(store, held, encoder.name, k=args.k, seed=args.seed, adapter=adapter,
+                                        cold_boosts=tuple(args.also_cold_boosts))
         bots = bot_flag_quality(flag_users(store), args.world_dir / "truth")
     print(json.dumps({"interest_recovery": recovery, "next_item": retrieval, "bot_flags": bots}, indent=2))
-    for name in ("lm_profile", "lm_profile_affinity", "lm_hybrid"):
+    if adapter is not None:
+        print(f"adapter fitted in {retrieval['adapter_fit_seconds']:.1f} s wall, "
+              f"{retrieval['adapter_fit_cpu_seconds']:.1f} CPU-s ({args.threads} threads)")
+    for name in (key.removesuffix("_minus_item_cf") for key in retrieval if key.endswith("_minus_item_cf")):
         for peer in ("item_cf", "popularity"):
             for part in ("recall", "recall_cold"):
                 a, b = retrieval[name][part], retrieval[peer][part]

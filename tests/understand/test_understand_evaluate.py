@@ -11,6 +11,7 @@ import pytest
 from adpilot.datasets.world import WorldConfig, write_world
 from adpilot.errors import InputFileError, UserError
 from adpilot.store import Store
+from adpilot.understand.adapter import LMAdapter
 from adpilot.understand.anomalies import flag_users
 from adpilot.understand.encoders import USEEncoder
 from adpilot.understand.evaluate import (
@@ -61,12 +62,19 @@ def test_time_split_leaves_cold_items_that_item_cf_cannot_reach(world: Path, tmp
         assert store.con.sql("SELECT max(ts) FROM events").fetchall()[0][0] < last_before - timedelta(days=4.9)
         seen = set(store.con.sql("SELECT DISTINCT item_id FROM events WHERE item_id IS NOT NULL").df()["item_id"])
         assert not set(held["item_id"]) <= seen  # some next items were launched after the cutoff
+        ids = sorted(store.con.sql("SELECT product_id FROM products").df()["product_id"])
         build_product_vectors(store, use_encoder)
         build_profiles(store, use_encoder)
-        retrieval = next_item_retrieval(store, held, "use", k=20, n_boot=200)
+        adapter = LMAdapter(dim=16, hidden=32, steps=60, batch_size=256, n_negatives=128)
+        retrieval = next_item_retrieval(store, held, "use", k=20, n_boot=200, adapter=adapter)
     assert retrieval["cold_test_users"] == sum(item not in seen for item in held["item_id"]) > 0
     assert retrieval["item_cf"]["recall_cold"]["mean"] == 0 == retrieval["popularity"]["recall_cold"]["mean"]
-    assert retrieval["lm_hybrid"]["recall_cold"]["n"] == retrieval["cold_test_users"]
+    for name in ("lm_hybrid", "lm_adapter", "lm_adapter_cf"):
+        assert retrieval[name]["recall_cold"]["n"] == retrieval["cold_test_users"]
+    # fitted on the training part only: the held-out items nobody touched before the cut are not warm
+    assert not adapter.warm_[[ids.index(item) for item in held["item_id"] if item not in seen]].any()
+    assert retrieval["lm_adapter"]["recall"]["mean"] > retrieval["popularity"]["recall"]["mean"]
+    assert retrieval["adapter_fit_cpu_seconds"] > 0 and len(retrieval["adapter_loss"]) == 10
     with pytest.raises(UserError, match="no item events"), Store(tmp_path / "empty.duckdb") as empty:
         hold_out_after(empty, test_days=1)
 

@@ -5,18 +5,19 @@
   against global popularity and against the user's own per-leaf event counts.
 - :func:`next_item_retrieval`: held-out next items (:func:`hold_out_after`, a split in time, or
   :func:`hold_out_last_items`, each user's last item); Recall@K of ANN on the interest vector, of the pure-LM
-  profile score (alone and with the user's own category affinity) and of the LM + item-CF hybrid
-  (:func:`~adpilot.understand.retrieval.profile_item_scores`), vs
-  popularity vs item-based CF, overall and on cold items (no training interaction at all), with bootstrap
-  intervals over users.
+  profile score (alone and with the user's own category affinity), of the LM + item-CF hybrid
+  (:func:`~adpilot.understand.retrieval.profile_item_scores`) and, when given, of the learned two-tower
+  :class:`~adpilot.understand.adapter.LMAdapter` (alone and with item-CF), vs popularity vs item-based CF,
+  overall and on cold items (no training interaction at all), with bootstrap intervals over users.
 
 Both take their inputs as arguments (store, truth folder, held-out frame) so they run on any world or log.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,9 @@ from adpilot.understand.interest import load_interest_vectors
 from adpilot.understand.items import load_product_vectors
 from adpilot.understand.retrieval import LMItemCF, category_shares, profile_item_scores, recent_rows
 from adpilot.understand.vectors import fetch_row
+
+if TYPE_CHECKING:
+    from adpilot.understand.adapter import LMAdapter
 
 ITEM_EVENTS = ("page_view", "click", "add_to_cart", "purchase")
 
@@ -133,7 +137,8 @@ def _recall_top(score: np.ndarray, truth: np.ndarray, k: int) -> float:
 
 
 def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: int = 50, recent: int = 20,
-                        n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+                        n_boot: int = 1000, seed: int = 0, adapter: LMAdapter | None = None,
+                        adapter_cf_weight: float = 0.25, cold_boosts: tuple[float, ...] = ()) -> dict[str, Any]:
     """Recall@``k`` of the held-out items per method, overall and on cold items, with 95% bootstrap intervals.
 
     Cold = the held-out item appears in no event left in the store (no training interaction of any kind). Ties
@@ -142,6 +147,12 @@ def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: 
     take part (the others opted out of personalisation, which every method here is), so every method sees the
     same users and the same history. Also reported: paired differences of the LM methods against item-CF and
     popularity, bootstrapped over the same users.
+
+    ``adapter``, an unfitted :class:`~adpilot.understand.adapter.LMAdapter`, is fitted here on the store's events
+    (only what is left before the cut) and scored from the profiles' last ``adapter.history`` recent items
+    (``lm_adapter``), and mixed with item-CF, which gets ``adapter_cf_weight`` of the adapter's standardised
+    weight (``lm_adapter_cf``); its fit time is reported. Each of ``cold_boosts`` scores the same fitted adapter
+    once more with that ``cold_boost`` (``lm_adapter_boost<b>``): the trade between warm and cold recall.
     """
     check_scalar(k, "k", ge=1)
     ids, items = load_product_vectors(store, encoder_name)
@@ -163,8 +174,20 @@ def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: 
     cf = LMItemCF().fit(train["user_id"].to_numpy(), position[train["item_id"]].to_numpy(), items)
     rows = recent_rows(_recent_items(store, held["user_id"].tolist()), position.to_dict(), recent)
     shares, category_column = category_shares(store, held["user_id"].tolist(), ids)
+    fitted: dict[str, Any] = {}
+    if adapter is not None:
+        check_scalar(adapter_cf_weight, "adapter_cf_weight", gt=0)
+        from adpilot.understand.adapter import store_interactions  # torch only when asked for
+
+        wall, cpu = time.perf_counter(), time.process_time()
+        adapter.fit(*store_interactions(store, ids), items)
+        fitted = {"adapter_fit_seconds": time.perf_counter() - wall, "adapter_fit_cpu_seconds": time.process_time() - cpu,
+                  "adapter_loss": adapter.loss_}
+        long_rows = recent_rows(_recent_items(store, held["user_id"].tolist()), position.to_dict(), adapter.history)
 
     names = ("popularity", "item_cf", "interest_ann", "lm_profile", "lm_profile_affinity", "lm_hybrid")
+    if adapter is not None:
+        names += ("lm_adapter", "lm_adapter_cf", *(f"lm_adapter_boost{b:g}" for b in cold_boosts))
     hits = np.zeros((len(held), len(names)))
     chunk = max(1, 20_000_000 // (recent * len(items)))  # bounds the (chunk, recent, items) similarity block
     for start in range(0, len(held), chunk):
@@ -174,19 +197,34 @@ def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: 
                   interest[part] @ items.T, profile_item_scores(interest[part], rows[part], items),
                   profile_item_scores(interest[part], rows[part], items, affinity=shares[part][:, category_column]),
                   profile_item_scores(interest[part], rows[part], items, cf=cf)]
+        if adapter is not None:
+            scores += [profile_item_scores(interest[part], long_rows[part], items, adapter=adapter),
+                       profile_item_scores(interest[part], long_rows[part], items, adapter=adapter, cf=cf,
+                                           lm_weight=1 / adapter_cf_weight)]
+            scores += [_boosted(adapter, boost, interest[part], long_rows[part], items) for boost in cold_boosts]
         for j, score in enumerate(scores):
             hits[part, j] = _tie_aware_hits(score, target[part], k)
     out: dict[str, Any] = {"test_users": len(held), "cold_test_users": int(cold.sum()),
                            "test_users_without_vector_left_out": without_vector, "k": k, "recent": recent,
-                           "catalogue": len(ids), "items_without_interactions": int((~cf.warm_).sum())}
+                           "catalogue": len(ids), "items_without_interactions": int((~cf.warm_).sum()), **fitted}
     for j, name in enumerate(names):
         out[name] = {"recall": _interval(hits[:, j], seed, n_boot), "recall_cold": _interval(hits[cold, j], seed, n_boot)}
-    for lm_name in ("lm_profile", "lm_profile_affinity", "lm_hybrid"):
+    for lm_name in names[3:]:
         for peer in ("item_cf", "popularity"):
             diff = hits[:, names.index(lm_name)] - hits[:, names.index(peer)]
             out[f"{lm_name}_minus_{peer}"] = {"recall": _interval(diff, seed, n_boot),
                                               "recall_cold": _interval(diff[cold], seed, n_boot)}
     return out
+
+
+def _boosted(adapter: LMAdapter, boost: float, interest: np.ndarray, recent: np.ndarray,
+             items: np.ndarray) -> np.ndarray:
+    """The adapter's scores with ``cold_boost`` = ``boost`` (its own setting is kept)."""
+    kept, adapter.cold_boost = adapter.cold_boost, boost
+    try:
+        return profile_item_scores(interest, recent, items, adapter=adapter)
+    finally:
+        adapter.cold_boost = kept
 
 
 def _recent_items(store: Store, users: list[str]) -> list[list[str]]:

@@ -55,21 +55,36 @@ class Keys:
         return cls(kind, table.column("key").combine_chunks(), rank, order)
 
 
-def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray, old_vector: pa.ChunkedArray,
-                     old_norm: pa.ChunkedArray, consent: np.ndarray) -> tuple[pa.Array, pa.Array]:
-    """(unit vectors, norms) of ``weights @ sources`` plus the stored sums; NULL for zero sums and no consent."""
+def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray, old_rows: np.ndarray, old_sums: np.ndarray,
+                     consent: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """(unit vectors, norms) of ``weights @ sources`` plus the stored sums; NULL for zero sums and no consent.
+
+    ``old_sums[i]`` (a stored ``vector * norm``) is added to row ``old_rows[i]``.
+    """
     total = np.asarray(weights @ sources, dtype=np.float32)
-    valid = pc.is_valid(old_vector).to_numpy(zero_copy_only=False)
-    if valid.any():
-        rows = np.flatnonzero(valid)
-        vectors = from_list_column(old_vector.filter(pa.array(valid)), total.shape[1])
-        total[rows] += vectors * old_norm.filter(pa.array(valid)).to_numpy()[:, None].astype(np.float32)
+    total[old_rows] += old_sums
     norms = np.sqrt(np.einsum("ij,ij->i", total, total, dtype=np.float64))  # no (n, d) temporary
     has = (norms > 0) & consent
     total /= np.where(has, norms, 1)[:, None]
     rows = to_list_array(total)
     vectors = pa.ListArray.from_arrays(rows.offsets, rows.values, mask=pa.array(~has))  # zero-copy NULLs
     return vectors, pa.array(norms.astype(np.float64), mask=~has)
+
+
+def stored_vectors(vectors: pa.ChunkedArray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, rows) of the non-NULL vectors of a list column; rows are a read-only view when one chunk holds them.
+
+    >>> stored_vectors(pa.chunked_array([[[0.6, 0.8], None, [1.0, 0.0]]]), 2)
+    (array([0, 2]), array([[0.6, 0.8],
+           [1. , 0. ]], dtype=float32))
+    """
+    positions = np.flatnonzero(pc.is_valid(vectors).to_numpy(zero_copy_only=False))
+    if not len(positions):
+        return positions, np.empty((0, dim), dtype=np.float32)
+    # flatten() leaves NULL entries out: the floats of the valid rows, without copying them
+    parts = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in vectors.chunks]
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return positions, values.astype(np.float32, copy=False).reshape(len(positions), dim)
 
 
 def list_matrix(keys: pa.ChunkedArray, values: pa.ChunkedArray, n_keys: int) -> sparse.csr_matrix:

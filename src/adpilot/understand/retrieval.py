@@ -25,6 +25,8 @@ The default weights were picked on worlds of seed 9 (312 and 3,000 products), no
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -32,6 +34,9 @@ from scipy import sparse
 
 from adpilot.errors import check_scalar
 from adpilot.store import Store
+
+if TYPE_CHECKING:
+    from adpilot.understand.adapter import LMAdapter
 
 
 class LMItemCF:
@@ -79,12 +84,16 @@ class LMItemCF:
 
 def profile_item_scores(interest: np.ndarray, recent: np.ndarray, items: np.ndarray,
                         interest_weight: float = 0.5, cf: LMItemCF | None = None, lm_weight: float = 0.25,
-                        affinity: np.ndarray | None = None, affinity_weight: float = 0.1) -> np.ndarray:
+                        affinity: np.ndarray | None = None, affinity_weight: float = 0.1,
+                        adapter: LMAdapter | None = None) -> np.ndarray:
     """Scores (n users, m items) from unit ``interest`` (n, d), ``recent`` item rows (n, r; -1 pads) of ``items``.
 
     Without ``cf``: the pure language-model score of the module docstring, plus the category term when
-    ``affinity`` (n, m: each item's category share, from :func:`category_shares`) is given. With a fitted ``cf``:
-    its scores plus ``lm_weight`` times that score, both standardised per user (the scales differ).
+    ``affinity`` (n, m: each item's category share, from :func:`category_shares`) is given; with a fitted
+    ``adapter`` (:class:`~adpilot.understand.adapter.LMAdapter`) its learned score from ``recent`` instead (it
+    does not use ``interest`` or ``affinity``, and ``items`` must be its fitted catalogue, new items appended).
+    With a fitted ``cf``: its scores plus ``lm_weight`` times that score, both standardised per user (the scales
+    differ).
 
     >>> items = np.eye(3, dtype=np.float32)
     >>> scores = profile_item_scores(items[[0]], np.array([[1, 2]]), items, interest_weight=0.5)
@@ -96,6 +105,11 @@ def profile_item_scores(interest: np.ndarray, recent: np.ndarray, items: np.ndar
     check_scalar(affinity_weight, "affinity_weight", ge=0)
     if recent.shape[0] != interest.shape[0]:
         raise ValueError(f"`recent` has {recent.shape[0]} rows for {interest.shape[0]} users")
+    if adapter is not None:
+        if affinity is not None:
+            raise ValueError("`affinity` cannot be combined with `adapter`, which learned its own category weights")
+        scores = adapter.scores(recent, items)
+        return scores if cf is None else _standardise(cf.scores(recent)) + lm_weight * _standardise(scores)
     scores = interest_weight * (interest @ items.T)
     if recent.shape[1]:
         pad = recent < 0

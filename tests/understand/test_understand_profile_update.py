@@ -1,0 +1,113 @@
+"""Incremental profile updates at more than toy size: many chunks, rows in DuckDB's own order, several updates in a
+row, consent — each equal to a rebuild; replaced rows are vacuumed once they outnumber the live ones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from understand_helpers import fill_store, products_frame
+
+from adpilot.store import Store
+from adpilot.understand import profiles
+from adpilot.understand.encoders import USEEncoder
+from adpilot.understand.interest import load_interest_vectors
+from adpilot.understand.items import build_product_vectors
+from adpilot.understand.profiles import build_profiles, update_profiles
+
+LOCAL = timedelta(hours=8)  # profiles count days at UTC+8
+TYPES = ["page_view", "page_view", "click", "add_to_cart", "purchase", "search", "review"]
+COLUMNS = [c.split()[0] for c in profiles.PROFILE_TABLES["profiles"].split(",")]
+STORED = "SELECT sum(count) FROM pragma_storage_info('profiles') WHERE column_path = '[0]'"
+
+
+def random_events(n: int, users: int, start: datetime, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    kind = np.array(TYPES)[rng.integers(0, len(TYPES), n)]
+    user = rng.integers(0, users, n)
+    ts = [start + timedelta(seconds=int(m)) for m in rng.choice(3 * 86400, n, replace=False)]  # no ties
+    return pd.DataFrame({
+        "event_id": [f"e{seed}-{i}" for i in range(n)], "user_id": [f"u{u}" for u in user],
+        "session_id": [f"s{u}-{(t + LOCAL).day}" for u, t in zip(user, ts, strict=True)], "ts": pd.to_datetime(ts, utc=True),
+        "type": kind, "item_id": np.where(kind == "search", None, rng.choice(["p1", "p2", "p3", "p4", "p5", "p6",
+                                                                             "gone"], n)),
+        "price": None, "value": None, "query": np.where(kind == "search", rng.choice(["篮球鞋 男", "绿茶"], n), None),
+        "text": np.where(kind == "review", "龙井茶 清香 很好喝", None),
+        "device": rng.choice(["ios", "android"], n), "geo": rng.choice(["上海", "杭州"], n), "bot_flag": False})
+
+
+def users(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"user_id": [f"u{i}" for i in range(n)], "consent_personalisation": np.arange(n) % 7 != 0})
+
+
+ANCHORED = ("interest_norm", "w_events", "w_value", "w_price", "w_logprice")  # sums anchored at the store's anchor
+
+
+def table(store: Store) -> pd.DataFrame:
+    """The profiles, anchored sums decayed to ``as_of`` (a rebuild and an update have different anchors)."""
+    decay = "pow(2, date_diff('second', as_of, anchor) / 86400 / half_life_days)"
+    columns = [f"{c} * {decay} AS {c}" if c in ANCHORED else c for c in COLUMNS]
+    return store.con.sql(f"SELECT {', '.join(columns)} FROM profiles, profile_meta ORDER BY user_id").df()
+
+
+@pytest.fixture()
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(profiles, "CHUNK_USERS", 7)  # dozens of chunks, each in DuckDB's order
+
+
+def test_several_updates_equal_a_rebuild(tmp_path, use_encoder: USEEncoder, small_chunks: None) -> None:
+    t0 = datetime(2026, 3, 1, tzinfo=UTC) - LOCAL  # batches start at local midnights: no day spans two
+    batches = [random_events(900, 150, t0, 0)] + [random_events(150, 150, t0 + timedelta(days=3 * k), k)
+                                                   for k in (1, 2, 3)]
+    everything = pd.concat(batches, ignore_index=True)
+    with Store(tmp_path / "full.duckdb") as full, Store(tmp_path / "inc.duckdb") as inc:
+        for store, events in ((full, everything), (inc, batches[0])):
+            fill_store(store, products_frame(), events, users(150))
+            build_product_vectors(store, use_encoder)
+            build_profiles(store, use_encoder, half_life_days=2)
+        for batch in batches[1:]:
+            assert update_profiles(inc, use_encoder, events=batch.drop(columns=["bot_flag"])) \
+                == batch["user_id"].nunique()
+            stored, live = inc.con.sql(f"SELECT ({STORED}), count(*) FROM profiles").fetchall()[0]
+            assert stored <= 2 * live  # replaced rows are vacuumed once they outnumber the live
+        a, b = table(full), table(inc)
+        assert len(a) == 150 and a["interest_vector"].notna().sum() < 150  # some users did not consent
+        for column in (c for c in COLUMNS if c != "interest_vector"):  # no day spans batches: counts agree too
+            for x, y in zip(a[column], b[column], strict=True):
+                if isinstance(x, float) and not np.isnan(x):
+                    assert y == pytest.approx(x, rel=1e-6), column
+                elif isinstance(x, np.ndarray):  # a set of purchased items has no order
+                    assert (sorted(x) == sorted(y)) if column == "purchased_items" else list(x) == list(y), column
+                else:
+                    assert (pd.isna(x) and pd.isna(y)) or x == y, column
+        ua, va = load_interest_vectors(full)
+        ub, vb = load_interest_vectors(inc)
+        assert ua == ub and len(ua) > 100
+        np.testing.assert_allclose(va, vb, atol=1e-5)
+
+
+def test_a_failed_update_leaves_the_profiles_as_they_were(tmp_path, use_encoder: USEEncoder, small_chunks: None,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    store = fill_store(Store(tmp_path / "s.duckdb"), products_frame(),
+                       random_events(300, 40, datetime(2026, 3, 2, tzinfo=UTC), 5), users(40))
+    build_product_vectors(store, use_encoder)
+    build_profiles(store, use_encoder)
+    before = table(store)
+    write, calls = profiles._write_chunk, []
+
+    def fail_on_third(*args: object) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        write(*args)
+
+    monkeypatch.setattr(profiles, "_write_chunk", fail_on_third)
+    with pytest.raises(RuntimeError, match="disk full"):
+        update_profiles(store, use_encoder, events=random_events(200, 40, datetime(2026, 3, 6, tzinfo=UTC), 6)
+                        .drop(columns=["bot_flag"]))
+    assert len(calls) == 3  # two chunks had been written when it failed
+    pd.testing.assert_frame_equal(table(store), before)
+    assert store.con.sql("SELECT as_of FROM profile_meta").fetchall()[0][0] == before["last_ts"].max()
+    store.close()
