@@ -34,16 +34,21 @@ import numpy as np
 import pyarrow as pa
 from fastapi import FastAPI
 
+from adpilot.serve.cli import HEALTHCHECK_S
+
 DIM = 384  # the e5 encoder's dimension: the server loads e5 only to match the store's vectors
 SECRET = "bench-secret-0123456789abcdef"
 ADMIN_KEY = "bench-admin-key-0123456789"
 
 LUA = r"""
 local bodies, n, counter, thread_id = {}, 0, 0, 0
-local created = 0
+local created, threads = 0, {}
+shed, nobid, client_errors, server_errors = 0, 0, 0, 0  -- globals: done() reads them with thread:get
+local pace_ms = PACE_MS
 function setup(thread)
   created = created + 1
   thread:set("thread_id", created)
+  table.insert(threads, thread)
 end
 function init(args)
   for line in io.lines(args[1]) do n = n + 1; bodies[n] = line end
@@ -51,8 +56,27 @@ function init(args)
 end
 function request()
   counter = counter + 1
-  local body = bodies[(counter % n) + 1]:gsub("RID", thread_id .. "-" .. counter .. "-" .. wrk.thread:get("salt"))
+  local body = bodies[(counter % n) + 1]:gsub("RID", thread_id .. "-" .. counter .. "-" .. SALT)
   return wrk.format("POST", nil, nil, body)
+end
+if pace_ms > 0 then
+  function delay()  -- think time per connection, jittered so that connections do not move in lockstep
+    return math.random(math.floor(pace_ms / 2), math.floor(pace_ms * 3 / 2))
+  end
+end
+function response(status, headers, body)
+  if headers["x-adpilot-shed"] then shed = shed + 1
+  elseif status == 204 then nobid = nobid + 1
+  elseif status >= 500 then server_errors = server_errors + 1
+  elseif status >= 400 then client_errors = client_errors + 1 end
+end
+function done(summary, latency, requests)
+  local t = {0, 0, 0, 0}
+  for _, thread in ipairs(threads) do
+    t[1] = t[1] + thread:get("shed"); t[2] = t[2] + thread:get("nobid")
+    t[3] = t[3] + thread:get("client_errors"); t[4] = t[4] + thread:get("server_errors")
+  end
+  io.write(string.format("COUNTS shed=%d nobid=%d c4xx=%d s5xx=%d\n", t[1], t[2], t[3], t[4]))
 end
 """
 
@@ -64,6 +88,10 @@ def bare_app() -> FastAPI:
     @app.post("/bare")
     def bare() -> dict[str, bool]:
         return {"ok": True}
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, int]:
+        return {"pid": os.getpid()}
 
     return app
 
@@ -168,32 +196,47 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(args: list[str], env: dict[str, str], port: int, log: Path, timeout_s: float = 600) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", *args, "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning", "--no-access-log"], env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
+def start(args: list[str], env: dict[str, str], port: int, log: Path, workers: int,
+          timeout_s: float = 900) -> subprocess.Popen:
+    """uvicorn with ``workers`` processes on ``port``; returns once every worker answers ``/healthz``."""
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", *args, "--workers", str(workers), "--host",
+                             "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+                             "--timeout-worker-healthcheck", str(HEALTHCHECK_S)],
+                            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
         try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            by_worker(f"http://127.0.0.1:{port}", "/healthz", workers, tries=50)
             return proc
-        except httpx.HTTPError:
+        except (httpx.HTTPError, RuntimeError, ValueError):
             time.sleep(0.5)
-    proc.kill()
+    stop(proc)
     raise RuntimeError("server did not start in time")
 
 
-def wrk(url: str, script: Path, bodies: Path, connections: int, duration: int) -> dict[str, float]:
-    """Throughput, p50/p99 (ms) and error counts of one wrk run (1 thread: the other core is the server's)."""
-    salt = f"{time.monotonic_ns()}"
-    lua = script.read_text().replace('wrk.thread:get("salt")', f'"{salt}"')
-    run_script = script.with_name(f"run_{salt}.lua")
-    run_script.write_text(lua)
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "2s", "--latency",
-                          "-s", str(run_script), url, "--", str(bodies)], capture_output=True, text=True, check=True)
-    run_script.unlink()
+def stop(proc: subprocess.Popen) -> None:
+    """SIGINT, as an operator would: the lifespan shutdown lets each worker's event spool write what is left."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wrk(url: str, bodies: Path, connections: int, duration: int, rate: float = 0.0) -> dict[str, float]:
+    """Throughput, p50/p99 (ms), shed answers, no-bids and errors of one wrk run (1 thread: the other core is the
+    server's). ``rate`` > 0 paces each connection with a think time of ``connections / rate`` seconds."""
+    pace_ms = round(connections * 1000 / rate) if rate > 0 else 0
+    script = bodies.with_name(f"run_{time.monotonic_ns()}.lua")
+    script.write_text(LUA.replace("SALT", f'"{time.monotonic_ns()}"').replace("PACE_MS", str(pace_ms)))
+    try:
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "2s", "--latency",
+                              "-s", str(script), url, "--", str(bodies)], capture_output=True, text=True, check=True)
+    finally:
+        script.unlink()
     text = out.stdout
 
     def ms(label: str) -> float:
@@ -204,46 +247,71 @@ def wrk(url: str, script: Path, bodies: Path, connections: int, duration: int) -
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "non2xx": int(non2xx.group(1)) if non2xx else 0,
+    counts = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", text.split("COUNTS", 1)[1])}
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), **counts,
             "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0}
 
 
-def metric_sum(base: str, name: str) -> float:
-    text = httpx.get(f"{base}/metrics", timeout=10).text
+def by_worker(base: str, path: str, n_workers: int, tries: int = 400) -> dict[int, str]:
+    """``path``'s answer from each of the ``n_workers`` processes behind one port: every worker answers for
+    itself (its pid is in ``/healthz`` and ``/metrics``), and a fresh connection lands on any of them."""
+    found: dict[int, str] = {}
+    for _ in range(tries):
+        with httpx.Client(base_url=base, timeout=10) as client:
+            text = client.get(path).text
+        pid = int(json.loads(text)["pid"]) if path == "/healthz" else int(metric_value(text, "adpilot_process_pid"))
+        found.setdefault(pid, text)
+        if len(found) == n_workers:
+            return found
+    raise RuntimeError(f"reached {len(found)} of {n_workers} workers on {path} in {tries} connections")
+
+
+def metric_sum(text: str, name: str) -> float:
+    """Sum of every series of metric ``name`` in one worker's ``/metrics`` text."""
     return sum(float(m.group(1)) for m in re.finditer(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
-def metric(base: str, series: str) -> float:
-    found = re.search(rf"^{re.escape(series)} (\S+)$", httpx.get(f"{base}/metrics", timeout=10).text, re.M)
+def metric_value(text: str, series: str) -> float:
+    found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
 
 
-def reconcile(base: str, n_requests: int, n_profiles: int, seed: int) -> dict[str, float]:
-    """Serve ads, post impressions and clicks with replays; returns what each side counted."""
+def reconcile(base: str, n_workers: int, n_requests: int, n_profiles: int, seed: int) -> dict[str, float]:
+    """Serve ads, post impressions and clicks with replays, 8 clients at a time on fresh connections (so that
+    with several workers an ad's events mostly reach another worker than the one that placed it); returns what
+    each side counted: the clients, the workers' metrics (summed), the shared counters."""
+    from concurrent.futures import ThreadPoolExecutor
+
     rng = np.random.default_rng(seed)
     run = time.time_ns()  # request ids new to the store, which may hold a previous run's events
-    ads = []
-    with httpx.Client(base_url=base, timeout=10) as client:
-        for i in range(n_requests):
-            body = {"request_id": f"rec-{run}-{i}", "slot": "feed", "device": "mobile",
-                    "user_id": f"user{rng.integers(0, n_profiles)}"}
-            ads += client.post("/v1/decide", json=body).json()["ads"]
-        spend_before = metric_sum(base, "adpilot_campaign_spend")
+    users = [f"user{u}" for u in rng.integers(0, n_profiles, n_requests)]
+
+    def post(path_body: tuple[str, dict]) -> dict:
+        with httpx.Client(base_url=base, timeout=30) as client:  # a fresh connection: any worker
+            return client.post(path_body[0], json=path_body[1]).json()
+
+    def spend() -> float:  # the campaigns' spend as the shared counters hold it (any worker reads the same)
+        return metric_sum(httpx.get(f"{base}/metrics", timeout=30).text, "adpilot_campaign_spend")
+
+    with ThreadPoolExecutor(8) as pool:
+        asks = [("/v1/decide", {"request_id": f"rec-{run}-{i}", "slot": "feed", "device": "mobile", "user_id": u})
+                for i, u in enumerate(users)]
+        ads = [ad for done in pool.map(post, asks) for ad in done["ads"]]
+        spend_before = spend()
         events = [{"token": a["token"], "type": t} for a in ads for t in ("impression", "click")]
         replays = [events[int(j)] for j in rng.integers(0, len(events), len(events) // 10)]
-        accepted = rejected = 0
-        for start in range(0, len(events) + len(replays), 200):
-            done = client.post("/v1/events", json={"events": (events + replays)[start:start + 200]}).json()
-            detail = done.get("detail", done)
-            accepted += done.get("accepted", 0)
-            rejected += len(detail["rejected"])
-        return {"placed": len(ads), "posted": len(events) + len(replays), "accepted": accepted, "rejected": rejected,
-                "metric_accepted": metric(base, 'adpilot_events_total{type="impression",outcome="accepted"}')
-                + metric(base, 'adpilot_events_total{type="click",outcome="accepted"}'),
-                "charged": float(sum(a["price"] for a in ads)),
-                "counter_spend": metric_sum(base, "adpilot_campaign_spend") - spend_before}
+        posted = events + replays
+        answers = list(pool.map(post, [("/v1/events", {"events": posted[i:i + 50]})
+                                       for i in range(0, len(posted), 50)]))
+    accepted = sum(a.get("accepted", 0) for a in answers)
+    rejected = sum(len(a.get("detail", a)["rejected"]) for a in answers)
+    metrics = by_worker(base, "/metrics", n_workers).values()
+    return {"placed": len(ads), "posted": len(posted), "accepted": accepted, "rejected": rejected,
+            "metric_accepted": sum(metric_value(t, 'adpilot_events_total{type="impression",outcome="accepted"}')
+                                   + metric_value(t, 'adpilot_events_total{type="click",outcome="accepted"}')
+                                   for t in metrics),
+            "charged": float(sum(a["price"] for a in ads)), "counter_spend": spend() - spend_before}
 
 
 def served_events(store: Path) -> tuple[int, float]:
@@ -254,12 +322,63 @@ def served_events(store: Path) -> tuple[int, float]:
     return int(rows), float(spend)
 
 
+def measure(args: argparse.Namespace, work: Path, store: Path, env: dict[str, str], bodies: dict[str, Path],
+            n_workers: int) -> dict[str, float]:
+    """Every phase against ``n_workers`` server processes (and as many bare ones); returns the reconciliation."""
+    from contextlib import ExitStack
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from redis_support import redis_server
+
+    with ExitStack() as stack:
+        env = dict(env)
+        if n_workers > 1:  # several workers share budgets and caps through a real redis-server
+            env["ADPILOT_REDIS_URL"] = stack.enter_context(redis_server(work))
+        rows_before, spend_before = served_events(store)
+        port, bare_port = free_port(), free_port()
+        started = time.perf_counter()
+        loop = ["--http", args.http, "--loop", args.loop]
+        server = start(["--factory", "adpilot.serve.main:app_from_env", *loop], env, port, work / "server.log",
+                       n_workers)
+        print(f"\n{n_workers} worker(s), counters {'in Redis' if n_workers > 1 else 'in process'}: every worker up "
+              f"(snapshot built) in {time.perf_counter() - started:.1f}s; load average {os.getloadavg()[0]:.1f}")
+        bare = start(["--factory", "bench_serve_load:bare_app", "--app-dir", str(Path(__file__).parent), *loop],
+                     env, bare_port, work / "bare.log", n_workers)
+        base = f"http://127.0.0.1:{port}"
+        targets = {"bare": (f"http://127.0.0.1:{bare_port}/bare", bodies["decide"]),
+                   "decide": (f"{base}/v1/decide", bodies["decide"]),
+                   "openrtb": (f"{base}/openrtb/2.6/bid", bodies["openrtb"])}
+        phases = [(int(c), 0.0) for c in args.connections.split(",")] + [(args.overload, args.overload_rate)]
+        try:
+            print(f"{'endpoint':<9}{'conns':>6}{'paced':>7}{'req/s':>8}{'/bare':>7}{'p50 ms':>8}{'p99 ms':>8}"
+                  f"{'shed':>7}{'no-bid':>7}{'4xx':>5}{'5xx':>5}{'sock':>5}")
+            for conns, rate in phases:
+                bare_rps = float("nan")
+                for name, (url, body_file) in targets.items():
+                    r = wrk(url, body_file, conns, args.duration, rate)
+                    bare_rps = r["rps"] if name == "bare" else bare_rps
+                    paced = f"{rate:.0f}" if rate else "-"
+                    print(f"{name:<9}{conns:>6}{paced:>7}{r['rps']:>8.0f}{r['rps'] / bare_rps:>7.2f}{r['p50']:>8.2f}"
+                          f"{r['p99']:>8.2f}{r['shed']:>7}{r['nobid']:>7}{r['c4xx']:>5}{r['s5xx']:>5}"
+                          f"{r['socket_errors']:>5}", flush=True)
+            rec = reconcile(base, n_workers, 300, args.profiles, args.seed)
+        finally:
+            stop(server)
+            stop(bare)
+        rows, spend = served_events(store)
+    rec.update(store_rows=rows - rows_before, store_click_spend=round(spend - spend_before, 6))
+    return rec
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ads", type=int, default=100_000)
     parser.add_argument("--profiles", type=int, default=1_000_000)
+    parser.add_argument("--workers", default="1,2", help="worker process counts to measure in turn, e.g. 1,2")
     parser.add_argument("--connections", default="1,4,8,16,32")
-    parser.add_argument("--overload", type=int, default=256)
+    parser.add_argument("--overload", type=int, default=128, help="connections of the paced overload phase")
+    parser.add_argument("--overload-rate", type=float, default=3000.0,
+                        help="requests/s offered in the overload phase (2x the 1,500/s goal); 0 = closed loop")
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--max-inflight", type=int, default=32)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the store here (reused when present)")
@@ -279,51 +398,23 @@ def main() -> None:
         build_store(store, args.ads, args.profiles, args.seed)
         print(f"built store: {args.ads:,} ads, {args.profiles:,} profiles in {time.perf_counter() - started:.1f}s")
     fit_scorer(scorer, args.seed)
-    script = work / "bodies.lua"
-    script.write_text(LUA)
     bodies = {k: work / f"{k}.jsonl" for k in ("decide", "openrtb")}
     for kind, path in bodies.items():
         write_bodies(path, kind, args.ads, args.profiles, args.seed)
     env = {**os.environ, "ADPILOT_MODE": "test", "ADPILOT_STORE_PATH": str(store), "ADPILOT_ENCODER": "e5",
            "ADPILOT_SCORER_PATH": str(scorer), "ADPILOT_SECRET": SECRET, "ADPILOT_ADMIN_API_KEY": ADMIN_KEY,
            "ADPILOT_SERVE_MAX_INFLIGHT": str(args.max_inflight)}
-    rows_before, spend_before = served_events(store)
-    port, bare_port = free_port(), free_port()
-    started = time.perf_counter()
-    stack = ["--http", args.http, "--loop", args.loop]
-    server = start(["--factory", "adpilot.serve.main:app_from_env", *stack], env, port, work / "server.log")
-    print(f"server up (snapshot built) in {time.perf_counter() - started:.1f}s")
-    bare = start(["--factory", "bench_serve_load:bare_app", "--app-dir", str(Path(__file__).parent), *stack], env,
-                 bare_port, work / "bare.log")
-    base = f"http://127.0.0.1:{port}"
-    targets = {"bare": (f"http://127.0.0.1:{bare_port}/bare", bodies["decide"]),
-               "decide": (f"{base}/v1/decide", bodies["decide"]),
-               "openrtb": (f"{base}/openrtb/2.6/bid", bodies["openrtb"])}
-    try:
-        print(f"\n{'endpoint':<9}{'conns':>6}{'req/s':>10}{'/bare':>7}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
-              f"{'sock err':>9}{'shed':>8}")
-        for conns in [int(c) for c in args.connections.split(",")] + [args.overload]:
-            bare_rps = float("nan")
-            for name, (url, body_file) in targets.items():
-                shed_before = metric_sum(base, "adpilot_shed_total")
-                r = wrk(url, script, body_file, conns, args.duration)
-                shed = metric_sum(base, "adpilot_shed_total") - shed_before if name != "bare" else 0
-                bare_rps = r["rps"] if name == "bare" else bare_rps
-                print(f"{name:<9}{conns:>6}{r['rps']:>10.0f}{r['rps'] / bare_rps:>7.2f}{r['p50']:>9.2f}"
-                      f"{r['p99']:>9.2f}{r['non2xx']:>9}{r['socket_errors']:>9}{shed:>8.0f}", flush=True)
-        rec = reconcile(base, 300, args.profiles, args.seed)
-    finally:
-        for proc in (server, bare):
-            proc.send_signal(signal.SIGINT)  # lifespan shutdown: the event spool writes what is left
-            proc.wait(timeout=60)
-    rows, spend = served_events(store)
-    rec.update(store_rows=rows - rows_before, store_click_spend=round(spend - spend_before, 6))
-    print("\nreconciliation: events posted (with 10% replays) / accepted / in metrics / written to the store; "
-          "click prices charged / committed in the counters / summed in the store")
-    print(json.dumps(rec, indent=1))
-    print(f"\nreproduce: .venv/bin/python benchmarks/bench_serve_load.py --ads {args.ads} --profiles {args.profiles} "
-          f"--connections {args.connections} --overload {args.overload} --max-inflight {args.max_inflight} "
-          f"--duration {args.duration} --http {args.http} --loop {args.loop}")
+    env.pop("ADPILOT_REDIS_URL", None)
+    for n_workers in [int(n) for n in args.workers.split(",")]:
+        rec = measure(args, work, store, env, bodies, n_workers)
+        print(f"reconciliation ({n_workers} worker(s)): events posted (with 10% replays) / accepted / in the "
+              "workers' metrics / written to the store; click prices charged / committed in the counters / summed "
+              "in the store")
+        print(json.dumps(rec))
+    print(f"\nreproduce: nice .venv/bin/python benchmarks/bench_serve_load.py --ads {args.ads} --profiles "
+          f"{args.profiles} --workers {args.workers} --connections {args.connections} --overload {args.overload} "
+          f"--overload-rate {args.overload_rate:.0f} --max-inflight {args.max_inflight} --duration {args.duration} "
+          f"--http {args.http} --loop {args.loop}")
 
 
 if __name__ == "__main__":

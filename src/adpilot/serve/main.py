@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import os
 
-from adpilot.config import get_settings
-from adpilot.create.compliance import Policy, check
-from adpilot.create.prompts import SLOT_LIMITS
-from adpilot.serve.app import create_app
-from adpilot.serve.wiring import engine_factory
+# Before faiss and numpy load their OpenMP runtime: OpenMP reads its thread count per thread, so a limit set later
+# (``threadpool_limits`` below) holds in the thread that set it but not in threads started afterwards.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from fastapi import FastAPI  # noqa: E402
+
+from adpilot.config import get_settings  # noqa: E402
+from adpilot.create.compliance import Policy, check  # noqa: E402
+from adpilot.create.prompts import SLOT_LIMITS  # noqa: E402
+from adpilot.serve.app import create_app  # noqa: E402
+from adpilot.serve.wiring import engine_factory  # noqa: E402
 
 
 def vet_copy(text: str, language: str, slot: str | None) -> list[str]:

@@ -1,8 +1,8 @@
 """Management reads and writes on the store, scoped to one advertiser.
 
-Server processes never hold the DuckDB file open between requests: several processes (and the snapshot builder)
-share it, and DuckDB lets one writer in at a time. Each call opens, works and closes, retrying briefly while another
-process holds the lock. Ownership is checked in SQL: an advertiser's key reaches only rows that lead back to it.
+Server processes never hold the DuckDB file open between requests (see :mod:`adpilot.serve.store_access`): each
+call opens it — read-only to read, read-write to write — works and closes. Ownership is checked in SQL: an
+advertiser's key reaches only rows that lead back to it.
 """
 
 from __future__ import annotations
@@ -10,10 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +18,9 @@ import duckdb
 import pyarrow as pa
 
 from adpilot.schema import EVENT_ARROW_SCHEMA
-from adpilot.store import Store
+from adpilot.serve.store_access import StoreAccess, StoreBusy
+
+__all__ = ["Repository", "StoreBusy", "hash_key", "new_api_key"]
 
 T = TypeVar("T")
 
@@ -35,10 +34,6 @@ OWNER_SQL = {
 }
 KEY_COLUMN = {"campaigns": "campaign_id", "ads": "ad_id", "creatives": "creative_id", "advertisers": "advertiser_id"}
 JSON_COLUMNS = {"targeting", "scores"}
-
-
-class StoreBusy(RuntimeError):
-    """Another process held the store's write lock for longer than the retry window."""
 
 
 def hash_key(api_key: str) -> str:
@@ -55,30 +50,11 @@ class Repository:
 
     def __init__(self, store_path: str | Path, retry_s: float = 3.0) -> None:
         self.store_path = str(store_path)
-        self.retry_s = retry_s
-        self._lock = threading.Lock()
-        with Store(self.store_path):
-            pass  # create the tables once
+        self.access = StoreAccess(store_path, wait_s=retry_s)
+        self.access.create_tables(wait_s=max(retry_s, 60.0))  # other workers may be reading their snapshots
 
-    @contextmanager
-    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        deadline = time.monotonic() + self.retry_s
-        with self._lock:
-            while True:
-                try:
-                    con = duckdb.connect(self.store_path)
-                    break
-                except duckdb.IOException as busy:
-                    if time.monotonic() > deadline:
-                        raise StoreBusy(str(busy)) from busy
-                    time.sleep(0.02)
-            try:
-                yield con
-            finally:
-                con.close()
-
-    def _run(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        with self._connect() as con:
+    def _run(self, work: Callable[[duckdb.DuckDBPyConnection], T], write: bool = False) -> T:
+        with self.access.connect(read_only=not write) as con:
             return work(con)
 
     def advertiser_for_key(self, api_key: str) -> str | None:
@@ -108,7 +84,7 @@ class Repository:
         values = [_to_db(c, row[c]) for c in columns]
         quoted = ", ".join(f'"{c}"' for c in columns)
         sql = f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(columns))})"
-        self._run(lambda con: con.execute(sql, values))
+        self._run(lambda con: con.execute(sql, values), write=True)
 
     def update(self, table: str, object_id: str, changes: dict[str, Any]) -> None:
         if not changes:
@@ -116,7 +92,7 @@ class Repository:
         assignments = ", ".join(f'"{c}" = ?' for c in changes)
         values = [_to_db(c, v) for c, v in changes.items()] + [object_id]
         sql = f"UPDATE {table} SET {assignments} WHERE {KEY_COLUMN[table]} = ?"
-        self._run(lambda con: con.execute(sql, values))
+        self._run(lambda con: con.execute(sql, values), write=True)
 
     def get(self, table: str, object_id: str) -> dict[str, Any] | None:
         rows = self._select(f"SELECT * FROM {table} WHERE {KEY_COLUMN[table]} = ?", [object_id])
@@ -157,7 +133,7 @@ class Repository:
                 ANTI JOIN (SELECT event_id FROM events WHERE source_file = 'serve') e ON e.event_id = s.event_id""").fetchone()
             return int(done[0]) if done else 0
 
-        return self._run(work)
+        return self._run(work, write=True)
 
     def _select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         def work(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -1,13 +1,16 @@
 """Accepted tracking events on their way into the store's ``events`` table (the feedback the next training reads).
 
 Events are answered from memory and written in batches by one background thread, so that an event request never
-waits on DuckDB's single-writer lock. Rows that could not be written (store busy) stay queued for the next round;
-the insert skips event ids already stored, so a retried batch is never counted twice.
+waits on DuckDB's single-writer lock. Rows that could not be written (store busy: another worker writing, or
+building its snapshot) stay queued for the next round; the insert skips event ids already stored, so a retried
+batch is never counted twice. At shutdown the spool keeps trying for ``final_wait_s`` before it gives up.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from typing import Any
 
 from adpilot.serve.repository import Repository, StoreBusy
@@ -16,8 +19,8 @@ from adpilot.serve.repository import Repository, StoreBusy
 class EventSpool:
     """A queue of event rows (``EVENT_ARROW_SCHEMA`` columns) flushed every ``interval_s`` seconds."""
 
-    def __init__(self, repository: Repository, interval_s: float = 2.0) -> None:
-        self.repository, self.interval_s = repository, interval_s
+    def __init__(self, repository: Repository, interval_s: float = 2.0, final_wait_s: float = 120.0) -> None:
+        self.repository, self.interval_s, self.final_wait_s = repository, interval_s, final_wait_s
         self.written = 0
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -53,11 +56,16 @@ class EventSpool:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread and write what is left."""
+        """Stop the thread and write what is left, waiting out other processes' turns on the store."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self.flush()
+        deadline = time.monotonic() + self.final_wait_s
+        while self.flush() == 0 and self.pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.pending:
+            print(f"adpilot: {self.pending} accepted events could not be written: the store stayed busy",
+                  file=sys.stderr)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -9,7 +9,9 @@ from adpilot.deliver.engine import DecisionEngine
 from adpilot.deliver.scorer import load_scorer
 from adpilot.deliver.snapshot import Snapshot
 from adpilot.errors import UserError
-from adpilot.store import Store
+from adpilot.serve.store_access import StoreAccess
+
+SNAPSHOT_WAIT_S = 300.0  # a build waits this long for another process's write (or ingest) to let go of the store
 
 
 def make_counters(settings: Settings) -> Counters:
@@ -18,7 +20,8 @@ def make_counters(settings: Settings) -> Counters:
 
 
 def engine_factory(settings: Settings, counters: Counters | None = None):  # type: ignore[no-untyped-def]
-    """A function building a fresh engine snapshot from the store; counters persist across refreshes."""
+    """A function building a fresh engine snapshot from the store: read-only, one process at a time (see
+    :mod:`adpilot.serve.store_access`); counters persist across refreshes."""
     from adpilot.understand.registry import get_encoder
 
     if settings.scorer_path is None:
@@ -26,9 +29,10 @@ def engine_factory(settings: Settings, counters: Counters | None = None):  # typ
     shared = counters if counters is not None else make_counters(settings)
     encoder = get_encoder(settings.encoder, settings)
     scorer_path = settings.scorer_path
+    access = StoreAccess(settings.resolved_store_path)
 
     def build() -> DecisionEngine:
-        with Store(settings.resolved_store_path) as store:
+        with access.build_turn(), access.reader(wait_s=SNAPSHOT_WAIT_S) as store:
             snapshot = Snapshot.from_store(store, load_scorer(scorer_path), encoder)
         return DecisionEngine(snapshot, shared, settings)
 
