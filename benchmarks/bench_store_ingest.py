@@ -1,6 +1,6 @@
 """Ingest speed and memory: validated ingest of Parquet and CSV events vs a bare DuckDB insert.
 
-Generates its own seeded input (about 1% bad rows, some PII in queries, no event ids so they are derived),
+Generates its own seeded input (about 1% bad rows, some PII in queries, no event ids: events are known by their content),
 then runs each phase in a fresh subprocess so peak RSS is per phase:
 
     .venv/bin/python benchmarks/bench_store_ingest.py --rows 10000000 --csv-rows 2000000
@@ -8,9 +8,11 @@ then runs each phase in a fresh subprocess so peak RSS is per phase:
 ``bare`` is ``CREATE TABLE AS SELECT * FROM read_parquet(...)`` (no validation) and closing the database: both
 sides are timed until the database is closed, i.e. checkpointed into the file. The ratio printed is validated-ingest throughput over bare throughput, measured in the same run on the same machine; the same
 ratio per CPU-second (user + system time of each phase) is printed too, as wall time on a shared machine
-depends on how many cores the phase could get. A third peer inserts the columns ingest stores (the derived
-``event_id``, its 128-bit ``event_key``, a 32-hex-digit user id) in one bare INSERT: the least that writing
-adpilot's ``events`` table costs, so the distance to it is the price of checking and cleaning. ``--peer-src``
+depends on how many cores the phase could get. Two more peers insert the columns ingest stores in one bare INSERT
+(no checks, cleaning, de-duplication or batches), the least that writing adpilot's ``events`` table costs, so the
+distance to them is the price of checking and cleaning: ``stored columns`` is the current layout (a 32-hex-digit
+user id, nothing derived per event), ``md5 key layout`` the previous one (also an ``event_id`` derived as the MD5
+hex of the content and its 128-bit ``event_key``), which shows what such a derived key costs. ``--peer-src``
 times another version of adpilot on the same inputs in the same run (before/after).
 """
 
@@ -75,10 +77,10 @@ def make_events(rows: int, seed: int) -> pa.Table:
     })
 
 
-def _stored_columns(path: str, store: str) -> int:
-    """The columns ingest stores, made in one bare INSERT (no checks, cleaning, de-duplication or batches):
-    ``event_id`` the MD5 of the content, ``event_key`` its 128-bit MD5, ``user_id`` a 32-hex-digit hash. This is
-    what writing adpilot's ``events`` table costs at the least, so the price of the checks is what ingest adds."""
+def _stored_columns(path: str, store: str, derived_key: bool) -> int:
+    """The columns ingest stores, made in one bare INSERT (no checks, cleaning, de-duplication or batches), with
+    ``user_id`` a 32-hex-digit hash like a pseudonym. ``derived_key``: also ``event_id`` the MD5 hex of the content
+    and ``event_key`` its 128-bit MD5, as the previous layout stored them."""
     from adpilot.store import Store
 
     reader = "read_parquet" if path.endswith(".parquet") else "read_csv"
@@ -87,10 +89,10 @@ def _stored_columns(path: str, store: str) -> int:
         db.con.execute("SET preserve_insertion_order = false")
         names = [r[0] for r in db.con.execute(f"DESCRIBE SELECT * FROM {reader}('{path}')").fetchall()]
         content = ", ".join(f"coalesce(CAST(\"{n}\" AS VARCHAR), '\\N')" for n in names)
+        key = f"md5(concat_ws(chr(31), {content})) AS event_id," if derived_key else ""
         db.con.execute(f"""INSERT INTO events BY NAME
-            SELECT * REPLACE (md5(user_id) AS user_id), md5_number(event_id) AS event_key FROM (
-                SELECT *, md5(concat_ws(chr(31), {content})) AS event_id, ? AS source_file, 0 AS source_row
-                FROM {reader}('{path}'))""", [path])
+            SELECT * REPLACE (md5(user_id) AS user_id){", md5_number(event_id) AS event_key" if derived_key else ""}
+            FROM (SELECT *, {key} ? AS source_file, 0 AS source_row FROM {reader}('{path}'))""", [path])
         return db.count("events")
 
 
@@ -108,8 +110,8 @@ def _child(phase: str, path: str, store: str, batch_rows: int) -> None:
         rows = con.execute("SELECT count(*) FROM bare").fetchone()[0]
         con.close()  # checkpoints, as closing the store does after an ingest
         extra = {}
-    elif phase == "columns":
-        rows, extra = _stored_columns(path, store), {}
+    elif phase in ("columns", "columns-md5"):
+        rows, extra = _stored_columns(path, store, derived_key=phase == "columns-md5"), {}
     else:
         from adpilot.store import Store
         from adpilot.store.ingest import IngestPolicy, ingest_file
@@ -124,6 +126,11 @@ def _child(phase: str, path: str, store: str, batch_rows: int) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime
     print(json.dumps({"rows": rows, "seconds": seconds, "cpu": cpu, "rss_mb": _peak_rss_mb(), **extra}))
+
+
+def _load() -> str:
+    """The load averages over 1, 5 and 15 minutes."""
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg()) + " (1/5/15 min)"
 
 
 def _peak_rss_mb() -> float:
@@ -189,7 +196,7 @@ def main() -> None:
         pa_csv.write_csv(make_events(args.csv_rows, args.seed + 1), csv)
         print(f"inputs: {parquet.stat().st_size / 2**20:.0f} MiB Parquet ({args.rows:,} rows), "
               f"{csv.stat().st_size / 2**20:.0f} MiB CSV ({args.csv_rows:,} rows); "
-              f"load average {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} cores")
+              f"load average {_load()}, {os.cpu_count()} cores")
         for path in (parquet, csv):
             bare = _run("bare", path, workdir, args.batch_rows)
             full = _run("ingest", path, workdir, args.batch_rows, store=workdir / f"full-{path.suffix[1:]}.duckdb")
@@ -200,11 +207,11 @@ def main() -> None:
             cpu_rate, bare_cpu_rate = full["rows"] / full["cpu"], bare["rows"] / bare["cpu"]
             print(f"         per CPU-second (steadier on a loaded machine): validated {cpu_rate:,.0f} events, "
                   f"bare {bare_cpu_rate:,.0f} events, ratio {cpu_rate / bare_cpu_rate:.2f}")
-            columns = _run("columns", path, workdir, args.batch_rows)
-            print(f"         bare insert of the stored columns (ids, keys, hashed users; no checks): "
-                  f"{columns['rows'] / columns['seconds']:,.0f} events/s, {columns['rows'] / columns['cpu']:,.0f} "
-                  f"per CPU-s; validated/that: wall {columns['seconds'] / full['seconds']:.2f}, "
-                  f"CPU {columns['cpu'] / full['cpu']:.2f}")
+            for phase, label in (("columns", "stored columns"), ("columns-md5", "md5 key layout")):
+                peer = _run(phase, path, workdir, args.batch_rows)
+                print(f"         bare insert, {label} (no checks): {peer['rows'] / peer['seconds']:,.0f} events/s, "
+                      f"{peer['rows'] / peer['cpu']:,.0f} per CPU-s, peak RSS {peer['rss_mb']:.0f} MiB; validated/that: "
+                      f"wall {peer['seconds'] / full['seconds']:.2f}, CPU {peer['cpu'] / full['cpu']:.2f}")
             print(f"         counts: {({k: full[k] for k in ('accepted', 'quarantined', 'duplicates', 'flagged')})}"
                   f" reconcile={full['reconciles']}")
             if args.peer_src:
@@ -217,7 +224,7 @@ def main() -> None:
     peer = f" --peer-src {args.peer_src}" if args.peer_src else ""
     print(f"reproduce: .venv/bin/python benchmarks/bench_store_ingest.py --rows {args.rows} "
           f"--csv-rows {args.csv_rows} --batch-rows {args.batch_rows} --seed {args.seed}{peer}")
-    print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} cores")
+    print(f"load average at the end: {_load()}, {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

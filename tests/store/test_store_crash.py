@@ -32,8 +32,8 @@ CHILD = textwrap.dedent("""
 
 
 def _snapshot(store: Store) -> tuple:
-    events = store.con.execute("SELECT count(*), count(DISTINCT event_key), sum(hash(event_id, source_row)) "
-                               "FROM events").fetchone()
+    events = store.con.execute("SELECT count(*), count(DISTINCT (ts, user_id, type, item_id, price, query)), "
+                               "sum(hash(source_row)) FROM events").fetchone()
     quarantine = store.con.execute("SELECT count(*), count(DISTINCT source_row) FROM quarantine").fetchone()
     return events, quarantine
 

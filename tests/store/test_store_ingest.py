@@ -14,8 +14,10 @@ import pytest
 from adpilot.config import Settings
 from adpilot.errors import UserError
 from adpilot.schema import PRODUCT_ARROW_SCHEMA, USER_ARROW_SCHEMA
+from adpilot.store import Store
 from adpilot.store.ingest import ingest_file, ingest_table
 from adpilot.store.privacy import pseudonymise
+from adpilot.store.tables import derived_event_id_sql
 from conftest import make_events
 
 
@@ -220,7 +222,8 @@ def test_copies_inside_a_batch_of_a_changed_file_at_the_same_path(store, setting
     report = ingest_file(store, path, settings=settings, policy=policy)
     assert (report.rows_read, report.accepted, report.duplicates) == (550, 300, 250) and report.reconciles
     assert store.count("events") == 800
-    assert store.con.execute("SELECT count(*), count(DISTINCT (event_key, ts)) FROM events").fetchone() == (800, 800)
+    distinct = "SELECT count(*), count(DISTINCT (ts, user_id, type, item_id, price, query)) FROM events"
+    assert store.con.execute(distinct).fetchone() == (800, 800)
     assert store.con.execute("SELECT max(source_row) FROM events").fetchone() == (500,)  # copies (501-550) dropped
 
 
@@ -230,3 +233,47 @@ def test_ingest_restores_insertion_order(store, settings, policy):
     assert store.con.execute(order).fetchall() == [(True,)]
     ingest_table(store, make_events(20), "events", "x", settings=settings, policy=policy)
     assert store.con.execute(order).fetchall() == [(True,)]
+
+
+def test_an_event_is_known_by_its_id_or_else_by_all_its_fields(store, settings, policy, tmp_path):
+    """With an id: (id, ts), whatever the content. Without: every field, NULL equal to NULL, so events sharing the
+    time and user but differing in one field (or a NULL) are distinct, inside a batch and across batches."""
+    base = {"event_id": None, "user_id": "u1", "ts": "2026-03-01T10:00:00Z", "type": "click", "item_id": "i1",
+            "price": 1.5, "query": None}
+    rows = [base, {**base, "price": 2.5}, {**base, "price": None}, {**base, "query": "shoes"}, {**base, "type": "CLICK "},
+            {**base, "event_id": "e1"}, {**base, "event_id": "e1", "price": 9.0}, {**base, "event_id": "e2"},
+            {**base, "price": None}]
+    first = ingest_file(store, _write(pa.Table.from_pylist(rows), tmp_path / "a.jsonl"), settings=settings,
+                        policy=policy)
+    assert (first.accepted, first.duplicates) == (6, 3) and first.reconciles  # " CLICK" is `click`: a copy
+    again = [*rows, {**base, "event_id": "e1", "ts": "2026-03-01T10:00:01Z"}, {**base, "ts": "2026-03-01T10:00:01Z"}]
+    path = _write(pa.Table.from_pylist(again), tmp_path / "b.parquet")
+    second = ingest_file(store, path, settings=settings, policy=policy)
+    assert (second.accepted, second.duplicates) == (2, 9) and store.count("events") == 8
+    ids = store.con.execute("SELECT event_id, count(*) FROM events GROUP BY ALL ORDER BY ALL").fetchall()
+    assert ids == [("e1", 2), ("e2", 1), (None, 5)]
+    stored = store.con.execute("SELECT price FROM events WHERE event_id = 'e1' ORDER BY ts").fetchall()
+    assert stored == [(1.5,), (1.5,)]  # the first row of an id wins
+    no_ids = pa.Table.from_pylist([base, {**base, "price": 7.0}]).drop_columns(["event_id"])
+    third = ingest_file(store, _write(no_ids, tmp_path / "c.csv"), settings=settings, policy=policy)
+    assert (third.accepted, third.duplicates) == (1, 1) and store.count("events") == 9
+
+
+def test_a_store_of_the_previous_layout_is_migrated_and_still_knows_its_events(settings, policy, tmp_path):
+    """A store whose events still have derived ids under NOT NULL (the previous layout) is relaxed when opened and
+    its derived ids are cleared, so events re-sent after the upgrade are still duplicates; given ids stay."""
+    path = tmp_path / "old.duckdb"
+    events = make_events(10)
+    with Store(path) as old:
+        ingest_table(old, events, "events", "before", settings=settings, policy=policy)
+        old.con.execute(f"UPDATE events SET event_id = {derived_event_id_sql()}")
+        old.con.execute("UPDATE events SET event_id = 'given', event_key = 0 WHERE source_row = 1")
+        old.con.execute("UPDATE events SET event_key = md5_number(event_id)")
+        for column in ("event_id", "event_key"):
+            old.con.execute(f"ALTER TABLE events ALTER COLUMN {column} SET NOT NULL")
+    with Store(path) as store:
+        assert store.con.execute("SELECT count(event_id), min(event_id) FROM events").fetchall() == [(1, "given")]
+        more = make_events(12, seed=5).slice(10)  # two later events
+        again = ingest_table(store, pa.concat_tables([events.slice(1), more]), "events", "after", settings=settings,
+                             policy=policy)
+        assert (again.accepted, again.duplicates) == (2, 9) and store.count("events") == 12

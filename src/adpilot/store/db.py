@@ -9,7 +9,7 @@ from types import TracebackType
 
 import duckdb
 
-from adpilot.store.tables import create_all_sql
+from adpilot.store.tables import create_all_sql, migrate
 
 
 class Store:
@@ -30,6 +30,7 @@ class Store:
         if not read_only:
             for statement in create_all_sql():
                 self.con.execute(statement)
+            migrate(self.con)
 
     def count(self, table: str) -> int:
         """Rows in ``table``."""

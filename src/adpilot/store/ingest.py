@@ -7,8 +7,8 @@ last committed batch, and a file whose content was already ingested in full (SHA
 Missing values, per field (rules come from :mod:`adpilot.schema`; empty text counts as missing):
 
 ====================  ==========================================================================
-events                ``user_id``, ``ts``, ``type`` missing → reject. ``event_id`` missing → derived
-                      from the cleaned content (so a re-sent event is a duplicate). ``ad_id`` missing
+events                ``user_id``, ``ts``, ``type`` missing → reject. ``event_id`` missing → NULL, the
+                      event is then known by its cleaned content (a re-sent event is a duplicate). ``ad_id`` missing
                       on ad_impression/ad_click → reject; ``item_id`` missing on add_to_cart/purchase →
                       reject. Every other field missing → NULL (no invented price, rating or text).
 products              ``product_id``, ``title``, ``price`` → reject; ``description`` → ``""``,
@@ -179,12 +179,11 @@ def _quarantine(con: duckdb.DuckDBPyConnection, source: str, kind: Kind, validat
 
 
 def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind, validation: str, inputs: dict[str, tuple[str, str]]) -> str:
-    """``validation`` with user ids pseudonymised and free text masked (and, for events, ids and keys).
+    """``validation`` with user ids pseudonymised and free text masked.
 
     HMACs are computed once per distinct id and kept for the session in a temporary (never persisted) table
     of at most ``PSEUDONYM_CACHE`` ids, so later batches of the same users only pay a hash join while memory
-    stays bounded however many users a file has. An absent ``event_id`` is the MD5 of the cleaned content;
-    ``event_key = md5_number(event_id)`` (128 bits) is what de-duplication joins on.
+    stays bounded however many users a file has.
     """
     replaced = [f"CASE WHEN regexp_matches({quote(c)}, '[0-9@]') THEN {mask_sql(quote(c))} ELSE {quote(c)} END "
                 f"AS {quote(c)}" for c in kind.masked]
@@ -199,14 +198,28 @@ def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind, validation: str, inputs
             ANTI JOIN {PSEUDONYMS} USING (raw_id) WHERE raw_id IS NOT NULL""")
         replaced.append(f"_p.pid AS {quote(column)}")
         join = f" LEFT JOIN {PSEUDONYMS} _p ON v.{quote(column)} = _p.raw_id"
-    select = f"SELECT v.* REPLACE ({', '.join(replaced)}) FROM ({validation}) v{join}" if replaced else validation
-    if kind.name != "events":
-        return select
-    content = [s.name for s in kind.specs if s.name not in ("event_id", "ts")]
-    parts = ", ".join(["CAST(epoch_us(ts) AS VARCHAR)"] + [f"coalesce(CAST({quote(c)} AS VARCHAR), '\\N')"
-                                                           for c in content])
-    return f"""SELECT *, md5_number(event_id) AS event_key FROM (
-        SELECT * REPLACE (coalesce(event_id, md5(concat_ws(chr(31), {parts}))) AS event_id) FROM ({select}))"""
+    return f"SELECT v.* REPLACE ({', '.join(replaced)}) FROM ({validation}) v{join}" if replaced else validation
+
+
+CONTENT = tuple(s.name for s in KINDS["events"].specs if s.name not in ("event_id", "ts"))
+"""The fields that identify an event without an ``event_id`` (together with ``ts``)."""
+
+
+def _identity(alias: str, with_ids: bool = True) -> list[str]:
+    """The values identifying an event of ``alias``: ``ts``, ``event_id`` and, when it has no id, its content.
+
+    Two events are the same when all of these are equal (NULL to NULL): both have the same id and time, or both
+    lack an id and match in every field. ``with_ids`` False: the relation has no ids, so the content needs no
+    ``CASE`` around it (cheaper on a batch of a file without an ``event_id`` column)."""
+    content = [f"CASE WHEN {alias}event_id IS NULL THEN {alias}{quote(c)} END" if with_ids else f"{alias}{quote(c)}"
+               for c in CONTENT]
+    return [f"{alias}ts", f"{alias}event_id", *content]
+
+
+def _same_event(left: str, right: str, right_ids: bool = True) -> str:
+    """SQL join condition: the events ``left`` and ``right`` are the same event (see :func:`_identity`)."""
+    pairs = zip(_identity(left), _identity(right, right_ids), strict=True)
+    return " AND ".join(f"{a} IS NOT DISTINCT FROM {b}" for a, b in pairs)
 
 
 def _mine(source: str, rows: tuple[int, int], span: tuple[datetime, datetime], alias: str = "") -> str:
@@ -225,33 +238,42 @@ def _time_span(con: duckdb.DuckDBPyConnection, kind: Kind, inputs: dict[str, tup
 
 
 def _store_events(con: duckdb.DuckDBPyConnection, source: str, cleaned: str, rows: tuple[int, int],
-                  span: tuple[datetime, datetime]) -> tuple[int, tuple[datetime | None, datetime | None]]:
+                  span: tuple[datetime, datetime], with_ids: bool) -> tuple[int, tuple[datetime | None, datetime | None]]:
     """Insert the batch's new events; returns how many and their time span.
 
-    An event is known by (``event_id``, ``ts``): exact copies and re-sent events are duplicates. The insert
-    streams straight from the cleaning query, leaving out events already stored (only stored events inside the
-    batch's time span are probed, which zone maps make cheap on time-ordered data whatever the table's size).
-    Copies inside the batch are then found among the batch's stored rows with one aggregation over two
-    fixed-width columns, and all but the first row of each are deleted in the same transaction.
+    An event with an ``event_id`` is known by (``event_id``, ``ts``), one without by all its cleaned fields, so
+    exact copies and re-sent events are duplicates. Nothing derived is stored for this (a content hash per row
+    cost more CPU than validating it): the insert streams straight from the cleaning query, leaving out events
+    already stored, compared field by field in a hash anti-join (only stored events inside the batch's time span
+    are probed, which zone maps make cheap on time-ordered data whatever the table's size). Copies inside the
+    batch are then looked for among the batch's stored rows with one aggregation over ``ts`` and a 64-bit hash of
+    the id or user: only rows sharing those can be copies (a hash collision only adds candidates), and only those
+    are compared in full; all but the first row of each copy are deleted in the same transaction. ``with_ids``:
+    the batch may hold event ids (the file has the column).
     """
     inserted = con.execute(f"""
         INSERT INTO events BY NAME
         SELECT k.* EXCLUDE (_row, _reason, _raw), k._row AS source_row, ? AS source_file, FALSE AS bot_flag
         FROM ({cleaned}) k
-        ANTI JOIN (SELECT event_key, ts FROM events WHERE ts BETWEEN ? AND ?) e
-            ON e.event_key = k.event_key AND e.ts = k.ts""", [source, *span]).fetchall()[0]
+        ANTI JOIN (SELECT ts, event_id, {", ".join(map(quote, CONTENT))} FROM events WHERE ts BETWEEN ? AND ?) e
+            ON {_same_event("e.", "k.", with_ids)}""", [source, *span]).fetchall()[0]
     accepted = int(inserted[0]) if inserted else 0
     if not accepted:
         return 0, (None, None)
-    mine = _mine(source, rows, span)
-    found = con.execute(f"""SELECT min(ts), max(ts), sum(n - 1) FROM (
-        SELECT ts, count(*) AS n FROM events WHERE {mine} GROUP BY event_key, ts)""").fetchall()[0]
-    copies = int(found[2]) if found and found[2] else 0
-    if copies:
-        con.execute(f"""DELETE FROM events USING (
-                SELECT event_key, ts, min(source_row) AS first FROM events WHERE {mine} GROUP BY ALL HAVING count(*) > 1
-            ) d WHERE events.event_key = d.event_key AND events.ts = d.ts AND events.source_row > d.first
-              AND {_mine(source, rows, span, "events.")}""")
+    mine, who = _mine(source, rows, span), "hash(coalesce(event_id, user_id))"
+    found = con.execute(f"""SELECT min(ts), max(ts), count(*) FILTER (WHERE n > 1) FROM (
+        SELECT ts, count(*) AS n FROM events WHERE {mine} GROUP BY ts, {who})""").fetchall()[0]
+    copies = 0
+    if found and found[2]:
+        identity = ", ".join(f"{e} AS _i{i}" for i, e in enumerate(_identity("")))
+        same = " AND ".join(f"{e} IS NOT DISTINCT FROM d._i{i}" for i, e in enumerate(_identity("events.")))
+        deleted = con.execute(f"""DELETE FROM events USING (
+                SELECT {identity}, min(source_row) AS first FROM events
+                SEMI JOIN (SELECT ts AS _t, {who} AS _who FROM events WHERE {mine} GROUP BY ALL HAVING count(*) > 1) c
+                    ON ts = c._t AND {who} = c._who
+                WHERE {mine} GROUP BY ALL HAVING count(*) > 1
+            ) d WHERE {same} AND events.source_row > d.first AND {_mine(source, rows, span, "events.")}""").fetchall()
+        copies = int(deleted[0][0]) if deleted else 0
     return accepted - copies, ((found[0], found[1]) if found else (None, None))
 
 
@@ -298,7 +320,7 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: Chunk, ki
         if kind.name == "events":
             plausible = _time_span(con, kind, inputs, policy.window())
             assert plausible is not None, "a valid event has a timestamp inside the window"
-            accepted, span = _store_events(con, source.path, cleaned, rows, plausible)
+            accepted, span = _store_events(con, source.path, cleaned, rows, plausible, "event_id" in inputs)
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {VALID} AS {cleaned}")
             accepted = _store_entities(con, kind)

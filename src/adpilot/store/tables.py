@@ -1,18 +1,24 @@
 """DDL of every store table. One place, so that each room reads the same column names.
 
 Columns of ``events``, ``products`` and ``users`` mirror the Arrow schemas in :mod:`adpilot.schema`;
-ingestion adds its bookkeeping columns (``source_file``, ``source_row``, ``bot_flag``) and
-``event_key = md5_number(event_id)``, on which de-duplication joins together with ``ts`` (no index: an anti-join
-per batch on a fixed-width key, restricted to the batch's time span, stays fast on a large table, where a
-PRIMARY KEY index on text would cost memory and insert time).
+ingestion adds its bookkeeping columns (``source_file``, ``source_row``, ``bot_flag``). An event is identified by
+(``event_id``, ``ts``), or by all its fields when it came without an id (``event_id`` NULL): nothing derived is
+stored per event, as a content hash cost more to compute and write than validating the event. There is no index:
+a per-batch anti-join restricted to the batch's time span stays fast on a large table, where a PRIMARY KEY index
+would cost memory and insert time. ``event_key`` is no longer written by ingest; it stays, nullable, for the
+writers outside the store that still fill it with ``md5_number(event_id)`` (to be dropped with them).
 ``ingest_files`` records each file's progress so an interrupted ingest resumes where its last batch committed.
 """
 
 from __future__ import annotations
 
+import duckdb
+
+from adpilot.schema import Event
+
 TABLES: dict[str, str] = {
     "events": """
-        event_id VARCHAR NOT NULL, event_key UHUGEINT NOT NULL, user_id VARCHAR NOT NULL, session_id VARCHAR,
+        event_id VARCHAR, event_key UHUGEINT, user_id VARCHAR NOT NULL, session_id VARCHAR,
         ts TIMESTAMPTZ NOT NULL, type VARCHAR NOT NULL, item_id VARCHAR, ad_id VARCHAR, creative_id VARCHAR,
         price DOUBLE, value DOUBLE, query VARCHAR, text VARCHAR, rating DOUBLE,
         device VARCHAR, geo VARCHAR, page VARCHAR, slot VARCHAR,
@@ -65,6 +71,32 @@ TABLES: dict[str, str] = {
 }
 
 
+RELAXED = (("events", "event_id"), ("events", "event_key"))
+"""Columns a store made by an earlier version declares NOT NULL and this one leaves nullable."""
+
+
 def create_all_sql() -> list[str]:
     """``CREATE TABLE IF NOT EXISTS`` statements for every table, in dependency order."""
     return [f"CREATE TABLE IF NOT EXISTS {name} ({ddl.strip()})" for name, ddl in TABLES.items()]
+
+
+def derived_event_id_sql() -> str:
+    """The ``event_id`` the earlier layout derived for an event that came without one: the MD5 hex of its content."""
+    content = [name for name in Event.model_fields if name not in ("event_id", "ts")]
+    parts = ", ".join(["CAST(epoch_us(ts) AS VARCHAR)"] + [f"coalesce(CAST(\"{c}\" AS VARCHAR), '\\N')" for c in content])
+    return f"md5(concat_ws(chr(31), {parts}))"
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a store made by an earlier version to the current columns (no-op on a current store).
+
+    The earlier layout stored a derived ``event_id`` for events that came without one; it is set back to NULL,
+    so such an event is known by its content like the events stored since (a re-sent copy stays a duplicate).
+    """
+    for table, column in RELAXED:
+        rows = con.execute("SELECT is_nullable FROM information_schema.columns WHERE table_catalog = current_database() "
+                           "AND table_schema = 'main' AND table_name = ? AND column_name = ?", [table, column]).fetchall()
+        if rows and rows[0][0] == "NO":
+            con.execute(f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL")
+            if (table, column) == ("events", "event_id"):
+                con.execute(f"UPDATE events SET event_id = NULL WHERE event_id = {derived_event_id_sql()}")
