@@ -9,6 +9,11 @@ assembled from FuxiCTR's pip-package layers as its model zoo assembles them (the
 Reproduce::
 
     .venv/bin/python benchmarks/bench_rank_fuxictr.py --train ../shared/data/amazon_seq_s3rec/Beauty.txt.gz
+    .venv/bin/python benchmarks/bench_rank_fuxictr.py --train $ADPILOT_SHARED_DATA/amazon_grocery_rechorus/train.csv.gz \
+        --ours bst,din
+
+Every one of ours is compared with every FuxiCTR model on the same test rows (AUC difference, users resampled);
+``bst`` has no FuxiCTR twin and its training throughput is compared with FuxiCTR's DIN.
 
 Install FuxiCTR (kept out of our environment)::
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +37,8 @@ import numpy as np
 
 SEQ_FIELDS = ("hist_item_id", "hist_cate", "hist_brand")
 TARGETS = {"hist_item_id": "item_id", "hist_cate": "cate", "hist_brand": "brand"}
+PEER = {"bst": "din"}
+"""FuxiCTR model an ours without a FuxiCTR twin is compared with (training throughput)."""
 
 
 # --------------------------------------------------------------------------------------- FuxiCTR worker side
@@ -279,6 +287,7 @@ def main() -> None:
     shared = {"embedding_dim": a.embedding_dim, "hidden": [128, 64], "attention_hidden": [64], "cross_layers": 3,
               "learning_rate": a.learning_rate, "batch_size": a.batch_size, "epochs": a.epochs, "patience": 2,
               "seed": a.seed, "threads": a.threads, "throughput_batches": a.throughput_batches}
+    print(f"load average at start {os.getloadavg()}")
     print(f"task {a.train.name}: train {len(frames['train'])} rows, valid {len(frames['valid'])}, test {len(test)} "
           f"(features {meta['categorical'] + meta['sequences']})")
     cmd = " ".join(sys.argv)
@@ -309,21 +318,24 @@ def main() -> None:
     for key, p in results.items():
         est = bootstrap(lambda i, p=p: auc(y[i], p[i]), len(y), users, a.n_boot, a.seed)
         print(f"  {key:18s} AUC {est}   train {timing[key]:.0f}s")
-    ours = results.get(f"ours {a.ours.split(',')[0]}")
-    for key, p in results.items():
-        if key.startswith("fuxictr") and ours is not None:
-            diff = bootstrap(lambda i, p=p: auc(y[i], ours[i]) - auc(y[i], p[i]), len(y), users, a.n_boot, a.seed)
-            print(f"  ours - {key}: AUC difference {diff}")
+    for mine, ours in results.items():
+        for key, p in results.items():
+            if mine.startswith("ours") and key != mine:
+                diff = bootstrap(lambda i, o=ours, p=p: auc(y[i], o[i]) - auc(y[i], p[i]), len(y), users, a.n_boot,
+                                 a.seed)
+                print(f"  {mine} - {key}: AUC difference {diff}")
     print(f"\ntraining throughput (rows/s of the training step, batch {a.batch_size}, {a.threads} threads, "
           f"{a.throughput_batches} batches per round, median of {a.rounds} alternating rounds):")
     for key, values in rates.items():
         print(f"  {key:16s} {np.median(values):8.0f}   rounds {[round(v) for v in values]}")
     for name in a.ours.split(","):
-        ours_r, peer = rates.get(f"ours {name}"), rates.get(f"fuxictr {name}")
+        peer_name = PEER.get(name, name)
+        ours_r, peer = rates.get(f"ours {name}"), rates.get(f"fuxictr {peer_name}")
         if ours_r and peer and len(ours_r) == len(peer):
             per_round = [o / f for o, f in zip(ours_r, peer, strict=True)]
-            print(f"  ratio ours/fuxictr {name}: {np.median(ours_r) / np.median(peer):.2f}x "
+            print(f"  ratio ours {name} / fuxictr {peer_name}: {np.median(ours_r) / np.median(peer):.2f}x "
                   f"(per round {min(per_round):.2f}-{max(per_round):.2f})")
+    print(f"load average at end {os.getloadavg()}")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -11,12 +11,17 @@ so that all three see the same machine.
 
 Reproduce::
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --models deepfm,dcnv2,din,esmm,lr
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --models deepfm,dcnv2,din,bst,esmm,lr
+
+Interleaving with torch's large forward passes leaves the numpy call colder caches and fresh pages, so each model
+is also timed with numpy calls alone, back to back, as a server runs them. The last lines give each model's numpy
+p50 as a ratio of the first model's (same run, same machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import warnings
@@ -97,6 +102,9 @@ def bench_model(name: str, n: int, repeats: int, batch: int, cross_rank: int = 0
             times = time_calls({"numpy": lambda u=user, a=ads, c=context: scorer.score(u, a, c),
                                 "eager": lambda x=inputs: module(*x), "script": lambda x=inputs, f=scripted: f(*x)},
                                repeats if key == "req" else max(repeats // 5, 20))
+        if key == "req":  # as a server runs it: numpy calls back to back, no torch call in between
+            times["alone"] = time_calls({"alone": lambda u=user, a=ads, c=context: scorer.score(u, a, c)},
+                                        repeats)["alone"]
         for k, t in times.items():
             out[f"{key} {k} min"] = float(np.min(t))
             out[f"{key} {k} p50"] = float(np.percentile(t, 50))
@@ -106,7 +114,7 @@ def bench_model(name: str, n: int, repeats: int, batch: int, cross_rank: int = 0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="deepfm,dcnv2,din,esmm,lr")
+    parser.add_argument("--models", default="deepfm,dcnv2,din,bst,esmm,lr")
     parser.add_argument("--candidates", type=int, default=200)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=1000)
@@ -117,21 +125,31 @@ def main() -> None:
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # shapes are fixed per traced request
+    print(f"load average at start {os.getloadavg()}")
     print(f"{a.candidates} candidates per request, {a.repeats} requests per model interleaved numpy/eager/script, "
           "CPU ms of one thread; torch = forward only on pre-encoded tensors")
     print(f"{'model':9s} {'numpy min':>9s} {'p50':>6s} {'p99':>6s} | {'eager p50':>9s} {'p99':>6s} | {'script p50':>10s} "
           f"{'p99':>6s} | {'eager/np':>8s} {'script/np':>9s} | rows/s@{a.batch}: {'numpy':>8s} {'script':>8s} | "
           "max|diff|")
     runs = [(name, rank) for name in a.models.split(",") for rank in (a.cross_rank if name == "dcnv2" else [0])]
+    p50s: dict[str, float] = {}
+    alone: list[str] = []
     for name, rank in runs:
         r = bench_model(name, a.candidates, a.repeats, a.batch, rank)
         name = f"{name}-r{rank}" if rank else name
+        p50s[name] = r["req numpy p50"]
+        alone.append(f"{name} {r['req alone p50']:.3f}/{r['req alone p99']:.3f}")
         rows = {k: a.batch / r[f"batch {k} p50"] * 1000 for k in ("numpy", "script")}
         print(f"{name:9s} {r['req numpy min']:9.3f} {r['req numpy p50']:6.3f} {r['req numpy p99']:6.3f} | {r['req eager p50']:9.3f} "
               f"{r['req eager p99']:6.3f} | {r['req script p50']:10.3f} {r['req script p99']:6.3f} | "
               f"{r['req eager p50'] / r['req numpy p50']:8.2f} {r['req script p50'] / r['req numpy p50']:9.2f} | "
               f"{'':13s}{rows['numpy']:8.0f} {rows['script']:8.0f} | "
               f"{max(r['req max |diff|'], r['batch max |diff|']):.1e}")
+    print("numpy alone (requests back to back, no torch call between them, as a server runs), p50/p99 ms: "
+          + ", ".join(alone))
+    first = next(iter(p50s))
+    print(f"numpy p50 / {first}'s: " + ", ".join(f"{k} {v / p50s[first]:.2f}" for k, v in p50s.items()))
+    print(f"load average at end {os.getloadavg()}")
     print(f"command: OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --models {a.models} "
           f"--candidates {a.candidates} --batch {a.batch} --repeats {a.repeats} --cross-rank "
           + " ".join(map(str, a.cross_rank)))

@@ -31,7 +31,7 @@ def _labels(label: str | None) -> tuple[str, ...] | None:
 @train_app.command("ctr")
 def train_ctr(
     train: Annotated[Path, typer.Option(help="Training file: CSV/TSV, Parquet, libFM, S3-Rec .txt(.gz), ReChorus.")],
-    model: Annotated[str, typer.Option(help="lr | deepfm | dcnv2 | din | esmm | escm2")] = "dcnv2",
+    model: Annotated[str, typer.Option(help="lr | deepfm | dcnv2 | din | bst | esmm | escm2")] = "dcnv2",
     valid: Annotated[Path | None, typer.Option(help="Validation file (default: held out from --train).")] = None,
     out: Annotated[Path, typer.Option(help="Model file to write (.npz).")] = Path("ctr_model.npz"),
     label: Annotated[str | None, typer.Option(help="Label column; esmm/escm2 take 'click,conversion'.")] = None,
@@ -42,6 +42,7 @@ def train_ctr(
     embedding_dim: int = 16,
     embedding_l2: float = 0.0,
     cross_rank: Annotated[int, typer.Option(help="dcnv2: rank of the cross matrices (0 = full).")] = 0,
+    attention_heads: Annotated[int, typer.Option(help="bst: self-attention heads over the history.")] = 2,
     patience: int = 2,
     calibration: Annotated[str, typer.Option(help="platt | isotonic | none")] = "platt",
     seed: int = 0,
@@ -56,6 +57,7 @@ def train_ctr(
     estimator = CTRModel(model, labels=_labels(label), drop=tuple(d for d in drop.split(",") if d),
                          epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                          embedding_dim=embedding_dim, embedding_l2=embedding_l2, cross_rank=cross_rank,
+                         attention_heads=attention_heads,
                          patience=patience,
                          calibration=calibration, seed=seed, threads=threads)
     estimator.fit(train, valid)

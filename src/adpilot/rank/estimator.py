@@ -89,7 +89,7 @@ class CTRModel:
 
     def __init__(self, model: str = "dcnv2", *, embedding_dim: int = 16, hidden: tuple[int, ...] = (128, 64),
                  dropout: float = 0.0, cross_layers: int = 3, attention_hidden: tuple[int, ...] = (64,),
-                 cross_rank: int = 0,
+                 cross_rank: int = 0, attention_heads: int = 2,
                  epochs: int = 10, batch_size: int = 1024, learning_rate: float | None = None, embedding_l2: float = 0.0,
                  patience: int = 2, calibration: str = "platt", labels: tuple[str, ...] | None = None,
                  drop: tuple[str, ...] = (), max_buckets: int = 2**20, max_seq_len: int = 50,
@@ -100,6 +100,7 @@ class CTRModel:
         self.dropout = dropout
         self.cross_layers = cross_layers
         self.cross_rank = cross_rank
+        self.attention_heads = attention_heads
         self.attention_hidden = attention_hidden
         self.epochs = epochs
         self.batch_size = batch_size
@@ -118,7 +119,7 @@ class CTRModel:
     # -- configuration -------------------------------------------------------------------------------------
     def _model_params(self) -> ModelParams:
         return ModelParams(self.embedding_dim, tuple(self.hidden), self.dropout, self.cross_layers,
-                           tuple(self.attention_hidden), self.cross_rank)
+                           tuple(self.attention_hidden), self.cross_rank, self.attention_heads, self.max_seq_len)
 
     def _train_config(self):  # noqa: ANN202 - TrainConfig, imported lazily with torch
         from adpilot.rank.trainer import TrainConfig

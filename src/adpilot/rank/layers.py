@@ -181,3 +181,63 @@ class Inputs(nn.Module):
 
     def first_order(self, ids: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
         return self.weight(ids).sum(dim=1) + dense @ self.dense_weight
+
+
+class HistoryTransformer(nn.Module):
+    """BST-style target attention (Chen et al. 2019), split so that serving encodes the history once per request:
+    one post-norm transformer block (multi-head self-attention, feed-forward, residuals, LayerNorm) over the
+    user's recent items plus a learnt embedding of each item's recency (0 = newest), then the candidate attends
+    to the encoded history by scaled dot product, ``softmax(W q . h_j / sqrt(dim))``, padding masked. The
+    candidate never enters the block (unlike the paper), so per candidate only a ``[dim] x [dim, L]`` and an
+    ``[L] x [L, dim]`` product remain.
+
+    Same signature as :class:`TargetAttention`: ``query [batch, dim]``, ``keys [P, dim]`` (valid history
+    positions, packed, rows in order), ``rows [P]`` ``-> [batch, dim]`` (zeros for an empty history). Every
+    position-wise step (projections, feed-forward, LayerNorm, target scores) runs on the packed positions; only
+    the ``L x L`` self-attention scores are padded to the batch's longest history.
+    """
+
+    def __init__(self, dim: int, max_len: int, heads: int, ffn_hidden: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.position = nn.Embedding(max_len, dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.ffn = MLP(dim, (ffn_hidden,), dropout)
+        self.ffn_out = nn.Linear(ffn_hidden, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.query = nn.Linear(dim, dim, bias=False)
+        self.dropout = dropout
+        self.register_buffer("heads", torch.tensor(heads))  # in the saved weights, for the numpy forward
+        nn.init.normal_(self.position.weight, std=0.01)
+        nn.init.xavier_uniform_(self.qkv.weight)  # nn.MultiheadAttention's initialisation
+        nn.init.zeros_(self.qkv.bias)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        batch, dim = query.shape
+        counts = torch.bincount(rows, minlength=batch)
+        slot = torch.arange(len(rows)) - (torch.cumsum(counts, 0) - counts).index_select(0, rows)
+        length = int(counts.max()) if len(rows) else 1
+        history = self.encode(keys, rows, slot, counts, length)
+        scores = (self.query(query).index_select(0, rows) * history).sum(1) / dim**0.5  # [P]
+        padded = scores.new_full((batch, length), float("-inf")).index_put_((rows, slot), scores)
+        weights = torch.softmax(padded.masked_fill(counts.unsqueeze(1) == 0, 0.0), 1)[rows, slot]
+        return query.new_zeros(query.shape).index_add_(0, rows, weights.unsqueeze(1) * history)
+
+    def encode(self, keys: torch.Tensor, rows: torch.Tensor, slot: torch.Tensor, counts: torch.Tensor,
+               length: int) -> torch.Tensor:
+        """The transformer block over packed history positions ``keys [P, dim]`` (row ``rows``, position
+        ``slot`` in it; ``counts [batch]`` positions per row, at most ``length``) -> ``[P, dim]``."""
+        batch, dim, heads = len(counts), keys.shape[1], int(self.heads)
+        recency = (counts.index_select(0, rows) - 1 - slot).clamp(max=self.position.num_embeddings - 1)
+        x = keys + self.position(recency)
+        qkv = keys.new_zeros((batch, length, 3 * dim)).index_put_((rows, slot), self.qkv(x))
+        q, k, v = qkv.view(batch, length, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)  # [batch, heads, L, d/h]
+        padding = torch.arange(length) >= counts.unsqueeze(1)
+        scores = (q @ k.transpose(2, 3)) / (dim // heads) ** 0.5
+        scores = scores.masked_fill((padding & (counts > 0).unsqueeze(1))[:, None, None, :], float("-inf"))
+        attention = F.dropout(torch.softmax(scores, -1), self.dropout, self.training)
+        attended = (attention @ v).transpose(1, 2)[rows, slot].reshape(len(rows), dim)  # valid positions only
+        x = self.norm1(x + self.out(attended))
+        return self.norm2(x + self.ffn_out(self.ffn(x)))

@@ -15,7 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from adpilot.errors import UserError, check_scalar
-from adpilot.rank.layers import MLP, CrossNetV2, FactorizationMachine, Inputs, TargetAttention
+from adpilot.rank.layers import (
+    MLP,
+    CrossNetV2,
+    FactorizationMachine,
+    HistoryTransformer,
+    Inputs,
+    TargetAttention,
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,10 @@ class ModelParams:
     attention_hidden: tuple[int, ...] = (64,)
     cross_rank: int = 0
     """DCN-v2's cross matrices: 0 = full rank, else ``U V^T`` of this rank (cheaper to serve)."""
+    attention_heads: int = 2
+    """BST's self-attention heads (they split the history width ``sequences * embedding_dim``)."""
+    max_seq_len: int = 50
+    """Longest history the encoder keeps: BST's number of recency embeddings."""
 
     def validate(self) -> ModelParams:
         """Raise :class:`UserError` naming the first bad parameter."""
@@ -54,6 +65,8 @@ class ModelParams:
             check_scalar(self.dropout, "dropout", ge=0, lt=1)
             check_scalar(self.cross_layers, "cross_layers", ge=0, le=16)
             check_scalar(self.cross_rank, "cross_rank", ge=0)
+            check_scalar(self.attention_heads, "attention_heads", ge=1)
+            check_scalar(self.max_seq_len, "max_seq_len", ge=1)
             for name in ("hidden", "attention_hidden"):
                 for width in getattr(self, name):
                     check_scalar(width, name, ge=1)
@@ -160,7 +173,8 @@ class DIN(RankModel):
 
     The candidate's fields that the sequences point at form the query; the attended history, its mean,
     and the element-wise product of query and attended history join the field embeddings in the MLP.
-    Without sequence columns it degrades to an MLP with an LR term.
+    Without sequence columns it degrades to an MLP with an LR term. Subclasses change only the attention
+    (:meth:`make_attention`).
     """
 
     name = "din"
@@ -168,9 +182,13 @@ class DIN(RankModel):
     def __init__(self, shape: InputShape, params: ModelParams) -> None:
         super().__init__(shape, params)
         width = len(shape.seq_targets) * params.embedding_dim
-        self.attention = TargetAttention(width, params.attention_hidden)
+        self.attention = self.make_attention(width, params)
         self.mlp = MLP(self.flat_dim + 2 * width, params.hidden, params.dropout)
         self.out = nn.Linear(self.mlp.out_dim, 1)
+
+    def make_attention(self, width: int, params: ModelParams) -> nn.Module:
+        """``(query [batch, width], keys [P, width], rows [P]) -> [batch, width]`` over packed histories."""
+        return TargetAttention(width, params.attention_hidden)
 
     def logits(self, ids, seqs, dense, vectors):  # noqa: ANN001, ANN201
         tokens = self.tokens(ids, seqs, vectors)
@@ -181,6 +199,25 @@ class DIN(RankModel):
             attended = self.attention(query, keys, rows)
             parts += [attended, query * attended]
         return self.inputs.first_order(ids, dense) + self.out(self.mlp(torch.cat(parts, dim=1)))
+
+
+class BST(DIN):
+    """DIN with a behaviour-sequence transformer (Chen et al. 2019) in place of the activation unit: one
+    transformer block with recency embeddings encodes the history, and the candidate attends to it by scaled
+    dot product (:class:`~adpilot.rank.layers.HistoryTransformer`). The candidate stays out of the block, so a
+    server encodes the history once per request; ``attention_hidden[0]`` is the feed-forward width,
+    ``attention_heads`` the self-attention heads. It needs a sequence column."""
+
+    name = "bst"
+
+    def make_attention(self, width: int, params: ModelParams) -> nn.Module:
+        if not width:
+            raise UserError("model `bst` needs a behaviour sequence column (`hist_<field>` or `recent_items`)")
+        if width % params.attention_heads:
+            raise UserError(f"`attention_heads` ({params.attention_heads}) must divide the history width {width} "
+                            f"({width // params.embedding_dim} sequences x embedding_dim {params.embedding_dim})")
+        return HistoryTransformer(width, params.max_seq_len, params.attention_heads, params.attention_hidden[0],
+                                  params.dropout)
 
 
 class ESMM(RankModel):
@@ -267,7 +304,7 @@ class ESCM2(ESMM):
         return super().loss(logits, labels) + self.counterfactual_weight * risk + imputation_loss
 
 
-REGISTRY: dict[str, type[RankModel]] = {m.name: m for m in (LogisticRegression, DeepFM, DCNv2, DIN, ESMM, ESCM2)}
+REGISTRY: dict[str, type[RankModel]] = {m.name: m for m in (LogisticRegression, DeepFM, DCNv2, DIN, BST, ESMM, ESCM2)}
 
 
 def build_model(name: str, shape: InputShape, params: ModelParams) -> RankModel:

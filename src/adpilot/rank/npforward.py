@@ -15,6 +15,9 @@ once per request and enters the first layer of each network as a constant vector
 * DIN attention over one shared history: the bilinear ``W_p (q * k)`` term, the key part and the query part
   become one matrix product ``[q, 1] @ R`` with ``R`` built per request from the history (the history is
   short; the candidates are many), then ReLU and the score layer.
+* BST: the transformer block runs over the one history once per request; the candidate's scaled dot product
+  uses keys ``H W_q`` prepared with it, so per candidate ``q @ K^T`` ``[n, dim] x [dim, L]``, a softmax and
+  ``weights @ H`` remain.
 
 All arrays are float32 and contiguous; the few plans a server sees are cached.
 """
@@ -89,7 +92,7 @@ class NumpyModel:
 
     def __init__(self, kind: str, weights: Weights, seq_targets: tuple[int, ...], vector_dims: tuple[int, ...],
                  n_fields: int, n_dense: int) -> None:
-        if kind not in ("lr", "deepfm", "dcnv2", "din", "esmm", "escm2"):
+        if kind not in ("lr", "deepfm", "dcnv2", "din", "bst", "esmm", "escm2"):
             raise ValueError(f"no numpy forward for model kind {kind!r}")
         self.kind = kind
         self.w = {k: _f32(v) for k, v in weights.items()}
@@ -104,6 +107,8 @@ class NumpyModel:
                      for i in range(len(vector_dims))]
         self.vec_start = np.concatenate([[0], np.cumsum(vector_dims)]).astype(int)
         self.attention_rest = mlp_layers(self.w, "attention.rest")
+        self.attention_ffn = mlp_layers(self.w, "attention.ffn")
+        self._bst = self._bst_weights() if kind == "bst" else {}
         self._plans: dict[Plan, dict] = {}
 
     # -- inputs --------------------------------------------------------------------------------------------
@@ -183,7 +188,7 @@ class NumpyModel:
 
         if self.kind in ("deepfm", "dcnv2"):
             out["mlp"] = split("mlp")
-        if self.kind == "din":
+        if self.kind in ("din", "bst"):
             out["mlp"] = split("mlp", 2 * len(self.seq_targets) * self.dim)
         if self.kind in ("esmm", "escm2"):  # ESCM²'s imputation tower only trains
             out["ctr"], out["cvr"] = split("ctr"), split("cvr")
@@ -312,7 +317,10 @@ class NumpyModel:
             query = self.table[ids[:, list(self.seq_targets)]].reshape(len(ids), -1)
             keys_ids = seqs.transpose(0, 2, 1)  # [rows, L, S]
             valid = seqs[:, 0] > 0
-            if len(seqs) == 1 and len(ids) > 1:
+            if self.kind == "bst":
+                items = self.table[keys_ids].reshape(len(seqs), seqs.shape[2], -1)
+                attended = self._attend_bst(query, items, valid)
+            elif len(seqs) == 1 and len(ids) > 1:
                 attended = self._attend_shared(query, self.table[keys_ids[0][valid[0]]].reshape(-1, query.shape[1]))
             else:
                 rows = np.nonzero(valid)[0]
@@ -363,3 +371,90 @@ class NumpyModel:
         starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
         out[rows[starts]] = np.add.reduceat(weighted, starts, axis=0)
         return out
+
+    def _bst_weights(self) -> dict[str, object]:
+        """:class:`~adpilot.rank.layers.HistoryTransformer`'s weights transposed for ``x @ W``, with the
+        ``1/sqrt(width)`` of both attentions folded into the query weights."""
+        w = self.w
+        dim = w["attention.query.weight"].shape[0]
+        heads = int(w["attention.heads"])
+        scale = np.ones(3 * dim, np.float32)
+        scale[:dim] = 1 / np.sqrt(dim // heads)
+        return {"heads": heads, "position": w["attention.position.weight"],
+                "in": (_f32(w["attention.qkv.weight"].T * scale), _f32(w["attention.qkv.bias"] * scale)),
+                "out": (_f32(w["attention.out.weight"].T), w["attention.out.bias"]),
+                "ffn_out": (_f32(w["attention.ffn_out.weight"].T), w["attention.ffn_out.bias"]),
+                "norm1": (w["attention.norm1.weight"], w["attention.norm1.bias"]),
+                "norm2": (w["attention.norm2.weight"], w["attention.norm2.bias"]),
+                "query": _f32(w["attention.query.weight"] / np.sqrt(dim))}
+
+    def _attend_bst(self, query: np.ndarray, items: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """:class:`~adpilot.rank.layers.HistoryTransformer`: ``items [r, L, dim]`` with ``valid [r, L]``, one
+        history (``r = 1``: encoded once for all ``n`` candidates, then ``q @ K^T`` per candidate) or one per
+        row (``r = n``)."""
+        if len(items) == 1:  # keep the valid positions only: no padding to mask
+            items, valid = items[:, valid[0]], valid[:, valid[0]]
+            if not valid.shape[1]:
+                return np.zeros_like(query)
+        history = self._bst_encode(items, valid)
+        keys = history @ self._bst["query"]  # (W_q q) . h / sqrt(dim) = q . (h W_q / sqrt(dim))
+        if len(history) == 1:
+            return _softmax(query @ keys[0].T) @ history[0]
+        scores = np.einsum("nd,nld->nl", query, keys)
+        scores[~valid] = -np.inf
+        empty = ~valid.any(1)
+        scores[empty] = 0.0
+        attended = np.einsum("nl,nld->nd", _softmax(scores), history)
+        attended[empty] = 0.0
+        return attended
+
+    def _bst_encode(self, items: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """The transformer block over ``items [r, L, dim]`` (left-aligned, ``valid [r, L]``) -> ``[r, L, dim]``."""
+        b = self._bst
+        r, length, dim = items.shape
+        heads, position = b["heads"], b["position"]
+        if valid.all():
+            x = items + position[np.minimum(np.arange(length - 1, -1, -1), len(position) - 1)]
+            mask = None
+        else:
+            x = items + position[np.clip(valid.sum(1, keepdims=True) - 1 - np.arange(length), 0, len(position) - 1)]
+            mask = np.where(~valid & valid.any(1, keepdims=True), np.float32(-np.inf), np.float32(0))[:, None, None]
+        weight_t, bias = b["in"]
+        qkv = x @ weight_t
+        qkv += bias
+        q, k, v = (qkv[..., i * dim:(i + 1) * dim].reshape(r, length, heads, -1).transpose(0, 2, 1, 3)
+                   for i in range(3))
+        scores = q @ k.transpose(0, 1, 3, 2)  # [r, heads, L, L]
+        if mask is not None:
+            scores += mask
+        weight_t, bias = b["out"]
+        x += (_softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(r, length, dim) @ weight_t
+        x += bias
+        x = _layer_norm(x, *b["norm1"])
+        weight_t, bias = b["ffn_out"]
+        y = run_mlp(self.attention_ffn, x) @ weight_t
+        y += bias
+        y += x
+        return _layer_norm(y, *b["norm2"])
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in place (``-inf`` = masked; every row must keep one finite score)."""
+    scores -= scores.max(-1, keepdims=True)
+    np.exp(scores, out=scores)
+    scores /= scores.sum(-1, keepdims=True)
+    return scores
+
+
+def _layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """``torch.nn.LayerNorm`` over the last axis, in place."""
+    scale = np.float32(1 / x.shape[-1])
+    x -= x.sum(-1, keepdims=True) * scale
+    var = np.square(x).sum(-1, keepdims=True)
+    var *= scale
+    var += np.float32(eps)
+    np.sqrt(var, out=var)
+    x /= var
+    x *= gain
+    x += bias
+    return x
