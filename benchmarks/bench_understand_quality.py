@@ -2,7 +2,7 @@
 
     .venv/bin/adpilot world --help                      # make a world first, e.g. into /tmp/world
     .venv/bin/python benchmarks/bench_understand_quality.py WORLD_DIR [--encoder use|e5] [--k 50]
-        [--split time|last] [--test-days 3] [--threads 1] [--no-adapter] [--adapter-steps 400] [--cold-boost 0]
+        [--split time|last] [--test-days 3] [--threads 1] [--no-adapter] [--adapter-steps 400] [--cold-slots 3]
 
 The world's Parquet files are copied into a fresh store and the test part is removed before the profiles are
 built (so the recovery figures are measured on the training part too). ``--split time`` (default) removes the
@@ -14,13 +14,16 @@ and the test period longer (``--test-days 7``).
 
 The learned two-tower :class:`~adpilot.understand.adapter.LMAdapter` is fitted on the training part
 (``--threads`` torch threads; its wall and CPU seconds are printed) and compared on the same users as
-``lm_adapter`` (alone) and ``lm_adapter_cf`` (with item-CF), paired against item-CF and popularity.
+``lm_adapter`` (alone), ``lm_adapter_cf`` (with item-CF) and ``lm_adapter_cf_cold<m>`` (with item-CF, the last
+``m`` of the top ``--k`` kept for the best cold items; ``--cold-slots`` defaults to the recommended setting of
+:mod:`adpilot.understand.retrieval`), paired against item-CF and popularity.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -41,6 +44,7 @@ from adpilot.understand.evaluate import (
 from adpilot.understand.items import build_product_vectors
 from adpilot.understand.profiles import build_profiles
 from adpilot.understand.registry import get_encoder
+from adpilot.understand.retrieval import COLD_SLOTS
 
 
 def main() -> None:
@@ -54,12 +58,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-adapter", action="store_true", help="skip the learned two-tower adapter")
     parser.add_argument("--adapter-steps", type=int, default=LMAdapter().steps)
-    parser.add_argument("--cold-boost", type=float, default=LMAdapter().cold_boost,
-                        help="log-scale boost of items without interactions in the adapter's score")
-    parser.add_argument("--also-cold-boosts", type=float, nargs="*", default=[],
-                        help="score the same fitted adapter with these cold boosts too (lm_adapter_boost<b>)")
+    parser.add_argument("--cold-slots", type=int, nargs="*", default=[COLD_SLOTS],
+                        help="places of the top k kept for items without interactions (lm_adapter_cf_cold<m>)")
     args = parser.parse_args()
     print(f"command: .venv/bin/python {' '.join(sys.argv)}")
+    print(f"load average at start: {os.getloadavg()}")
     encoder = get_encoder(args.encoder, Settings(encoder_threads=args.threads))
     with Store(Path(tempfile.mkdtemp()) / "quality.duckdb") as store:
         load_world_store(args.world_dir, store)
@@ -70,9 +73,9 @@ def main() -> None:
         print(f"profiles built in {time.perf_counter() - start:.1f} s ({encoder.name})")
         recovery = interest_recovery(store, args.world_dir / "truth", encoder.name, k=3)
         adapter = None if args.no_adapter else LMAdapter(steps=args.adapter_steps, threads=args.threads,
-                                                         cold_boost=args.cold_boost, seed=args.seed)
+                                                         seed=args.seed)
         retrieval = next_item_retrieval(store, held, encoder.name, k=args.k, seed=args.seed, adapter=adapter,
-                                        cold_boosts=tuple(args.also_cold_boosts))
+                                        cold_slots=tuple(args.cold_slots))
         bots = bot_flag_quality(flag_users(store), args.world_dir / "truth")
     print(json.dumps({"interest_recovery": recovery, "next_item": retrieval, "bot_flags": bots}, indent=2))
     if adapter is not None:
@@ -87,6 +90,7 @@ def main() -> None:
                     d = retrieval[f"{name}_minus_{peer}"][part]
                     print(f"ratio {name} / {peer} {part}@{args.k} = {ratio} ({_fmt(a)} vs {_fmt(b)}; "
                           f"difference {_fmt(d, sign='+')})")
+    print(f"load average at end: {os.getloadavg()}")
 
 
 def _fmt(value: dict[str, float], sign: str = "") -> str:

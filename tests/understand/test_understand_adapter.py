@@ -78,6 +78,21 @@ def test_new_items_appended_after_fitting_are_scored_from_text(fitted) -> None:
         adapter.item_vectors(items[:5])
 
 
+def test_cold_slots_put_the_best_new_items_of_the_users_group_in_the_top_k(fitted) -> None:
+    adapter, items, group, warm = fitted
+    history = np.full((N_GROUPS, 8), -1)
+    history[:, :3] = [np.flatnonzero((group == g) & warm)[:3] for g in range(N_GROUPS)]
+    plain = profile_item_scores(items[history[:, 0]], history, items, adapter=adapter)
+    reserved = profile_item_scores(items[history[:, 0]], history, items, adapter=adapter, cold_slots=2, k=10)
+    for g in range(N_GROUPS):
+        top = np.argsort(-reserved[g])[:10]
+        assert warm[top[:8]].all() and not warm[top[8:]].any()  # the last 2 of the top 10 are new items
+        assert (group[top[8:]] == g).all()  # chosen by the adapter's score: the user's group
+        assert top[:8].tolist() == np.argsort(-np.where(warm, plain[g], -np.inf))[:8].tolist()
+    with pytest.raises(ValueError, match="`cold_slots` needs a fitted `adapter`"):
+        profile_item_scores(items[:1], history[:1], items, cold_slots=2)
+
+
 def test_bad_input_names_the_problem() -> None:
     items = np.eye(4, dtype=np.float32)
     with pytest.raises(ValueError, match=r"sorted by \(`users`, `times`\)"):

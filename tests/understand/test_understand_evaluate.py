@@ -69,7 +69,7 @@ def test_time_split_leaves_cold_items_that_item_cf_cannot_reach(world: Path, tmp
         retrieval = next_item_retrieval(store, held, "use", k=20, n_boot=200, adapter=adapter)
     assert retrieval["cold_test_users"] == sum(item not in seen for item in held["item_id"]) > 0
     assert retrieval["item_cf"]["recall_cold"]["mean"] == 0 == retrieval["popularity"]["recall_cold"]["mean"]
-    for name in ("lm_hybrid", "lm_adapter", "lm_adapter_cf"):
+    for name in ("lm_hybrid", "lm_adapter", "lm_adapter_cf", "lm_adapter_cf_cold3"):
         assert retrieval[name]["recall_cold"]["n"] == retrieval["cold_test_users"]
     # fitted on the training part only: the held-out items nobody touched before the cut are not warm
     assert not adapter.warm_[[ids.index(item) for item in held["item_id"] if item not in seen]].any()

@@ -133,3 +133,16 @@ def test_withdrawn_consent_clears_untouched_users_too(small_store: Store, use_en
     kinds = small_store.con.sql("SELECT DISTINCT kind FROM (SELECT unnest(key_ids) AS key_id FROM profile_affinity "
                                 "WHERE user_id = 'u_tea') JOIN profile_keys USING (key_id) ORDER BY kind").fetchall()
     assert [k for (k,) in kinds] == ["device", "geo", "hour"]
+
+
+def test_vectors_are_fixed_size_arrays_and_list_layouts_ask_for_a_rebuild(small_store: Store,
+                                                                          use_encoder: USEEncoder) -> None:
+    built(small_store, use_encoder)
+    kind = small_store.con.sql("SELECT column_type FROM (DESCRIBE profiles) WHERE column_name = 'interest_vector'")
+    assert kind.fetchall() == [(f"FLOAT[{use_encoder.dim}]",)]
+    users, vectors = load_interest_vectors(small_store)
+    assert users == sorted(users) and vectors.shape == (len(users), use_encoder.dim)
+    small_store.con.execute("ALTER TABLE profiles ALTER interest_vector TYPE FLOAT[]")  # the layout before ARRAYs
+    assert load_interest_vectors(small_store)[0] == users  # readers still read it
+    with pytest.raises(UserError, match="older adpilot"):
+        update_profiles(small_store, use_encoder)

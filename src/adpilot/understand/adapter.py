@@ -6,8 +6,8 @@ style); behaviour says which of them predict what a user looks at next. :class:`
 - **item tower**: ``e_i = h_i + MLP(h_i)`` with ``h_i = A v_i`` a linear map of the item's frozen LM vector
   ``v_i``, and a bias ``b_i = w·v_i + p_i``: a text part plus a popularity part ``p_i`` = ``rate_weight`` times
   the item's counted log interaction rate (count over time since first seen) if it has interactions, else one
-  learned ``cold_bias`` (+ ``cold_boost`` when scoring). An item nobody has touched yet (cold start) so gets
-  its vector and the text part of its bias from its text alone;
+  learned ``cold_bias``. An item nobody has touched yet (cold start) so gets its vector and the text part of
+  its bias from its text alone;
 - **user tower**: a pooling of the adapted vectors of the user's recent distinct items (newest first, the
   profile's ``recent_items``), weighted by learned per-position weights (recency), then ``u = p + MLP(p)``;
 - **score** ``u·e_i + b_i``, trained on time-ordered (history → next item) pairs of the training events whose
@@ -19,9 +19,10 @@ style); behaviour says which of them predict what a user looks at next. :class:`
   be. Popularity is as known at the example's time: an item first seen later is cold then, which is how
   ``cold_bias`` learns how likely a not-yet-seen item is (items that never launch included).
 
-``cold_boost`` 0 keeps that calibrated cold prior, which maximises overall recall but rarely lets a cold item
-into a top 50; a boost trades warm recall for new-item exposure (``benchmarks/bench_understand_quality.py
---also-cold-boosts`` measures the curve).
+That calibrated cold prior maximises overall recall but rarely lets a cold item into a top 50: by expected hit
+probability a new item seldom beats the 50th warm one. Exposure for new items is a separate decision, made by
+reserving a few slots for them (:func:`~adpilot.understand.retrieval.reserve_cold_slots`) rather than by
+shifting their bias, whose effect depends on each model's score scale.
 
 Default hyper-parameters were picked on worlds of seed 9 only (see ``benchmarks/bench_understand_quality.py``).
 """
@@ -51,7 +52,7 @@ def store_interactions(store: Store, product_ids: list[str]) -> tuple[np.ndarray
         SELECT dense_rank() OVER (ORDER BY e.user_id) - 1 AS user, w.row, epoch(e.ts) AS t
         FROM events e JOIN wanted w USING (item_id)
         WHERE e.type IN ({types}) AND NOT coalesce(e.bot_flag, FALSE)
-        ORDER BY e.user_id, e.ts, e.event_id""").df()
+        ORDER BY e.user_id, e.ts, e.event_id, e.source_file, e.source_row""").df()
     return frame["user"].to_numpy(np.int64), frame["row"].to_numpy(np.int64), frame["t"].to_numpy(np.float64)
 
 
@@ -170,11 +171,10 @@ class LMAdapter:
 
     def __init__(self, dim: int = 64, hidden: int = 128, history: int = 50, steps: int = 400,
                  batch_size: int = 2048, lr: float = 1e-2, weight_decay: float = 1e-5,
-                 n_negatives: int = 1024, min_gap: float = 1800.0, cold_boost: float = 0.0, threads: int = 1,
-                 seed: int = 0) -> None:
+                 n_negatives: int = 1024, min_gap: float = 1800.0, threads: int = 1, seed: int = 0) -> None:
         self.dim, self.hidden, self.history, self.steps = dim, hidden, history, steps
         self.batch_size, self.lr, self.weight_decay = batch_size, lr, weight_decay
-        self.n_negatives, self.min_gap, self.cold_boost = n_negatives, min_gap, cold_boost
+        self.n_negatives, self.min_gap = n_negatives, min_gap
         self.threads, self.seed = threads, seed
 
     def fit(self, users: np.ndarray, item_rows: np.ndarray, times: np.ndarray, items: np.ndarray) -> LMAdapter:
@@ -246,20 +246,22 @@ class LMAdapter:
         model.eval()
         return losses
 
+    def warm(self, n_items: int) -> np.ndarray:
+        """Which of ``n_items`` catalogue rows (the fitted catalogue, new items appended after it) had a training
+        interaction: ``warm_``, False for the appended items."""
+        n_fitted = len(self.warm_)
+        if n_items < n_fitted:
+            raise ValueError(f"`items` has {n_items} rows, fewer than the {n_fitted} the adapter was fitted on")
+        return np.concatenate([self.warm_, np.zeros(n_items - n_fitted, dtype=bool)])
+
     def item_vectors(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(adapted vectors (m, dim), biases (m,)) of ``items``: the fitted catalogue, optionally with new items
-        appended after it, which (like the fitted items without interactions) get the cold bias plus
-        ``cold_boost``."""
-        n_fitted = len(self.warm_)
-        if len(items) < n_fitted:
-            raise ValueError(f"`items` has {len(items)} rows, fewer than the {n_fitted} the adapter was fitted on")
-        seen = np.zeros(len(items), dtype=bool)
-        seen[:n_fitted] = self.warm_
+        appended after it, which (like the fitted items without interactions) get the cold bias."""
+        seen = self.warm(len(items))
         rows = np.where(seen, np.arange(len(items)), 0)
         with torch.no_grad(), _threads(self.threads):
             vectors, text_bias = self.model_.items(torch.tensor(items, dtype=torch.float32))
             bias = text_bias + self.model_.popularity(torch.from_numpy(rows), torch.from_numpy(seen))
-            bias[~torch.from_numpy(seen)] += self.cold_boost
             return vectors.numpy(), bias.numpy()
 
     def scores(self, recent: np.ndarray, items: np.ndarray) -> np.ndarray:

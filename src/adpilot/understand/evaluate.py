@@ -7,8 +7,9 @@
   :func:`hold_out_last_items`, each user's last item); Recall@K of ANN on the interest vector, of the pure-LM
   profile score (alone and with the user's own category affinity), of the LM + item-CF hybrid
   (:func:`~adpilot.understand.retrieval.profile_item_scores`) and, when given, of the learned two-tower
-  :class:`~adpilot.understand.adapter.LMAdapter` (alone and with item-CF), vs popularity vs item-based CF,
-  overall and on cold items (no training interaction at all), with bootstrap intervals over users.
+  :class:`~adpilot.understand.adapter.LMAdapter` (alone, with item-CF, and with item-CF plus a few slots
+  reserved for cold items), vs popularity vs item-based CF, overall and on cold items (no training interaction at
+  all), with bootstrap intervals over users.
 
 Both take their inputs as arguments (store, truth folder, held-out frame) so they run on any world or log.
 """
@@ -29,7 +30,14 @@ from adpilot.measure.intervals import bootstrap_mean
 from adpilot.store import Store
 from adpilot.understand.interest import load_interest_vectors
 from adpilot.understand.items import load_product_vectors
-from adpilot.understand.retrieval import LMItemCF, category_shares, profile_item_scores, recent_rows
+from adpilot.understand.retrieval import (
+    ADAPTER_CF_LM_WEIGHT,
+    COLD_SLOTS,
+    LMItemCF,
+    category_shares,
+    profile_item_scores,
+    recent_rows,
+)
 from adpilot.understand.vectors import fetch_row
 
 if TYPE_CHECKING:
@@ -138,7 +146,8 @@ def _recall_top(score: np.ndarray, truth: np.ndarray, k: int) -> float:
 
 def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: int = 50, recent: int = 20,
                         n_boot: int = 1000, seed: int = 0, adapter: LMAdapter | None = None,
-                        adapter_cf_weight: float = 0.25, cold_boosts: tuple[float, ...] = ()) -> dict[str, Any]:
+                        adapter_cf_weight: float = 1 / ADAPTER_CF_LM_WEIGHT,
+                        cold_slots: tuple[int, ...] = (COLD_SLOTS,)) -> dict[str, Any]:
     """Recall@``k`` of the held-out items per method, overall and on cold items, with 95% bootstrap intervals.
 
     Cold = the held-out item appears in no event left in the store (no training interaction of any kind). Ties
@@ -151,8 +160,10 @@ def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: 
     ``adapter``, an unfitted :class:`~adpilot.understand.adapter.LMAdapter`, is fitted here on the store's events
     (only what is left before the cut) and scored from the profiles' last ``adapter.history`` recent items
     (``lm_adapter``), and mixed with item-CF, which gets ``adapter_cf_weight`` of the adapter's standardised
-    weight (``lm_adapter_cf``); its fit time is reported. Each of ``cold_boosts`` scores the same fitted adapter
-    once more with that ``cold_boost`` (``lm_adapter_boost<b>``): the trade between warm and cold recall.
+    weight (``lm_adapter_cf``); its fit time is reported. For each ``m`` of ``cold_slots`` that mix keeps the
+    last ``m`` places of the top ``k`` for the cold items the adapter scores best (``lm_adapter_cf_cold<m>``; the
+    default is the recommended setting of :mod:`~adpilot.understand.retrieval`): the trade between warm and cold
+    recall.
     """
     check_scalar(k, "k", ge=1)
     ids, items = load_product_vectors(store, encoder_name)
@@ -187,7 +198,7 @@ def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: 
 
     names = ("popularity", "item_cf", "interest_ann", "lm_profile", "lm_profile_affinity", "lm_hybrid")
     if adapter is not None:
-        names += ("lm_adapter", "lm_adapter_cf", *(f"lm_adapter_boost{b:g}" for b in cold_boosts))
+        names += ("lm_adapter", "lm_adapter_cf", *(f"lm_adapter_cf_cold{m}" for m in cold_slots))
     hits = np.zeros((len(held), len(names)))
     chunk = max(1, 20_000_000 // (recent * len(items)))  # bounds the (chunk, recent, items) similarity block
     for start in range(0, len(held), chunk):
@@ -198,10 +209,10 @@ def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: 
                   profile_item_scores(interest[part], rows[part], items, affinity=shares[part][:, category_column]),
                   profile_item_scores(interest[part], rows[part], items, cf=cf)]
         if adapter is not None:
-            scores += [profile_item_scores(interest[part], long_rows[part], items, adapter=adapter),
-                       profile_item_scores(interest[part], long_rows[part], items, adapter=adapter, cf=cf,
-                                           lm_weight=1 / adapter_cf_weight)]
-            scores += [_boosted(adapter, boost, interest[part], long_rows[part], items) for boost in cold_boosts]
+            scores += [profile_item_scores(interest[part], long_rows[part], items, adapter=adapter)]
+            scores += [profile_item_scores(interest[part], long_rows[part], items, adapter=adapter, cf=cf,
+                                           lm_weight=1 / adapter_cf_weight, cold_slots=m, k=k)
+                       for m in (0, *cold_slots)]
         for j, score in enumerate(scores):
             hits[part, j] = _tie_aware_hits(score, target[part], k)
     out: dict[str, Any] = {"test_users": len(held), "cold_test_users": int(cold.sum()),
@@ -215,16 +226,6 @@ def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: 
             out[f"{lm_name}_minus_{peer}"] = {"recall": _interval(diff, seed, n_boot),
                                               "recall_cold": _interval(diff[cold], seed, n_boot)}
     return out
-
-
-def _boosted(adapter: LMAdapter, boost: float, interest: np.ndarray, recent: np.ndarray,
-             items: np.ndarray) -> np.ndarray:
-    """The adapter's scores with ``cold_boost`` = ``boost`` (its own setting is kept)."""
-    kept, adapter.cold_boost = adapter.cold_boost, boost
-    try:
-        return profile_item_scores(interest, recent, items, adapter=adapter)
-    finally:
-        adapter.cold_boost = kept
 
 
 def _recent_items(store: Store, users: list[str]) -> list[list[str]]:

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from scipy import sparse
 
 from adpilot.store import Store
-from adpilot.understand.vectors import from_list_column, to_list_array
+from adpilot.understand.vectors import from_list_column
 
 KINDS = ("category", "brand", "keyword", "device", "geo", "hour")
 INTEREST_KINDS = frozenset({"category", "brand", "keyword"})  # dropped without consent
@@ -57,7 +57,8 @@ class Keys:
 
 def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray, old_rows: np.ndarray, old_sums: np.ndarray,
                      consent: np.ndarray) -> tuple[pa.Array, pa.Array]:
-    """(unit vectors, norms) of ``weights @ sources`` plus the stored sums; NULL for zero sums and no consent.
+    """(unit vectors as fixed-size lists, norms) of ``weights @ sources`` plus the stored sums; NULL for zero sums
+    and no consent.
 
     ``old_sums[i]`` (a stored ``vector * norm``) is added to row ``old_rows[i]``.
     """
@@ -66,25 +67,20 @@ def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray, old_rows: 
     norms = np.sqrt(np.einsum("ij,ij->i", total, total, dtype=np.float64))  # no (n, d) temporary
     has = (norms > 0) & consent
     total /= np.where(has, norms, 1)[:, None]
-    rows = to_list_array(total)
-    vectors = pa.ListArray.from_arrays(rows.offsets, rows.values, mask=pa.array(~has))  # zero-copy NULLs
-    return vectors, pa.array(norms.astype(np.float64), mask=~has)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(total.reshape(-1)), total.shape[1], mask=pa.array(~has))
+    return vectors, pa.array(norms, mask=~has)
 
 
-def stored_vectors(vectors: pa.ChunkedArray, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(positions, rows) of the non-NULL vectors of a list column; rows are a read-only view when one chunk holds them.
+def array_rows(vectors: pa.ChunkedArray, dim: int) -> np.ndarray:
+    """A non-null fixed-size list column as an (n, dim) float32 matrix: a read-only view when one chunk holds it.
 
-    >>> stored_vectors(pa.chunked_array([[[0.6, 0.8], None, [1.0, 0.0]]]), 2)
-    (array([0, 2]), array([[0.6, 0.8],
-           [1. , 0. ]], dtype=float32))
+    >>> array_rows(pa.chunked_array([pa.array([[0.6, 0.8], [1.0, 0.0]], pa.list_(pa.float32(), 2))]), 2)
+    array([[0.6, 0.8],
+           [1. , 0. ]], dtype=float32)
     """
-    positions = np.flatnonzero(pc.is_valid(vectors).to_numpy(zero_copy_only=False))
-    if not len(positions):
-        return positions, np.empty((0, dim), dtype=np.float32)
-    # flatten() leaves NULL entries out: the floats of the valid rows, without copying them
     parts = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in vectors.chunks]
-    values = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return positions, values.astype(np.float32, copy=False).reshape(len(positions), dim)
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts or [np.empty(0, np.float32)])
+    return values.astype(np.float32, copy=False).reshape(-1, dim)
 
 
 def list_matrix(keys: pa.ChunkedArray, values: pa.ChunkedArray, n_keys: int) -> sparse.csr_matrix:
@@ -155,13 +151,21 @@ def _offsets(sorted_rows: np.ndarray, n: int) -> pa.Array:
 
 
 def load_interest_vectors(store: Store, users: list[str] | None = None) -> tuple[list[str], np.ndarray]:
-    """(user ids, float32 unit rows) of every profile with an interest vector, or of ``users`` among them."""
+    """(user ids, float32 unit rows) of every profile with an interest vector, or of ``users`` among them.
+
+    Sorted by user id in numpy, not in DuckDB: an ORDER BY moving a million vectors cost more than the scan.
+    """
     sql = "SELECT user_id, interest_vector FROM profiles WHERE interest_vector IS NOT NULL"
     if users is not None:
         wanted = pa.table({"user_id": pa.array(users, pa.string())})  # noqa: F841
         sql += " AND user_id IN (SELECT user_id FROM wanted)"
-    table = store.con.sql(sql + " ORDER BY user_id").to_arrow_table()
+    table = store.con.sql(sql).to_arrow_table()
     if table.num_rows == 0:
         return [], np.empty((0, 0), dtype=np.float32)
-    dim = len(table.column("interest_vector")[0])
-    return table.column("user_id").to_pylist(), from_list_column(table.column("interest_vector"), dim)
+    order = pc.sort_indices(table.column("user_id")).to_numpy()
+    column = table.column("interest_vector")
+    if pa.types.is_fixed_size_list(column.type):
+        vectors = array_rows(column, column.type.list_size)
+    else:  # profiles stored before vectors were fixed-size arrays, or written by another tool
+        vectors = from_list_column(column, len(column[0]))
+    return table.column("user_id").take(order).to_pylist(), vectors[order]
