@@ -4,12 +4,19 @@ Builds a store with ``--ads`` ads and ``--profiles`` user profiles straight from
 the e5 dimension, 384; no encoder runs: requests carry user ids and product pages, never free text), starts the
 server (``uvicorn --factory adpilot.serve.main:app_from_env``) and a bare FastAPI endpoint that does nothing (the
 ceiling of this machine, measured in the same run), and drives ``/v1/decide``, ``/openrtb/2.6/bid`` and the bare
-endpoint with wrk at each concurrency in ``--connections``, then once at ``--overload`` connections. Every request
-id is unique (the engine refuses a replayed id). After the load, a reconciliation phase serves ads, posts
+endpoint with wrk at each concurrency in ``--connections``, then once at ``--overload`` connections (paced at
+``--overload-rate``). Every request id is unique (the engine refuses a replayed id). ``decided/s`` counts the
+answers that were not shed at the door; ``CPU ms/req`` is the server processes' CPU time (user + system, all
+workers) per request answered, shed ones included — steadier than throughput on a shared machine; for the overload phase, ``answered p99`` is the server's own latency
+histogram with the shed requests taken out (an upper bound at the histogram's bucket resolution: the shed answers
+are assumed to be the fastest). With ``--baseline-src OLD/src`` (e.g. from ``git archive``), a server running that
+source is started beside today's and every decide/OpenRTB phase runs against both in turn: before vs after in one
+run, under the same machine load. After the load, a reconciliation phase serves ads, posts
 impression and click events (with replays), stops the server and checks that events accepted, the metrics, the
 shared counters' spend and the rows written to the store agree exactly.
 
-Run: ``.venv/bin/python benchmarks/bench_serve_load.py [--ads 100000 --profiles 1000000 --duration 8]``
+Run: ``.venv/bin/python benchmarks/bench_serve_load.py [--ads 100000 --profiles 1000000 --duration 8]
+[--baseline-src OLD/src]``
 (needs ``wrk``: ``apt-get install -y wrk``).
 """
 
@@ -247,10 +254,27 @@ def wrk(url: str, bodies: Path, connections: int, duration: int, rate: float = 0
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     counts = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", text.split("COUNTS", 1)[1])}
-    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), **counts,
+    return {"rps": rps, "requests": total, "decided": rps * (1 - counts["shed"] / max(total, 1)), "p50": ms("50"), "p99": ms("99"),
+            **counts,
             "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its descendants (uvicorn's workers)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        todo.extend(int(c) for c in children)
+    return total
 
 
 def by_worker(base: str, path: str, n_workers: int, tries: int = 400) -> dict[int, str]:
@@ -265,6 +289,33 @@ def by_worker(base: str, path: str, n_workers: int, tries: int = 400) -> dict[in
         if len(found) == n_workers:
             return found
     raise RuntimeError(f"reached {len(found)} of {n_workers} workers on {path} in {tries} connections")
+
+
+def route_histogram(texts: list[str], route: str) -> tuple[list[float], list[float], float]:
+    """(bucket bounds in s, cumulative counts summed over workers, shed count) of ``route`` from ``/metrics``."""
+    counts: dict[float, float] = {}
+    for text in texts:
+        pattern = rf'^adpilot_request_seconds_bucket{{route="{re.escape(route)}",le="([^"]+)"}} (\S+)$'
+        for le, value in re.findall(pattern, text, re.M):
+            counts[float(le)] = counts.get(float(le), 0.0) + float(value)
+    bounds = sorted(counts)
+    shed = sum(metric_value(t, f'adpilot_shed_total{{route="{route}"}}') for t in texts)
+    return bounds, [counts[b] for b in bounds], shed
+
+
+def answered_p99_ms(before: tuple[list[float], list[float], float],
+                    after: tuple[list[float], list[float], float]) -> float:
+    """Upper bound of the p99 latency (ms) of the requests answered (not shed) between two histogram reads: the
+    shed ones are removed from the fastest buckets; the p99 is the bound of the bucket it falls in."""
+    bounds, high, shed_after = after
+    low = before[1] if before[0] == bounds else [0.0] * len(bounds)
+    cumulative = [h - lo for h, lo in zip(high, low, strict=True)]
+    shed = shed_after - before[2]
+    answered = [max(0.0, c - shed) for c in cumulative]
+    if not answered or answered[-1] <= 0:
+        return float("nan")
+    target = 0.99 * answered[-1]
+    return 1000 * next(b for b, c in zip(bounds, answered, strict=True) if c >= target)
 
 
 def metric_sum(text: str, name: str) -> float:
@@ -324,7 +375,8 @@ def served_events(store: Path) -> tuple[int, float]:
 
 def measure(args: argparse.Namespace, work: Path, store: Path, env: dict[str, str], bodies: dict[str, Path],
             n_workers: int) -> dict[str, float]:
-    """Every phase against ``n_workers`` server processes (and as many bare ones); returns the reconciliation."""
+    """Every phase against ``n_workers`` server processes (and as many bare ones, and as many running
+    ``--baseline-src`` when given); returns the reconciliation."""
     from contextlib import ExitStack
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -335,36 +387,53 @@ def measure(args: argparse.Namespace, work: Path, store: Path, env: dict[str, st
         if n_workers > 1:  # several workers share budgets and caps through a real redis-server
             env["ADPILOT_REDIS_URL"] = stack.enter_context(redis_server(work))
         rows_before, spend_before = served_events(store)
-        port, bare_port = free_port(), free_port()
+        port, bare_port, old_port = free_port(), free_port(), free_port()
         started = time.perf_counter()
         loop = ["--http", args.http, "--loop", args.loop]
         server = start(["--factory", "adpilot.serve.main:app_from_env", *loop], env, port, work / "server.log",
                        n_workers)
+        servers = [server]
         print(f"\n{n_workers} worker(s), counters {'in Redis' if n_workers > 1 else 'in process'}: every worker up "
               f"(snapshot built) in {time.perf_counter() - started:.1f}s; load average {os.getloadavg()[0]:.1f}")
-        bare = start(["--factory", "bench_serve_load:bare_app", "--app-dir", str(Path(__file__).parent), *loop],
-                     env, bare_port, work / "bare.log", n_workers)
-        base = f"http://127.0.0.1:{port}"
-        targets = {"bare": (f"http://127.0.0.1:{bare_port}/bare", bodies["decide"]),
-                   "decide": (f"{base}/v1/decide", bodies["decide"]),
-                   "openrtb": (f"{base}/openrtb/2.6/bid", bodies["openrtb"])}
-        phases = [(int(c), 0.0) for c in args.connections.split(",")] + [(args.overload, args.overload_rate)]
         try:
-            print(f"{'endpoint':<9}{'conns':>6}{'paced':>7}{'req/s':>8}{'/bare':>7}{'p50 ms':>8}{'p99 ms':>8}"
-                  f"{'shed':>7}{'no-bid':>7}{'4xx':>5}{'5xx':>5}{'sock':>5}")
+            servers.append(start(["--factory", "bench_serve_load:bare_app", "--app-dir", str(Path(__file__).parent),
+                                  *loop], env, bare_port, work / "bare.log", n_workers))
+            base = f"http://127.0.0.1:{port}"
+            targets = {"bare": (f"http://127.0.0.1:{bare_port}", "/bare", bodies["decide"], servers[1].pid)}
+            if args.baseline_src:  # the same store, its own Redis keys are shared: budgets are ample
+                old_env = {**env, "PYTHONPATH": str(args.baseline_src.resolve())}
+                servers.append(start(["--factory", "adpilot.serve.main:app_from_env", *loop], old_env, old_port,
+                                     work / "baseline.log", n_workers))
+            for name, path in (("decide", "/v1/decide"), ("openrtb", "/openrtb/2.6/bid")):
+                targets[name] = (base, path, bodies[name], server.pid)
+                if args.baseline_src:
+                    targets[f"{name}@old"] = (f"http://127.0.0.1:{old_port}", path, bodies[name], servers[-1].pid)
+            phases = [(int(c), 0.0) for c in args.connections.split(",")] + [(args.overload, args.overload_rate)]
+            print(f"{'endpoint':<12}{'conns':>6}{'paced':>7}{'req/s':>8}{'decided/s':>10}{'/bare':>7}{'p50 ms':>8}"
+                  f"{'p99 ms':>8}{'shed':>7}{'no-bid':>7}{'4xx':>5}{'5xx':>5}{'sock':>5}{'CPU ms/req':>11}{'answered p99':>14}")
             for conns, rate in phases:
                 bare_rps = float("nan")
-                for name, (url, body_file) in targets.items():
-                    r = wrk(url, body_file, conns, args.duration, rate)
+                overload = (conns, rate) == phases[-1]
+                for name, (host, path, body_file, pid) in targets.items():
+                    before = (route_histogram(list(by_worker(host, "/metrics", n_workers).values()), path)
+                              if overload and name != "bare" else None)
+                    cpu_before = cpu_seconds(pid)
+                    r = wrk(host + path, body_file, conns, args.duration, rate)
+                    cpu_ms = 1000 * (cpu_seconds(pid) - cpu_before) / max(r["requests"], 1)
                     bare_rps = r["rps"] if name == "bare" else bare_rps
+                    answered = ""
+                    if before is not None:
+                        after = route_histogram(list(by_worker(host, "/metrics", n_workers).values()), path)
+                        answered = f"<= {answered_p99_ms(before, after):.0f} ms"
                     paced = f"{rate:.0f}" if rate else "-"
-                    print(f"{name:<9}{conns:>6}{paced:>7}{r['rps']:>8.0f}{r['rps'] / bare_rps:>7.2f}{r['p50']:>8.2f}"
-                          f"{r['p99']:>8.2f}{r['shed']:>7}{r['nobid']:>7}{r['c4xx']:>5}{r['s5xx']:>5}"
-                          f"{r['socket_errors']:>5}", flush=True)
+                    print(f"{name:<12}{conns:>6}{paced:>7}{r['rps']:>8.0f}{r['decided']:>10.0f}"
+                          f"{r['rps'] / bare_rps:>7.2f}{r['p50']:>8.2f}{r['p99']:>8.2f}{r['shed']:>7}{r['nobid']:>7}"
+                          f"{r['c4xx']:>5}{r['s5xx']:>5}{r['socket_errors']:>5}{cpu_ms:>11.3f}{answered:>14}", flush=True)
+                print(f"{'':<12}load average {os.getloadavg()[0]:.1f}")
             rec = reconcile(base, n_workers, 300, args.profiles, args.seed)
         finally:
-            stop(server)
-            stop(bare)
+            for proc in servers:
+                stop(proc)
         rows, spend = served_events(store)
     rec.update(store_rows=rows - rows_before, store_click_spend=round(spend - spend_before, 6))
     return rec
@@ -387,6 +456,8 @@ def main() -> None:
     parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
                         help="uvicorn's event loop, for both servers (auto = uvloop when installed)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="an earlier checkout's src folder: its server runs beside today's, phase by phase")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -414,7 +485,8 @@ def main() -> None:
     print(f"\nreproduce: nice .venv/bin/python benchmarks/bench_serve_load.py --ads {args.ads} --profiles "
           f"{args.profiles} --workers {args.workers} --connections {args.connections} --overload {args.overload} "
           f"--overload-rate {args.overload_rate:.0f} --max-inflight {args.max_inflight} --duration {args.duration} "
-          f"--http {args.http} --loop {args.loop}")
+          f"--http {args.http} --loop {args.loop}"
+          + (f" --baseline-src {args.baseline_src}" if args.baseline_src else ""))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 Thin edges over the decision engine: routes validate, translate and count; every decision is
 :meth:`adpilot.deliver.engine.DecisionEngine.decide`. Past ``serve_max_inflight`` concurrent requests, ad requests
-get a fast no-bid and management calls a 429, so overload never turns into queued time-outs.
+get a fast no-bid and management calls a 429, so overload never turns into queued time-outs; ad requests also get
+the no-bid once the oldest one waiting for the engine has waited ``MAX_QUEUE_WAIT_S``.
 
-The ad routes are sync on purpose (FastAPI runs them in its thread pool): a decision spends much of its time in
-faiss and BLAS calls that release the GIL, so concurrent decisions overlap on two cores; run on the event loop's
-thread instead, ``/v1/decide`` served 284 rather than 485 requests/s (4 connections, back to back on a 100k-ad
-store).
+The ad routes run their decisions in worker threads: a decision spends much of its time in faiss and BLAS calls
+that release the GIL, so it overlaps the event loop's HTTP work on two cores; run on the event loop's thread
+instead, ``/v1/decide`` served 284 rather than 485 requests/s (4 connections, back to back on a 100k-ad store).
+Well-formed ad requests take the fast lane (:mod:`adpilot.serve.fastpath`) to the same handlers, at most
+``ENGINE_THREADS`` decisions at a time per process (:class:`adpilot.serve.guard.EngineQueue`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from adpilot.schema import AdRequest, Decision
 from adpilot.serve import console, management
 from adpilot.serve.auth import require_admin
 from adpilot.serve.broadcast import RefreshBroadcast
-from adpilot.serve.guard import Guard, Inflight
+from adpilot.serve.fastpath import AdFastPath
+from adpilot.serve.guard import EngineQueue, Guard, Inflight
 from adpilot.serve.metrics import Gauge, Metrics
 from adpilot.serve.openrtb import BidRequest, BidResponse, currency_ok, to_ad_request, to_bid_response
 from adpilot.serve.repository import Repository, StoreBusy
@@ -44,6 +47,8 @@ from adpilot.store.privacy import pseudonymise
 MAX_BODY_BYTES = 1_000_000
 DEFAULT_TMAX_MS = 100  # when a bid request names no ``tmax``
 TMAX_MARGIN = 0.8  # answer within this share of ``tmax``: the rest is the network's
+ENGINE_THREADS = 2  # decisions running at once per process: enough to keep 2 cores busy beside the event loop
+MAX_QUEUE_WAIT_S = 0.05  # shed ad requests once the oldest one waiting for the engine has waited this long
 EngineFactory = Callable[[], DecisionEngine]
 
 
@@ -104,7 +109,7 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
     app.state.engine = engine_factory()
     app.state.refresh_lock = threading.Lock()
     inflight = Inflight(settings.serve_max_inflight)
-    app.add_middleware(Guard, metrics=metrics, inflight=inflight, max_body_bytes=MAX_BODY_BYTES)
+    engine_queue = EngineQueue(ENGINE_THREADS, MAX_QUEUE_WAIT_S)
     metrics.gauges.append(Gauge("adpilot_process_pid", "This worker's process id: each worker of a server exposes "
                                 "its own series.", (), lambda: {(): float(os.getpid())}))
     metrics.gauges.append(Gauge("adpilot_inflight_requests", "Requests in progress.", (), lambda: {(): inflight.now}))
@@ -141,20 +146,13 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
     def read_metrics() -> str:
         return metrics.render()
 
-    @app.post("/v1/decide", response_model=Decision)
-    def decide(body: AdRequest) -> Response:
-        """One ad request → placed ads with tracking tokens, or a no-fill with its reason."""
+    def answer_decide(body: AdRequest, _: Request) -> Response:
         decision = _decide(app, body)
         if not decision.ads:
             metrics.no_fill.inc((_reason_label(decision.no_fill_reason),))
         return _json(decision)
 
-    @app.post("/openrtb/2.6/bid", response_model=BidResponse, responses={204: {"description": "no bid"}})
-    def openrtb_bid(body: BidRequest, request: Request) -> Response:
-        """OpenRTB 2.6 BidRequest → BidResponse, or 204 when nothing bids or ``tmax`` would be missed.
-
-        ``tmax`` counts from the request's arrival (queueing included); a decision that comes too late is
-        withdrawn — its budget reservations released — and the answer is a no-bid."""
+    def answer_bid(body: BidRequest, request: Request) -> Response:
         arrived = request.scope.get("state", {}).get("arrived", time.perf_counter())
         deadline = arrived + (body.tmax or DEFAULT_TMAX_MS) / 1000.0 * TMAX_MARGIN
         if not currency_ok(body):
@@ -176,6 +174,24 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
             metrics.no_fill.inc(("no_bid",))
             return Response(status_code=204)
         return _json(response)
+
+    @app.post("/v1/decide", response_model=Decision)
+    def decide(body: AdRequest, request: Request) -> Response:
+        """One ad request → placed ads with tracking tokens, or a no-fill with its reason."""
+        return answer_decide(body, request)
+
+    @app.post("/openrtb/2.6/bid", response_model=BidResponse, responses={204: {"description": "no bid"}})
+    def openrtb_bid(body: BidRequest, request: Request) -> Response:
+        """OpenRTB 2.6 BidRequest → BidResponse, or 204 when nothing bids or ``tmax`` would be missed.
+
+        ``tmax`` counts from the request's arrival (queueing included); a decision that comes too late is
+        withdrawn — its budget reservations released — and the answer is a no-bid."""
+        return answer_bid(body, request)
+
+    # middleware: the one added last runs first, so the guard sees every request before the fast lane
+    app.add_middleware(AdFastPath, fastapi_app=app, engine=engine_queue,
+                       routes={"/v1/decide": (AdRequest, answer_decide), "/openrtb/2.6/bid": (BidRequest, answer_bid)})
+    app.add_middleware(Guard, metrics=metrics, inflight=inflight, engine=engine_queue, max_body_bytes=MAX_BODY_BYTES)
 
     @app.post("/v1/events")
     def events(body: EventBatch | TrackingEvent) -> EventResult:
