@@ -265,11 +265,8 @@ class NumpyModel:
         return 0.5 * (np.einsum("ij,ij->i", total, total) - squares)[:, None]
 
     def _dcn(self, p: dict, x_c: np.ndarray, x_v: np.ndarray) -> np.ndarray:
-        n, n_c = len(x_v), p["n_const"]
-        x0 = np.empty((n, n_c + x_v.shape[1]), np.float32)
-        x0[:, :n_c] = x_c
-        x0[:, n_c:] = x_v
-        x = x0
+        n_c = p["n_const"]
+        x = x0 = _joined(x_c, x_v)
         if p["cross_first"] is not None:
             x = p["cross_first"](x_c, x_v)
             x *= x0
@@ -294,11 +291,7 @@ class NumpyModel:
         return cross[:, None] + self.w["out.bias"]
 
     def _dcn_low_rank(self, p: dict, x_c: np.ndarray, x_v: np.ndarray) -> np.ndarray:
-        n, n_c = len(x_v), p["n_const"]
-        x0 = np.empty((n, n_c + x_v.shape[1]), np.float32)
-        x0[:, :n_c] = x_c
-        x0[:, n_c:] = x_v
-        x = x0
+        x = x0 = _joined(x_c, x_v)
         first, layers = p["low_rank"]
         for i, (down_t, up_t, bias) in enumerate(layers):
             z = (first(x_c, x_v) if i == 0 else x @ down_t) @ up_t
@@ -458,3 +451,12 @@ def _layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float = 
     x *= gain
     x += bias
     return x
+
+
+def _joined(x_c: np.ndarray, x_v: np.ndarray) -> np.ndarray:
+    """[n, c + v]: the request's constant part beside each candidate's varying part."""
+    n_c = x_c.shape[-1]
+    x0 = np.empty((len(x_v), n_c + x_v.shape[1]), np.float32)
+    x0[:, :n_c] = x_c
+    x0[:, n_c:] = x_v
+    return x0
