@@ -183,7 +183,8 @@ def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: 
     cold = ~held["item_id"].isin(seen).to_numpy()
     popularity = np.bincount(position[train["item_id"]].to_numpy(), minlength=len(ids)).astype(np.float64)
     cf = LMItemCF().fit(train["user_id"].to_numpy(), position[train["item_id"]].to_numpy(), items)
-    rows = recent_rows(_recent_items(store, held["user_id"].tolist()), position.to_dict(), recent)
+    recent_items, at = _recent_items(store, held["user_id"].tolist()), position.to_dict()
+    rows = recent_rows(recent_items, at, recent)
     shares, category_column = category_shares(store, held["user_id"].tolist(), ids)
     fitted: dict[str, Any] = {}
     if adapter is not None:
@@ -194,7 +195,7 @@ def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: 
         adapter.fit(*store_interactions(store, ids), items)
         fitted = {"adapter_fit_seconds": time.perf_counter() - wall, "adapter_fit_cpu_seconds": time.process_time() - cpu,
                   "adapter_loss": adapter.loss_}
-        long_rows = recent_rows(_recent_items(store, held["user_id"].tolist()), position.to_dict(), adapter.history)
+        long_rows = recent_rows(recent_items, at, adapter.history)
 
     names = ("popularity", "item_cf", "interest_ann", "lm_profile", "lm_profile_affinity", "lm_hybrid")
     if adapter is not None:
