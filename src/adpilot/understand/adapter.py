@@ -39,8 +39,7 @@ from torch import nn
 
 from adpilot.errors import check_scalar
 from adpilot.store import Store
-
-ITEM_EVENTS = ("page_view", "click", "add_to_cart", "purchase")
+from adpilot.understand.retrieval import ITEM_EVENTS
 
 
 def store_interactions(store: Store, product_ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -33,6 +33,7 @@ from adpilot.understand.items import load_product_vectors
 from adpilot.understand.retrieval import (
     ADAPTER_CF_LM_WEIGHT,
     COLD_SLOTS,
+    ITEM_EVENTS,
     LMItemCF,
     category_shares,
     profile_item_scores,
@@ -42,8 +43,6 @@ from adpilot.understand.vectors import fetch_row
 
 if TYPE_CHECKING:
     from adpilot.understand.adapter import LMAdapter
-
-ITEM_EVENTS = ("page_view", "click", "add_to_cart", "purchase")
 
 
 def load_world_store(world_dir: str | Path, store: Store) -> None:

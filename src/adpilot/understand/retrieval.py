@@ -47,6 +47,7 @@ from adpilot.store import Store
 if TYPE_CHECKING:
     from adpilot.understand.adapter import LMAdapter
 
+ITEM_EVENTS = ("page_view", "click", "add_to_cart", "purchase")  # the interactions retrieval learns from
 COLD_SLOTS = 3
 ADAPTER_CF_LM_WEIGHT = 8.0
 RECOMMENDED = {"lm_weight": ADAPTER_CF_LM_WEIGHT, "cold_slots": COLD_SLOTS, "k": 50}
