@@ -11,8 +11,8 @@ ratio per CPU-second (user + system time of each phase) is printed too, as wall 
 depends on how many cores the phase could get. Two more peers insert the columns ingest stores in one bare INSERT
 (no checks, cleaning, de-duplication or batches), the least that writing adpilot's ``events`` table costs, so the
 distance to them is the price of checking and cleaning: ``stored columns`` is the current layout (a 32-hex-digit
-user id, nothing derived per event), ``md5 key layout`` the previous one (also an ``event_id`` derived as the MD5
-hex of the content and its 128-bit ``event_key``), which shows what such a derived key costs. ``--peer-src``
+user id, nothing derived per event), ``md5 key layout`` the previous one's derived id (an ``event_id`` made from the
+MD5 hex of the content), which shows what such a derived key costs. ``--peer-src``
 times another version of adpilot on the same inputs in the same run (before/after).
 """
 
@@ -79,8 +79,8 @@ def make_events(rows: int, seed: int) -> pa.Table:
 
 def _stored_columns(path: str, store: str, derived_key: bool) -> int:
     """The columns ingest stores, made in one bare INSERT (no checks, cleaning, de-duplication or batches), with
-    ``user_id`` a 32-hex-digit hash like a pseudonym. ``derived_key``: also ``event_id`` the MD5 hex of the content
-    and ``event_key`` its 128-bit MD5, as the previous layout stored them."""
+    ``user_id`` a 32-hex-digit hash like a pseudonym. ``derived_key``: also ``event_id`` the MD5 hex of the content,
+    as the previous layout stored it."""
     from adpilot.store import Store
 
     reader = "read_parquet" if path.endswith(".parquet") else "read_csv"
@@ -91,7 +91,7 @@ def _stored_columns(path: str, store: str, derived_key: bool) -> int:
         content = ", ".join(f"coalesce(CAST(\"{n}\" AS VARCHAR), '\\N')" for n in names)
         key = f"md5(concat_ws(chr(31), {content})) AS event_id," if derived_key else ""
         db.con.execute(f"""INSERT INTO events BY NAME
-            SELECT * REPLACE (md5(user_id) AS user_id){", md5_number(event_id) AS event_key" if derived_key else ""}
+            SELECT * REPLACE (md5(user_id) AS user_id)
             FROM (SELECT *, {key} ? AS source_file, 0 AS source_row FROM {reader}('{path}'))""", [path])
         return db.count("events")
 

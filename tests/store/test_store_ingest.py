@@ -260,19 +260,23 @@ def test_an_event_is_known_by_its_id_or_else_by_all_its_fields(store, settings, 
 
 
 def test_a_store_of_the_previous_layout_is_migrated_and_still_knows_its_events(settings, policy, tmp_path):
-    """A store whose events still have derived ids under NOT NULL (the previous layout) is relaxed when opened and
-    its derived ids are cleared, so events re-sent after the upgrade are still duplicates; given ids stay."""
+    """A store whose events still have derived ids under NOT NULL and a 128-bit ``event_key`` (the previous layout)
+    is migrated when opened: derived ids cleared, the key column dropped, so events re-sent after the upgrade are
+    still duplicates; given ids stay."""
     path = tmp_path / "old.duckdb"
     events = make_events(10)
     with Store(path) as old:
         ingest_table(old, events, "events", "before", settings=settings, policy=policy)
         old.con.execute(f"UPDATE events SET event_id = {derived_event_id_sql()}")
-        old.con.execute("UPDATE events SET event_id = 'given', event_key = 0 WHERE source_row = 1")
+        old.con.execute("UPDATE events SET event_id = 'given' WHERE source_row = 1")
+        old.con.execute("ALTER TABLE events ADD COLUMN event_key UHUGEINT")
         old.con.execute("UPDATE events SET event_key = md5_number(event_id)")
         for column in ("event_id", "event_key"):
             old.con.execute(f"ALTER TABLE events ALTER COLUMN {column} SET NOT NULL")
     with Store(path) as store:
         assert store.con.execute("SELECT count(event_id), min(event_id) FROM events").fetchall() == [(1, "given")]
+        columns = {name for (name,) in store.con.execute("SELECT column_name FROM (DESCRIBE events)").fetchall()}
+        assert "event_key" not in columns
         more = make_events(12, seed=5).slice(10)  # two later events
         again = ingest_table(store, pa.concat_tables([events.slice(1), more]), "events", "after", settings=settings,
                              policy=policy)

@@ -58,10 +58,6 @@ def fill_store(store: Store, products: pd.DataFrame, events: pd.DataFrame, users
     """Insert frames by column name, leaving the other columns to their defaults."""
     for table, frame in (("products", products), ("events", events), ("users", users)):
         store.con.register("_frame", frame)
-        columns, values = ", ".join(frame.columns), ", ".join(frame.columns)
-        existing = {name for (name,) in store.con.sql(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()}
-        if "event_key" in existing:  # a legacy column that serve still fills; ingest no longer writes it
-            columns, values = columns + ", event_key", values + ", md5_number(event_id)"
-        store.con.execute(f"INSERT INTO {table} ({columns}) SELECT {values} FROM _frame")
+        store.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
         store.con.unregister("_frame")
     return store

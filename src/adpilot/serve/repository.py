@@ -129,7 +129,7 @@ class Repository:
             con.register("served_events", batch)
             done = con.execute("""
                 INSERT INTO events BY NAME
-                SELECT s.*, md5_number(s.event_id) AS event_key, 'serve' AS source_file FROM served_events s
+                SELECT s.*, 'serve' AS source_file FROM served_events s
                 ANTI JOIN (SELECT event_id FROM events WHERE source_file = 'serve') e ON e.event_id = s.event_id""").fetchone()
             return int(done[0]) if done else 0
 

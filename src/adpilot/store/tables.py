@@ -5,8 +5,7 @@ ingestion adds its bookkeeping columns (``source_file``, ``source_row``, ``bot_f
 (``event_id``, ``ts``), or by all its fields when it came without an id (``event_id`` NULL): nothing derived is
 stored per event, as a content hash cost more to compute and write than validating the event. There is no index:
 a per-batch anti-join restricted to the batch's time span stays fast on a large table, where a PRIMARY KEY index
-would cost memory and insert time. ``event_key`` is no longer written by ingest; it stays, nullable, for the
-writers outside the store that still fill it with ``md5_number(event_id)`` (to be dropped with them).
+would cost memory and insert time.
 ``ingest_files`` records each file's progress so an interrupted ingest resumes where its last batch committed.
 """
 
@@ -18,7 +17,7 @@ from adpilot.schema import Event
 
 TABLES: dict[str, str] = {
     "events": """
-        event_id VARCHAR, event_key UHUGEINT, user_id VARCHAR NOT NULL, session_id VARCHAR,
+        event_id VARCHAR, user_id VARCHAR NOT NULL, session_id VARCHAR,
         ts TIMESTAMPTZ NOT NULL, type VARCHAR NOT NULL, item_id VARCHAR, ad_id VARCHAR, creative_id VARCHAR,
         price DOUBLE, value DOUBLE, query VARCHAR, text VARCHAR, rating DOUBLE,
         device VARCHAR, geo VARCHAR, page VARCHAR, slot VARCHAR,
@@ -71,8 +70,11 @@ TABLES: dict[str, str] = {
 }
 
 
-RELAXED = (("events", "event_id"), ("events", "event_key"))
+RELAXED = (("events", "event_id"),)
 """Columns a store made by an earlier version declares NOT NULL and this one leaves nullable."""
+
+DROPPED = (("events", "event_key"),)
+"""Columns of earlier versions that nothing reads or writes any more."""
 
 
 def create_all_sql() -> list[str]:
@@ -91,12 +93,21 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     """Bring a store made by an earlier version to the current columns (no-op on a current store).
 
     The earlier layout stored a derived ``event_id`` for events that came without one; it is set back to NULL,
-    so such an event is known by its content like the events stored since (a re-sent copy stays a duplicate).
+    so such an event is known by its content like the events stored since (a re-sent copy stays a duplicate). Its
+    128-bit ``event_key`` is dropped.
     """
+    for table, column in DROPPED:
+        if _nullable(con, table, column) is not None:
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     for table, column in RELAXED:
-        rows = con.execute("SELECT is_nullable FROM information_schema.columns WHERE table_catalog = current_database() "
-                           "AND table_schema = 'main' AND table_name = ? AND column_name = ?", [table, column]).fetchall()
-        if rows and rows[0][0] == "NO":
+        if _nullable(con, table, column) == "NO":
             con.execute(f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL")
             if (table, column) == ("events", "event_id"):
                 con.execute(f"UPDATE events SET event_id = NULL WHERE event_id = {derived_event_id_sql()}")
+
+
+def _nullable(con: duckdb.DuckDBPyConnection, table: str, column: str) -> str | None:
+    """``information_schema``'s YES / NO for a column of the main schema, or None when there is no such column."""
+    rows = con.execute("SELECT is_nullable FROM information_schema.columns WHERE table_catalog = current_database() "
+                       "AND table_schema = 'main' AND table_name = ? AND column_name = ?", [table, column]).fetchall()
+    return rows[0][0] if rows else None

@@ -53,10 +53,7 @@ def load_world_store(world_dir: str | Path, store: Store) -> None:
         if not path.is_file():
             raise InputFileError(f"{path} is missing: `world_dir` must be a folder written by `adpilot world`")
         frame = pq.read_table(path)  # noqa: F841
-        columns = ", ".join(frame.column_names)
-        values = columns + (", md5_number(event_id)" if name == "events" else "")
-        key = ", event_key" if name == "events" else ""
-        store.con.execute(f"INSERT INTO {name} ({columns}{key}) SELECT {values} FROM frame")
+        store.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM frame")
 
 
 def hold_out_last_items(store: Store) -> pd.DataFrame:
