@@ -6,11 +6,11 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
+from store_helpers import make_events
 
 from adpilot.errors import UserError
 from adpilot.store.ingest import IngestPolicy, ingest_file
 from adpilot.store.privacy import pseudonymise
-from conftest import make_events
 
 HEADER = "user_id,ts,type,item_id,price,text\n"
 

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+from store_helpers import NOW, make_events
 
 from adpilot.store import Store
 from adpilot.store.ingest import IngestPolicy, ingest_file
-from conftest import NOW, make_events
 
 CHILD = textwrap.dedent("""
     import sys

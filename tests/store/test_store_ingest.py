@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+from store_helpers import make_events
 
 from adpilot.config import Settings
 from adpilot.errors import UserError
@@ -18,7 +19,6 @@ from adpilot.store import Store
 from adpilot.store.ingest import ingest_file, ingest_table
 from adpilot.store.privacy import pseudonymise
 from adpilot.store.tables import derived_event_id_sql
-from conftest import make_events
 
 
 def _write(table: pa.Table, path: Path) -> Path:
