@@ -6,8 +6,10 @@
 Prints p50/p99/mean latency of ``DecisionEngine.decide`` with the default IVF index (``--index``), and the same
 requests through the same engine on an exact (flat) index as the peer measured in the same run. With ``--baseline-src``
 (the ``deliver`` folder of an earlier checkout, e.g. ``git archive``), that version's decision path (engine, targeting,
-auction, bandits, tokens; the snapshot, counters and pacer are today's) decides the same requests interleaved with
-today's, request by request, so both see the same machine noise: before vs after in one run. Wall-clock and
+auction, bandits, tokens, pacer, in-process counters; the snapshot, index and scorer are today's) decides the same
+requests interleaved with today's, request by request, so both see the same machine noise: before vs after in one
+run. Each engine has its own counters and pacer and both get the same request ids, so their decisions must be
+identical when a change is a pure speed-up: the run counts the requests decided differently. Wall-clock and
 thread CPU time are both reported: on a shared, oversubscribed machine the wall clock includes time spent waiting
 for a core, the CPU time does not. Vectors are synthetic topic clusters
 (no text model can encode 100k titles inside a benchmark's minute); interest words map to topic centres.
@@ -40,7 +42,7 @@ from adpilot.deliver.engine import DecisionEngine  # noqa: E402
 from adpilot.deliver.retrieval import AdIndex  # noqa: E402
 from adpilot.deliver.scorer import SimilarityScorer  # noqa: E402
 from adpilot.deliver.snapshot import Snapshot  # noqa: E402
-from adpilot.schema import AdRequest  # noqa: E402
+from adpilot.schema import AdRequest, Decision  # noqa: E402
 
 WORDS = ["运动", "篮球", "跑步", "连衣裙", "口红", "手机", "绿茶", "母婴", "家电", "户外", "数码", "美妆"]
 
@@ -178,7 +180,7 @@ def measure(engine: DecisionEngine, reqs: list[AdRequest], tag: str) -> np.ndarr
     return cpu
 
 
-BASELINE_MODULES = ("tokens", "bandits", "auction", "targeting", "engine")  # in import order
+BASELINE_MODULES = ("tokens", "bandits", "auction", "targeting", "pacing", "counters", "engine")  # import order
 
 
 def baseline_engine_class(src: Path) -> type:
@@ -197,19 +199,31 @@ def baseline_engine_class(src: Path) -> type:
     return loaded["engine"].DecisionEngine  # type: ignore[attr-defined]
 
 
+def same_decision(a: Decision, b: Decision) -> bool:
+    """Equal placed ads (ids, creative, price, scores, token) and no-fill reason."""
+    return a.no_fill_reason == b.no_fill_reason and [x.model_dump() for x in a.ads] == [x.model_dump() for x in b.ads]
+
+
 def interleaved(engines: dict[str, DecisionEngine], reqs: list[AdRequest]) -> None:
-    """Each request decided by every engine in turn (order alternating), with distinct request ids."""
+    """Each request decided by every engine in turn (order alternating), with the same request id (each engine
+    has its own counters and pacer); prints the timings and how many decisions differ."""
     names = list(engines)
     for r in reqs[:200]:
         for n in names:
-            engines[n].decide(r.model_copy(update={"request_id": f"warm-{n}-{r.request_id}"}))
+            engines[n].decide(r.model_copy(update={"request_id": f"warm-{r.request_id}"}))
     times = {n: (np.empty(len(reqs)), np.empty(len(reqs))) for n in names}
+    differ: list[str] = []
     for i, r in enumerate(reqs):
+        req = r.model_copy(update={"request_id": f"pair-{r.request_id}"})
+        decided = {}
         for n in names if i % 2 == 0 else names[::-1]:
-            req = r.model_copy(update={"request_id": f"{n}-{r.request_id}"})
             t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
-            engines[n].decide(req)
+            decided[n] = engines[n].decide(req)
             times[n][0][i], times[n][1][i] = (time.perf_counter_ns() - t0) / 1e6, (time.thread_time_ns() - c0) / 1e6
+        if not same_decision(*decided.values()):
+            differ.append(req.request_id)
+    print(f"decisions differing between {' and '.join(names)}: {len(differ)} of {len(reqs)}"
+          + (f" (first: {differ[:5]})" if differ else ""))
     for n in names:
         for kind, t in zip(("wall", "cpu"), times[n], strict=True):
             print(f"{n:>9} {kind:>4}: p50 {np.percentile(t, 50):.3f} ms  p99 {np.percentile(t, 99):.3f} ms  "

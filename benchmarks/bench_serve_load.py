@@ -2,14 +2,16 @@
 
 Builds a store with ``--ads`` ads and ``--profiles`` user profiles straight from random frames (unit vectors of
 the e5 dimension, 384; no encoder runs: requests carry user ids and product pages, never free text), starts the
-server (``uvicorn --factory adpilot.serve.main:app_from_env``) and a bare FastAPI endpoint that does nothing (the
-ceiling of this machine, measured in the same run), and drives ``/v1/decide``, ``/openrtb/2.6/bid`` and the bare
+server as an operator does (``adpilot serve --workers N``) and a bare FastAPI endpoint that does nothing under
+uvicorn (the ceiling of this machine, measured in the same run), and drives ``/v1/decide``, ``/openrtb/2.6/bid`` and the bare
 endpoint with wrk at each concurrency in ``--connections``, then once at ``--overload`` connections (paced at
 ``--overload-rate``). Every request id is unique (the engine refuses a replayed id). ``decided/s`` counts the
 answers that were not shed at the door; ``CPU ms/req`` is the server processes' CPU time (user + system, all
 workers) per request answered, shed ones included — steadier than throughput on a shared machine; for the overload phase, ``answered p99`` is the server's own latency
 histogram with the shed requests taken out (an upper bound at the histogram's bucket resolution: the shed answers
-are assumed to be the fastest). With ``--baseline-src OLD/src`` (e.g. from ``git archive``), a server running that
+are assumed to be the fastest); with several workers, ``% by worker (conns)`` is the share of the phase's
+requests each worker answered and, in brackets, the connections each held mid-phase (how the kernel dealt out
+wrk's connections), both most first. With ``--baseline-src OLD/src`` (e.g. from ``git archive``), a server running that
 source is started beside today's and every decide/OpenRTB phase runs against both in turn: before vs after in one
 run, under the same machine load. After the load, a reconciliation phase serves ads, posts
 impression and click events (with replays), stops the server and checks that events accepted, the metrics, the
@@ -32,7 +34,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -203,13 +207,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+ADPILOT_SERVE = ["-m", "adpilot.cli", "serve"]  # `adpilot serve`, of the source on PYTHONPATH when set
+
+
 def start(args: list[str], env: dict[str, str], port: int, log: Path, workers: int,
           timeout_s: float = 900) -> subprocess.Popen:
-    """uvicorn with ``workers`` processes on ``port``; returns once every worker answers ``/healthz``."""
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", *args, "--workers", str(workers), "--host",
-                             "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-                             "--timeout-worker-healthcheck", str(HEALTHCHECK_S)],
-                            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    """``args`` (:data:`ADPILOT_SERVE`, or uvicorn's for the bare app) with ``workers`` processes on ``port``;
+    returns once every worker answers ``/healthz``."""
+    command = ([*args, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)] if args == ADPILOT_SERVE
+               else ["-m", "uvicorn", *args, "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port),
+                     "--log-level", "warning", "--no-access-log", "--timeout-worker-healthcheck", str(HEALTHCHECK_S)])
+    proc = subprocess.Popen([sys.executable, *command], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -318,6 +326,24 @@ def answered_p99_ms(before: tuple[list[float], list[float], float],
     return 1000 * next(b for b, c in zip(bounds, answered, strict=True) if c >= target)
 
 
+def worker_counts(host: str, path: str, n_workers: int) -> list[float]:
+    """Requests on ``path`` each worker has answered so far (its ``/metrics``, all statuses), by pid."""
+    texts = by_worker(host, "/metrics", n_workers)
+    pattern = rf'^adpilot_requests_total{{route="{re.escape(path)}",status="[^"]*"}} (\S+)$'
+    return [sum(float(v) for v in re.findall(pattern, texts[pid], re.M)) for pid in sorted(texts)]
+
+
+def connections_by_process(port: int) -> list[int]:
+    """Established connections to ``port`` held by each server process (``ss``), most first."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                         text=True, check=False).stdout
+    return sorted(Counter(re.findall(r"pid=(\d+)", out)).values(), reverse=True)
+
+
+def record_connections(port: int, into: list[int]) -> None:
+    into.extend(connections_by_process(port))
+
+
 def metric_sum(text: str, name: str) -> float:
     """Sum of every series of metric ``name`` in one worker's ``/metrics`` text."""
     return sum(float(m.group(1)) for m in re.finditer(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
@@ -389,46 +415,60 @@ def measure(args: argparse.Namespace, work: Path, store: Path, env: dict[str, st
         rows_before, spend_before = served_events(store)
         port, bare_port, old_port = free_port(), free_port(), free_port()
         started = time.perf_counter()
-        loop = ["--http", args.http, "--loop", args.loop]
-        server = start(["--factory", "adpilot.serve.main:app_from_env", *loop], env, port, work / "server.log",
-                       n_workers)
+        server = start(ADPILOT_SERVE, env, port, work / "server.log", n_workers)
         servers = [server]
         print(f"\n{n_workers} worker(s), counters {'in Redis' if n_workers > 1 else 'in process'}: every worker up "
               f"(snapshot built) in {time.perf_counter() - started:.1f}s; load average {os.getloadavg()[0]:.1f}")
         try:
-            servers.append(start(["--factory", "bench_serve_load:bare_app", "--app-dir", str(Path(__file__).parent),
-                                  *loop], env, bare_port, work / "bare.log", n_workers))
+            servers.append(start(["--factory", "bench_serve_load:bare_app", "--app-dir", str(Path(__file__).parent)],
+                                 env, bare_port, work / "bare.log", n_workers))
             base = f"http://127.0.0.1:{port}"
             targets = {"bare": (f"http://127.0.0.1:{bare_port}", "/bare", bodies["decide"], servers[1].pid)}
             if args.baseline_src:  # the same store, its own Redis keys are shared: budgets are ample
                 old_env = {**env, "PYTHONPATH": str(args.baseline_src.resolve())}
-                servers.append(start(["--factory", "adpilot.serve.main:app_from_env", *loop], old_env, old_port,
-                                     work / "baseline.log", n_workers))
+                servers.append(start(ADPILOT_SERVE, old_env, old_port, work / "baseline.log", n_workers))
             for name, path in (("decide", "/v1/decide"), ("openrtb", "/openrtb/2.6/bid")):
                 targets[name] = (base, path, bodies[name], server.pid)
                 if args.baseline_src:
                     targets[f"{name}@old"] = (f"http://127.0.0.1:{old_port}", path, bodies[name], servers[-1].pid)
             phases = [(int(c), 0.0) for c in args.connections.split(",")] + [(args.overload, args.overload_rate)]
             print(f"{'endpoint':<12}{'conns':>6}{'paced':>7}{'req/s':>8}{'decided/s':>10}{'/bare':>7}{'p50 ms':>8}"
-                  f"{'p99 ms':>8}{'shed':>7}{'no-bid':>7}{'4xx':>5}{'5xx':>5}{'sock':>5}{'CPU ms/req':>11}{'answered p99':>14}")
+                  f"{'p99 ms':>8}{'shed':>7}{'no-bid':>7}{'4xx':>5}{'5xx':>5}{'sock':>5}{'CPU ms/req':>11}{'answered p99':>14}"
+                  f"{'% by worker (conns)':>20}")
             for conns, rate in phases:
                 bare_rps = float("nan")
                 overload = (conns, rate) == phases[-1]
                 for name, (host, path, body_file, pid) in targets.items():
                     before = (route_histogram(list(by_worker(host, "/metrics", n_workers).values()), path)
                               if overload and name != "bare" else None)
+                    spread = n_workers > 1 and name != "bare"
+                    split_before = worker_counts(host, path, n_workers) if spread else []
+                    held: list[int] = []  # connections per worker, sampled mid-phase
+                    sampler = threading.Timer(args.duration / 2, record_connections,
+                                              (int(host.rsplit(":", 1)[1]), held))
+                    if spread:
+                        sampler.start()
                     cpu_before = cpu_seconds(pid)
                     r = wrk(host + path, body_file, conns, args.duration, rate)
+                    if spread:
+                        sampler.join()
                     cpu_ms = 1000 * (cpu_seconds(pid) - cpu_before) / max(r["requests"], 1)
                     bare_rps = r["rps"] if name == "bare" else bare_rps
                     answered = ""
                     if before is not None:
                         after = route_histogram(list(by_worker(host, "/metrics", n_workers).values()), path)
                         answered = f"<= {answered_p99_ms(before, after):.0f} ms"
+                    split = ""
+                    if spread:  # how the connections fell among the workers
+                        served = [a - b for a, b in zip(worker_counts(host, path, n_workers), split_before,
+                                                        strict=True)]
+                        split = "/".join(f"{100 * x / max(sum(served), 1):.0f}" for x in sorted(served, reverse=True))
+                        split += " (" + "/".join(map(str, held)) + ")"
                     paced = f"{rate:.0f}" if rate else "-"
                     print(f"{name:<12}{conns:>6}{paced:>7}{r['rps']:>8.0f}{r['decided']:>10.0f}"
                           f"{r['rps'] / bare_rps:>7.2f}{r['p50']:>8.2f}{r['p99']:>8.2f}{r['shed']:>7}{r['nobid']:>7}"
-                          f"{r['c4xx']:>5}{r['s5xx']:>5}{r['socket_errors']:>5}{cpu_ms:>11.3f}{answered:>14}", flush=True)
+                          f"{r['c4xx']:>5}{r['s5xx']:>5}{r['socket_errors']:>5}{cpu_ms:>11.3f}{answered:>14}{split:>20}",
+                          flush=True)
                 print(f"{'':<12}load average {os.getloadavg()[0]:.1f}")
             rec = reconcile(base, n_workers, 300, args.profiles, args.seed)
         finally:
@@ -451,10 +491,6 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--max-inflight", type=int, default=32)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the store here (reused when present)")
-    parser.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"],
-                        help="uvicorn's HTTP parser, for both servers (auto = httptools when installed)")
-    parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
-                        help="uvicorn's event loop, for both servers (auto = uvloop when installed)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-src", type=Path, default=None,
                         help="an earlier checkout's src folder: its server runs beside today's, phase by phase")
@@ -484,8 +520,7 @@ def main() -> None:
         print(json.dumps(rec))
     print(f"\nreproduce: nice .venv/bin/python benchmarks/bench_serve_load.py --ads {args.ads} --profiles "
           f"{args.profiles} --workers {args.workers} --connections {args.connections} --overload {args.overload} "
-          f"--overload-rate {args.overload_rate:.0f} --max-inflight {args.max_inflight} --duration {args.duration} "
-          f"--http {args.http} --loop {args.loop}"
+          f"--overload-rate {args.overload_rate:.0f} --max-inflight {args.max_inflight} --duration {args.duration}"
           + (f" --baseline-src {args.baseline_src}" if args.baseline_src else ""))
 
 

@@ -87,3 +87,13 @@ def test_pacer_validates_and_keeps_state_across_refresh() -> None:
     assert p.rate_.tolist() == [0.5, 1.0]
     evening = PIPacer(hourly_profile=[0] * 18 + [1] * 6)
     assert evening.plan(np.array([0.5, 0.875])).tolist() == pytest.approx([0.0, 0.5])
+
+
+def test_pacer_moves_a_campaign_listed_twice_once_by_its_first_entry() -> None:
+    twice, once = PIPacer().reset(["a", "b"]), PIPacer().reset(["a", "b"])
+    for now in (3600.0, 7200.0):  # the second update integrates over an hour
+        twice.update(np.array([1, 0, 1]), np.array([60.0, 10.0, 0.0]), np.full(3, 100.0), np.full(3, 0.25), now)
+        once.update(np.array([1, 0]), np.array([60.0, 10.0]), np.full(2, 100.0), np.full(2, 0.25), now)
+    assert twice.rate_.tolist() == once.rate_.tolist()
+    assert twice.integral_.tolist() == once.integral_.tolist()
+    assert twice.rate_[1] < 1.0 == twice.rate_[0]  # b spent 60% by a quarter of the day: throttled

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from adpilot.deliver.base import clip
 from adpilot.errors import check_scalar
 
 
@@ -26,7 +27,7 @@ class ThompsonCreatives:
     def posterior(self, prior_ctr: np.ndarray, impressions: np.ndarray,
                   clicks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Beta(alpha, beta) of each creative; clicks beyond impressions (late events) are capped."""
-        p = np.clip(np.where(np.isnan(prior_ctr), 0.5, prior_ctr), 1e-4, 1 - 1e-4)
+        p = clip(np.where(np.isnan(prior_ctr), 0.5, prior_ctr), 1e-4, 1 - 1e-4)
         clicks = np.minimum(clicks, impressions)
         return self.prior_strength * p + clicks, self.prior_strength * (1 - p) + impressions - clicks
 

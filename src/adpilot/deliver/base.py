@@ -110,5 +110,12 @@ class Counters(Protocol):
         ...
 
 
+def clip(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``np.clip`` for the few values of one request, without its Python-level dispatch (several microseconds a
+    call on the decision path); the same result, NaN included: the larger of ``x`` and ``low``, then the smaller
+    of that and ``high``."""
+    return np.minimum(np.maximum(x, low), high)
+
+
 class CountersUnavailable(RuntimeError):
     """The counters backend cannot be reached; the engine answers no-fill rather than risk overspending."""

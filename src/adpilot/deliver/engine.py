@@ -20,7 +20,7 @@ import numpy as np
 from adpilot.config import Settings, get_settings
 from adpilot.deliver.auction import PriceRule, best_per_group, bids_per_click, prices, rank
 from adpilot.deliver.bandits import ThompsonCreatives
-from adpilot.deliver.base import CandidateBatch, Counters, CountersUnavailable
+from adpilot.deliver.base import CandidateBatch, Counters, CountersUnavailable, clip
 from adpilot.deliver.counters import InProcessCounters
 from adpilot.deliver.feedback import AdEvent, FeedbackOutcome, FeedbackProcessor
 from adpilot.deliver.pacing import PIPacer
@@ -114,6 +114,9 @@ class _Trace:
         return {**self.info, "removed": removed}
 
 
+_ZEROS4 = np.zeros(4, np.uint64)  # read-only: Philox's state setter copies it
+
+
 class _RequestStreams(threading.local):
     """One Philox generator per thread, re-keyed for each request: the very stream of ``Philox(key=key)``,
     without constructing one per request (that draws OS entropy for a seed sequence the key then ignores)."""
@@ -124,9 +127,9 @@ class _RequestStreams(threading.local):
 
     def keyed(self, key: int) -> np.random.Generator:
         self.bits.state = {"bit_generator": "Philox",
-                           "state": {"counter": np.zeros(4, np.uint64),
+                           "state": {"counter": _ZEROS4,
                                      "key": np.array([key & 0xFFFF_FFFF_FFFF_FFFF, key >> 64], np.uint64)},
-                           "buffer": np.zeros(4, np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
+                           "buffer": _ZEROS4, "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
         return self.rng
 
 
@@ -208,8 +211,9 @@ class DecisionEngine:
         return personalised, user_vector, context_vector
 
     def _retrieve(self, snapshot: Snapshot, probes: list[np.ndarray], matched: np.ndarray,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(candidate ad rows, source index into SOURCES): rule-targeted ads first, then ANN (or fallback)."""
+                  rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
+        """(candidate ad rows, how many of them are rule-targeted, the source of the rest as an index into
+        SOURCES): rule-targeted ads first, then ANN (or fallback)."""
         c, n = snapshot.campaigns, self.config.n_candidates
         starts, stops = c.ad_ptr[matched], c.ad_ptr[matched + 1]
         lengths = stops - starts
@@ -242,9 +246,7 @@ class DecisionEngine:
             taken = np.zeros(len(snapshot.ads.ids), dtype=bool)
             taken[rule] = True
             found = found[~taken[found]]
-        rows = np.concatenate([rule, found])
-        sources = np.concatenate([np.full(len(rule), 1), np.full(len(found), source)])
-        return rows, sources
+        return np.concatenate([rule, found]), len(rule), source
 
     def _decide(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
                 trace: _Trace) -> tuple[list[PlacedAd], str | None]:
@@ -256,15 +258,18 @@ class DecisionEngine:
         personalised, user_vector, context_vector = self._vectors(snapshot, request, user_row)
         probes = [v for v in (user_vector, context_vector) if v is not None]
         matched = audience_matches(snapshot, user_row, personalised, user_vector, context_vector)
-        rows, sources = self._retrieve(snapshot, probes, matched, rng)
+        rows, n_rule, source = self._retrieve(snapshot, probes, matched, rng)
         if trace.enabled:
+            sources = dict.fromkeys(SOURCES, 0)
+            sources["rule"] += n_rule
+            sources[SOURCES[source]] += len(rows) - n_rule
             trace.info.update({
                 "user": {"known": user_row >= 0, "personalised": personalised,
                          "interest_vector": user_vector is not None},
                 "retrieval": {"probes": [n for n, v in (("user", user_vector), ("context", context_vector))
                                          if v is not None],
                               "audience_campaigns": len(matched),
-                              **{s: int((sources == i).sum()) for i, s in enumerate(SOURCES)}},
+                              **sources},
             })
         clock = LocalClock.at(camps, now)
         masks = targeting_filters(snapshot, rows, clock, slot=request.slot, geo=request.geo,
@@ -300,7 +305,7 @@ class DecisionEngine:
         trace.stage(rows, [("nan_score", finite)])
         rows = rows[finite]
         camp = ads.campaign[rows]
-        pctr, pcvr = np.clip(pctr[finite], 0.0, 1.0), np.clip(pcvr[finite], 0.0, 1.0)
+        pctr, pcvr = clip(pctr[finite], 0.0, 1.0), clip(pcvr[finite], 0.0, 1.0)
         bid = bids_per_click(camps, camp, pcvr, self.pacer.rate_[camp] if cfg.pacing else np.ones(len(camp)))
         ecpm = 1000.0 * pctr * bid
         best = best_per_group(camp, ecpm)
@@ -347,12 +352,14 @@ class DecisionEngine:
             if len(admitted) >= need:
                 break
             r, c = rows[start:start + chunk], camp[start:start + chunk]
-            ids, days = camps.ids[c].tolist(), [clock.day[t] for t in camps.tz_row[c]]
+            tz = camps.tz_row[c]
+            ids, days = camps.ids[c].tolist(), [clock.day[t] for t in tz.tolist()]
             spent_total, spent_day, reserved = self.counters.budget_state(ids, days, now)
-            remaining = np.minimum(camps.total_budget[c] - spent_total, camps.daily_budget[c] - spent_day)
-            checks = {"zero_budget": (camps.total_budget[c] > 0) & (camps.daily_budget[c] > 0),
+            daily_budget = camps.daily_budget[c]
+            remaining = np.minimum(camps.total_budget[c] - spent_total, daily_budget - spent_day)
+            checks = {"zero_budget": camps.has_budget[c],
                       "budget_exhausted": remaining - reserved >= max(cfg.min_cpc, 1e-9)}
-            capped = np.flatnonzero((camps.cap_daily[c] > 0) | (camps.cap_lifetime[c] > 0))
+            capped = np.flatnonzero(camps.capped[c])
             if request.user_id and len(capped):
                 daily, life = self.counters.frequency(request.user_id, [ids[i] for i in capped],
                                                       [days[i] for i in capped])
@@ -361,10 +368,9 @@ class DecisionEngine:
                 over[capped] = ((cap_d > 0) & (daily >= cap_d)) | ((cap_l > 0) & (life >= cap_l))
                 checks["frequency_cap"] = ~over
             if cfg.pacing:
-                self.pacer.update(c, spent_day + reserved, camps.daily_budget[c],
-                                  clock.day_fraction[camps.tz_row[c]], now)
+                self.pacer.update(c, spent_day + reserved, daily_budget, clock.day_fraction[tz], now)
                 enters, _ = self.pacer.select(c, rng)
-                checks["pacing"] = enters | (camps.strategy[c] == 2)  # max-clicks is shaded, not throttled
+                checks["pacing"] = enters | camps.shaded[c]  # max-clicks is shaded, not throttled
             trace.stage(r, list(checks.items()))
             keep = np.logical_and.reduce(list(checks.values()))
             admitted.extend((start + np.flatnonzero(keep)).tolist())

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from adpilot.deliver.base import clip
 from adpilot.errors import check_scalar
 
 
@@ -45,6 +46,8 @@ class PIPacer:
         if profile.shape != (24,) or (profile < 0).any() or profile.sum() <= 0:
             raise ValueError("`hourly_profile` must be 24 non-negative weights with a positive sum")
         self._cumulative = np.concatenate([[0.0], np.cumsum(profile) / profile.sum()])
+        self._hour_grid = np.arange(25)
+        self._log_min_rate = np.log(self.min_rate)  # the integral's floor, computed once rather than per update
         self._lock = threading.Lock()
         self.ids_: list[str] = []
         self.integral_ = np.zeros(0)
@@ -65,22 +68,26 @@ class PIPacer:
 
     def plan(self, day_fraction: np.ndarray) -> np.ndarray:
         """Share of the daily budget planned to be spent by this fraction of the local day."""
-        hours = np.clip(np.asarray(day_fraction) * 24.0, 0.0, 24.0)
-        return np.interp(hours, np.arange(25), self._cumulative)
+        hours = clip(np.asarray(day_fraction) * 24.0, 0.0, 24.0)
+        return np.interp(hours, self._hour_grid, self._cumulative)
 
     def update(self, rows: np.ndarray, spent_day: np.ndarray, daily_budget: np.ndarray,
                day_fraction: np.ndarray, now: float) -> None:
-        """Move the rates of campaign ``rows`` given today's spend (including held reservations)."""
-        rows, first = np.unique(rows, return_index=True)
-        plan = self.plan(day_fraction[first])
-        share = spent_day[first] / np.maximum(daily_budget[first], 1e-12)
+        """Move the rates of campaign ``rows`` given today's spend (including held reservations); a campaign
+        listed twice moves once, by its first entry."""
+        rows = np.asarray(rows)
+        if len(set(rows.tolist())) < len(rows):  # the engine passes distinct campaigns: no sort on its path
+            rows, first = np.unique(rows, return_index=True)
+            spent_day, daily_budget, day_fraction = spent_day[first], daily_budget[first], day_fraction[first]
+        plan = self.plan(day_fraction)
+        share = spent_day / np.maximum(daily_budget, 1e-12)
         error = (share - plan) / np.maximum(plan, self.error_floor)
         with self._lock:
             last = self.last_[rows]
-            dt_hours = np.where(np.isnan(last), 0.0, np.clip(now - last, 0.0, 3600.0)) / 3600.0
-            integral = np.clip(self.integral_[rows] - self.ki * error * dt_hours, np.log(self.min_rate), 0.0)
+            dt_hours = np.where(np.isnan(last), 0.0, clip(now - last, 0.0, 3600.0)) / 3600.0
+            integral = clip(self.integral_[rows] - self.ki * error * dt_hours, self._log_min_rate, 0.0)
             self.integral_[rows] = integral
-            self.rate_[rows] = np.clip(np.exp(integral - self.kp * error), self.min_rate, 1.0)
+            self.rate_[rows] = clip(np.exp(integral - self.kp * error), self.min_rate, 1.0)
             self.last_[rows] = now
 
     def select(self, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

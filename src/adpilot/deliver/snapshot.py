@@ -91,6 +91,15 @@ class CampaignTable:
     domain_members: dict[str, np.ndarray]  # lower-cased advertiser domain -> campaign rows (OpenRTB ``badv``)
     ad_ptr: np.ndarray  # ads of campaign c: AdTable rows ad_order[ad_ptr[c]:ad_ptr[c+1]]
     ad_order: np.ndarray
+    has_budget: np.ndarray = field(init=False)  # both budgets positive
+    capped: np.ndarray = field(init=False)  # has a daily or a lifetime frequency cap
+    shaded: np.ndarray = field(init=False)  # max clicks: paced by shading its bid, never throttled
+
+    def __post_init__(self) -> None:
+        """Flags the admission step reads for every ranked campaign of every request: derived once here."""
+        object.__setattr__(self, "has_budget", (self.total_budget > 0) & (self.daily_budget > 0))
+        object.__setattr__(self, "capped", (self.cap_daily > 0) | (self.cap_lifetime > 0))
+        object.__setattr__(self, "shaded", self.strategy == STRATEGIES.index(BidStrategy.max_clicks))
 
 
 @dataclass(frozen=True)

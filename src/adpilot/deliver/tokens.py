@@ -66,10 +66,12 @@ class TokenSigner:
     def __init__(self, secret: str) -> None:
         if not secret:
             raise ValueError("`secret` must be a non-empty string")
-        self._key = secret.encode("utf-8")
+        self._keyed = hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)  # keyed once, copied per token
 
     def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
+        mac = self._keyed.copy()
+        mac.update(payload)
+        return mac.digest()[:16]
 
     def sign(self, claims: TokenClaims) -> str:
         payload = orjson.dumps(claims, option=orjson.OPT_SORT_KEYS)  # compact UTF-8 JSON

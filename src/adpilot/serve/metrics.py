@@ -17,7 +17,9 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+# finer from 50 to 250 ms: where a paced overload's answers fall, and where OpenRTB's ``tmax`` (often 100 ms) sits
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.15, 0.2, 0.25, 0.5,
+                   1.0)
 
 
 def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:

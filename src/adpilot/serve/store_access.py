@@ -23,16 +23,24 @@ import fcntl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import duckdb
 
 from adpilot.store import Store
-from adpilot.store.tables import TABLES
+from adpilot.store.tables import DROPPED, RELAXED, TABLES
+
+
+class _Closable(Protocol):
+    """What `_held` closes: a DuckDB connection or a `Store`."""
+
+    def close(self) -> None: ...
+
 
 T = TypeVar("T")
+C = TypeVar("C", bound=_Closable)
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 _RETRY_PAUSE_S = 0.01
@@ -84,14 +92,19 @@ class StoreAccess:
             self._lock.release()
 
     @contextmanager
-    def connect(self, read_only: bool, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A raw connection for one unit of work, closed afterwards."""
+    def _held(self, opener: Callable[[], C], wait_s: float | None) -> Iterator[C]:
+        """What ``opener()`` opens (a connection, a :class:`Store`), in this process's turn, closed afterwards."""
         with self._turn(wait_s):
-            con = self._opened(lambda: duckdb.connect(self.path, read_only=read_only), wait_s)
+            handle = self._opened(opener, wait_s)
             try:
-                yield con
+                yield handle
             finally:
-                con.close()
+                handle.close()
+
+    def connect(self, read_only: bool,
+                wait_s: float | None = None) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A raw connection for one unit of work, closed afterwards."""
+        return self._held(lambda: duckdb.connect(self.path, read_only=read_only), wait_s)
 
     @contextmanager
     def build_turn(self) -> Iterator[None]:
@@ -100,23 +113,28 @@ class StoreAccess:
             fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
             yield
 
-    @contextmanager
-    def reader(self, wait_s: float | None = None) -> Iterator[Store]:
+    def reader(self, wait_s: float | None = None) -> AbstractContextManager[Store]:
         """The store read-only, e.g. to build a snapshot while other workers do the same."""
-        with self._turn(wait_s):
-            store = self._opened(lambda: Store(self.path, read_only=True), wait_s)
-            try:
-                yield store
-            finally:
-                store.close()
+        return self._held(lambda: Store(self.path, read_only=True), wait_s)
 
     def create_tables(self, wait_s: float | None = None) -> None:
-        """Create missing tables, once per process at start. Looks read-only first: when every table exists
-        (the usual case), a starting worker does not wait for the others' snapshot builds to end."""
+        """Create missing tables and bring a store made by an earlier version to the current columns
+        (:func:`adpilot.store.tables.migrate`: the server's writes assume them), once per process at start.
+        Looks read-only first: when the store is current (the usual case), a starting worker does not wait for
+        the others' snapshot builds to end."""
         if Path(self.path).exists():
             with self.connect(read_only=True, wait_s=wait_s) as con:
-                present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-            if set(TABLES) <= present:
-                return
-        with self._turn(wait_s):
-            self._opened(lambda: Store(self.path), wait_s).close()
+                if _current(con):
+                    return
+        with self._held(lambda: Store(self.path), wait_s):
+            pass  # opening read-write creates and migrates
+
+
+def _current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Every table present, without a column an earlier version left behind (dropped, or still NOT NULL)."""
+    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    nullable = dict(((t, c), n) for t, c, n in con.execute(
+        "SELECT table_name, column_name, is_nullable FROM information_schema.columns WHERE table_schema = 'main'"
+    ).fetchall())
+    return (set(TABLES) <= present and not any(key in nullable for key in DROPPED)
+            and all(nullable.get(key) != "NO" for key in RELAXED))
