@@ -11,9 +11,13 @@ Reproduce::
     .venv/bin/python benchmarks/bench_rank_fuxictr.py --train ../shared/data/amazon_seq_s3rec/Beauty.txt.gz
     .venv/bin/python benchmarks/bench_rank_fuxictr.py --train $ADPILOT_SHARED_DATA/amazon_grocery_rechorus/train.csv.gz \
         --ours bst,din
+    # "Beauty-8k": the first 8,000 users of Beauty (the attributes file is linked beside the head copy)
+    .venv/bin/python benchmarks/bench_rank_fuxictr.py --train $ADPILOT_SHARED_DATA/amazon_seq_s3rec/Beauty.txt.gz \
+        --head-lines 8000 --ours bst,din --models din,deepfm [--throughput-only]
 
 Every one of ours is compared with every FuxiCTR model on the same test rows (AUC difference, users resampled);
-``bst`` has no FuxiCTR twin and its training throughput is compared with FuxiCTR's DIN.
+``bst`` has no FuxiCTR twin and its training throughput is compared with FuxiCTR's DIN. Throughput is printed
+per wall second and per CPU second of the process (the machine is shared: CPU time is what load leaves alone).
 
 Install FuxiCTR (kept out of our environment)::
 
@@ -160,11 +164,11 @@ def fuxi_worker(data_dir: Path, model_name: str, args: dict) -> dict:
         model.train()
         batches = iter(train)
         next(batches)
-        start, rows = time.perf_counter(), 0
+        start, cpu, rows = time.perf_counter(), time.process_time(), 0
         for _, batch in zip(range(args["throughput_batches"]), batches, strict=False):
             model.train_step(batch)
             rows += len(batch["label"])
-        return {"rows_per_s": rows / (time.perf_counter() - start)}
+        return {"rows_per_s": rows / (time.perf_counter() - start), "rows_per_cpu_s": rows / (time.process_time() - cpu)}
     start = time.perf_counter()
     model.fit(train, epochs=args["epochs"], validation_data=valid)
     seconds = time.perf_counter() - start
@@ -207,8 +211,9 @@ def write_fuxi_arrays(frames: dict, out: Path, max_len: int) -> dict:
     return meta
 
 
-def our_throughput(model, frame, batch_size: int, n_batches: int) -> float:
-    """Rows per second of our training step (encoding done beforehand, as our trainer caches it)."""
+def our_throughput(model, frame, batch_size: int, n_batches: int) -> tuple[float, float]:
+    """Rows per wall second and per CPU second of our training step (encoding done beforehand, as our trainer
+    caches it)."""
     import torch
 
     from adpilot.rank.trainer import batches, optimizers_for, step
@@ -219,17 +224,18 @@ def our_throughput(model, frame, batch_size: int, n_batches: int) -> float:
     stream = batches(enc, np.random.default_rng(0).permutation(len(enc)), batch_size)
     index, inputs = next(stream)
     step(model.module_, optimizers, inputs, labels[index])  # warm-up
-    start, rows = time.perf_counter(), 0
+    start, cpu, rows = time.perf_counter(), time.process_time(), 0
     for _, (index, inputs) in zip(range(n_batches), stream, strict=False):
         step(model.module_, optimizers, inputs, labels[index])
         rows += len(index)
-    return rows / (time.perf_counter() - start)
+    return rows / (time.perf_counter() - start), rows / (time.process_time() - cpu)
 
 
 def throughput_rounds(a: argparse.Namespace, fitted: dict, frame, work: Path, shared: dict) -> dict[str, list]:
-    """Rows/s per model, ours and FuxiCTR's measured one after the other, ``a.rounds`` times, so that both see
-    the same machine (it is shared: a single measurement of each would compare two different loads)."""
-    rates: dict[str, list[float]] = {}
+    """(rows per wall second, rows per CPU second) per model and round, ours and FuxiCTR's measured one after the
+    other, ``a.rounds`` times, so that both see the same machine (it is shared: a single measurement of each
+    would compare two different loads)."""
+    rates: dict[str, list[tuple[float, float]]] = {}
     fuxi_models = a.models.split(",")
     for _ in range(a.rounds):
         for name in dict.fromkeys([*fitted, *fuxi_models]):
@@ -243,14 +249,35 @@ def throughput_rounds(a: argparse.Namespace, fitted: dict, frame, work: Path, sh
                 if out.returncode != 0:
                     print(f"FuxiCTR {name} throughput run failed:\n{out.stderr[-2000:]}")
                     continue
-                rates.setdefault(f"fuxictr {name}", []).append(
-                    json.loads(out.stdout.strip().splitlines()[-1])["rows_per_s"])
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+                rates.setdefault(f"fuxictr {name}", []).append((result["rows_per_s"], result["rows_per_cpu_s"]))
     return rates
+
+
+def head_copy(path: Path, lines: int, folder: Path) -> Path:
+    """The first ``lines`` lines of an S3-Rec file ``<name>.txt[.gz]`` as ``<name>-head<lines>.txt`` in ``folder``,
+    with ``<name>_item2attributes.json[.gz]`` linked beside it under the matching name."""
+    import gzip
+    import itertools
+
+    name = path.name.removesuffix(".gz").removesuffix(".txt")
+    attributes = next((p for p in (path.parent / f"{name}_item2attributes.json",
+                                   path.parent / f"{name}_item2attributes.json.gz") if p.is_file()), None)
+    if attributes is None:
+        raise SystemExit(f"--head-lines needs an S3-Rec file with {name}_item2attributes.json(.gz) beside it")
+    out = folder / f"{name}-head{lines}.txt"
+    with (gzip.open(path, "rt") if path.name.endswith(".gz") else open(path)) as source:
+        out.write_text("".join(itertools.islice(source, lines)))
+    suffix = ".gz" if attributes.name.endswith(".gz") else ""
+    (folder / f"{name}-head{lines}_item2attributes.json{suffix}").symlink_to(attributes.resolve())
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train", type=Path, required=False)
+    parser.add_argument("--head-lines", type=int, default=0,
+                        help="S3-Rec file only: keep its first N users (N lines), e.g. 8000 for Beauty-8k")
     parser.add_argument("--fuxi-python", default="/tmp/fuxi-venv/bin/python")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--embedding-dim", type=int, default=16)
@@ -279,16 +306,17 @@ def main() -> None:
     from adpilot.rank.readers import open_source
 
     torch.set_num_threads(a.threads)
-    frames = {role: open_source(a.train, role, None, a.seed).frame for role in ("train", "valid", "test")}
+    work = Path(tempfile.mkdtemp(prefix="bench_rank_fuxi_"))
+    source = head_copy(a.train, a.head_lines, work) if a.head_lines else a.train
+    frames = {role: open_source(source, role, None, a.seed).frame for role in ("train", "valid", "test")}
     test = frames["test"]
     y, users = test["label"].to_numpy(np.float64), test["user_id"].to_numpy()
-    work = Path(tempfile.mkdtemp(prefix="bench_rank_fuxi_"))
     meta = write_fuxi_arrays(frames, work, a.max_seq_len)
     shared = {"embedding_dim": a.embedding_dim, "hidden": [128, 64], "attention_hidden": [64], "cross_layers": 3,
               "learning_rate": a.learning_rate, "batch_size": a.batch_size, "epochs": a.epochs, "patience": 2,
               "seed": a.seed, "threads": a.threads, "throughput_batches": a.throughput_batches}
     print(f"load average at start {os.getloadavg()}")
-    print(f"task {a.train.name}: train {len(frames['train'])} rows, valid {len(frames['valid'])}, test {len(test)} "
+    print(f"task {source.name}: train {len(frames['train'])} rows, valid {len(frames['valid'])}, test {len(test)} "
           f"(features {meta['categorical'] + meta['sequences']})")
     cmd = " ".join(sys.argv)
     results: dict[str, np.ndarray] = {}
@@ -324,17 +352,20 @@ def main() -> None:
                 diff = bootstrap(lambda i, o=ours, p=p: auc(y[i], o[i]) - auc(y[i], p[i]), len(y), users, a.n_boot,
                                  a.seed)
                 print(f"  {mine} - {key}: AUC difference {diff}")
-    print(f"\ntraining throughput (rows/s of the training step, batch {a.batch_size}, {a.threads} threads, "
-          f"{a.throughput_batches} batches per round, median of {a.rounds} alternating rounds):")
+    print(f"\ntraining throughput (rows of the training step per wall / CPU second, batch {a.batch_size}, "
+          f"{a.threads} threads, {a.throughput_batches} batches per round, median of {a.rounds} alternating rounds):")
     for key, values in rates.items():
-        print(f"  {key:16s} {np.median(values):8.0f}   rounds {[round(v) for v in values]}")
+        wall, cpu = np.array(values).T
+        print(f"  {key:16s} wall {np.median(wall):8.0f}  cpu {np.median(cpu):8.0f}   rounds wall "
+              f"{[round(v) for v in wall]} cpu {[round(v) for v in cpu]}")
     for name in a.ours.split(","):
         peer_name = PEER.get(name, name)
         ours_r, peer = rates.get(f"ours {name}"), rates.get(f"fuxictr {peer_name}")
         if ours_r and peer and len(ours_r) == len(peer):
-            per_round = [o / f for o, f in zip(ours_r, peer, strict=True)]
-            print(f"  ratio ours {name} / fuxictr {peer_name}: {np.median(ours_r) / np.median(peer):.2f}x "
-                  f"(per round {min(per_round):.2f}-{max(per_round):.2f})")
+            for i, clock in enumerate(("wall", "cpu")):
+                per_round = [o[i] / f[i] for o, f in zip(ours_r, peer, strict=True)]
+                print(f"  ratio ours {name} / fuxictr {peer_name} ({clock}): {np.median(per_round):.2f}x "
+                      f"(per round {min(per_round):.2f}-{max(per_round):.2f})")
     print(f"load average at end {os.getloadavg()}")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -66,6 +66,27 @@ def test_padding_is_masked_and_numpy_equals_torch() -> None:
         np.testing.assert_allclose(shared, expected.numpy(), atol=1e-6)
 
 
+def test_length_buckets_equal_one_padded_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows padded per bucket of similar history length give the outputs and the gradients of one block padded
+    to the longest history (the layout before buckets), whatever order the buckets put the positions in."""
+    layer, _ = _layer_and_numpy()
+    query, keys, rows = _packed([2, 9, 0, 17, 4, 33, 1, 5], 8)
+    upstream = torch.randn(query.shape, generator=torch.Generator().manual_seed(2))
+
+    def run() -> tuple[torch.Tensor, ...]:
+        layer.zero_grad()
+        q, k = query.clone().requires_grad_(True), keys.clone().requires_grad_(True)
+        out = layer(q, k, rows)
+        (out * upstream).sum().backward()
+        return out.detach(), q.grad, k.grad, layer.qkv.weight.grad.clone(), layer.position.weight.grad.clone()
+
+    bucketed = run()
+    assert len(HistoryTransformer.LENGTH_BUCKETS) > 2
+    monkeypatch.setattr(HistoryTransformer, "LENGTH_BUCKETS", (1000,))
+    for ours, single in zip(bucketed, run(), strict=True):
+        torch.testing.assert_close(ours, single, atol=1e-5, rtol=1e-4)
+
+
 def test_recency_and_order_matter() -> None:
     """The positional (recency) embedding makes the encoding depend on the order of the history."""
     layer, _ = _layer_and_numpy()

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from adpilot.rank.layers import Inputs
 
 
-def test_pooled_tokens_and_packed_keys_and_their_gradients_equal_plain_embedding() -> None:
+def test_pooled_tokens_and_history_keys_and_their_gradients_equal_plain_embedding() -> None:
     """Fields, sequences with repeated ids and an empty history: tokens (and DIN's packed keys) and the table
     gradient are those of plain embedding lookups and a masked mean."""
     gen = torch.Generator().manual_seed(0)
@@ -28,10 +28,13 @@ def test_pooled_tokens_and_packed_keys_and_their_gradients_equal_plain_embedding
     ours = inputs.embedding.weight.grad.clone()
 
     table = inputs.embedding.weight.detach().clone().requires_grad_(True)
-    fields = F.embedding(ids, table)
-    valid = (seqs[:, 0] > 0).unsqueeze(1).float()
-    pooled = (F.embedding(seqs, table) * valid.unsqueeze(-1)).sum(2) / valid.sum(-1, keepdim=True).clamp(min=1)
-    reference = torch.cat([fields, pooled], dim=1)
+
+    def plain() -> torch.Tensor:
+        valid = (seqs[:, 0] > 0).unsqueeze(1).float()
+        pooled = (F.embedding(seqs, table) * valid.unsqueeze(-1)).sum(2) / valid.sum(-1, keepdim=True).clamp(min=1)
+        return torch.cat([F.embedding(ids, table), pooled], dim=1)
+
+    reference = plain()
     (reference * upstream).sum().backward()
 
     torch.testing.assert_close(tokens, reference)
@@ -39,14 +42,15 @@ def test_pooled_tokens_and_packed_keys_and_their_gradients_equal_plain_embedding
     torch.testing.assert_close(ours, table.grad)
     assert ours.abs().sum() > 0
 
-    inputs.embedding.weight.grad = None
-    keys, rows = inputs.packed(seqs)
+    inputs.embedding.weight.grad = None  # one lookup for tokens and DIN's packed keys: the same numbers
+    together, keys, rows = inputs.tokens_and_history(ids, seqs, torch.zeros(5, 0))
     valid = seqs[:, 0] > 0
     assert rows.tolist() == valid.nonzero()[:, 0].tolist()
     weights = torch.randn(keys.shape, generator=gen)
-    (keys * weights).sum().backward()
+    ((keys * weights).sum() + (together * upstream).sum()).backward()
     table.grad = None
-    reference = F.embedding(seqs.transpose(1, 2)[valid], table).flatten(1)
-    (reference * weights).sum().backward()
-    torch.testing.assert_close(keys, reference)
+    packed = F.embedding(seqs.transpose(1, 2)[valid], table).flatten(1)
+    ((packed * weights).sum() + (plain() * upstream).sum()).backward()
+    torch.testing.assert_close(together, reference)
+    torch.testing.assert_close(keys, packed)
     torch.testing.assert_close(inputs.embedding.weight.grad, table.grad)

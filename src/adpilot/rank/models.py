@@ -112,6 +112,10 @@ class RankModel(nn.Module):
         """Field embeddings with each sequence mean-pooled into one more field. ``-> [batch, n_tokens, dim]``."""
         return self.inputs.tokens(ids, seqs, vectors)
 
+    def flat(self, ids: torch.Tensor, seqs: torch.Tensor, dense: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        """Tokens flattened, then the dense columns: the input of the MLP-style models, ``[batch, flat_dim]``."""
+        return torch.cat([self.tokens(ids, seqs, vectors).flatten(1), dense], dim=1)
+
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits[:, 0], labels[:, 0])
 
@@ -164,7 +168,7 @@ class DCNv2(RankModel):
         self.out = nn.Linear(self.flat_dim + self.mlp.out_dim, 1)
 
     def logits(self, ids, seqs, dense, vectors):  # noqa: ANN001, ANN201
-        x0 = torch.cat([self.tokens(ids, seqs, vectors).flatten(1), dense], dim=1)
+        x0 = self.flat(ids, seqs, dense, vectors)
         return self.out(torch.cat([self.cross(x0), self.mlp(x0)], dim=1))
 
 
@@ -191,14 +195,13 @@ class DIN(RankModel):
         return TargetAttention(width, params.attention_hidden)
 
     def logits(self, ids, seqs, dense, vectors):  # noqa: ANN001, ANN201
-        tokens = self.tokens(ids, seqs, vectors)
-        parts = [tokens.flatten(1), dense]
-        if self.shape.seq_targets:
-            keys, rows = self.inputs.packed(seqs)
-            query = tokens[:, list(self.shape.seq_targets)].flatten(1)
-            attended = self.attention(query, keys, rows)
-            parts += [attended, query * attended]
-        return self.inputs.first_order(ids, dense) + self.out(self.mlp(torch.cat(parts, dim=1)))
+        if not self.shape.seq_targets:
+            return self.inputs.first_order(ids, dense) + self.out(self.mlp(self.flat(ids, seqs, dense, vectors)))
+        tokens, keys, rows = self.inputs.tokens_and_history(ids, seqs, vectors)
+        query = tokens[:, list(self.shape.seq_targets)].flatten(1)
+        attended = self.attention(query, keys, rows)
+        x = torch.cat([tokens.flatten(1), dense, attended, query * attended], dim=1)
+        return self.inputs.first_order(ids, dense) + self.out(self.mlp(x))
 
 
 class BST(DIN):
@@ -228,6 +231,8 @@ class ESMM(RankModel):
 
     name = "esmm"
     heads = ("click", "conversion")
+    towers = ("ctr", "cvr")
+    """MLP towers over the shared inputs, one logit column each, in order (``<tower>`` and ``<tower>_out``)."""
 
     def __init__(self, shape: InputShape, params: ModelParams) -> None:
         super().__init__(shape, params)
@@ -237,8 +242,8 @@ class ESMM(RankModel):
         self.cvr_out = nn.Linear(self.cvr.out_dim, 1)
 
     def logits(self, ids, seqs, dense, vectors):  # noqa: ANN001, ANN201
-        x = torch.cat([self.tokens(ids, seqs, vectors).flatten(1), dense], dim=1)
-        return torch.cat([self.ctr_out(self.ctr(x)), self.cvr_out(self.cvr(x))], dim=1)
+        x = self.flat(ids, seqs, dense, vectors)
+        return torch.cat([getattr(self, f"{t}_out")(getattr(self, t)(x)) for t in self.towers], dim=1)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         ctr_loss = F.binary_cross_entropy_with_logits(logits[:, 0], labels[:, 0])
@@ -278,6 +283,7 @@ class ESCM2(ESMM):
 
     name = "escm2"
     extra_outputs = 1
+    towers = ("ctr", "cvr", "imputation")
     counterfactual_weight = 1.0
     """λ_c of ESCM²: weight of the DR risk next to ESMM's CTR and CTCVR losses."""
     propensity_floor = 0.01
@@ -286,11 +292,6 @@ class ESCM2(ESMM):
         super().__init__(shape, params)
         self.imputation = MLP(self.flat_dim, params.hidden, params.dropout)
         self.imputation_out = nn.Linear(self.imputation.out_dim, 1)
-
-    def logits(self, ids, seqs, dense, vectors):  # noqa: ANN001, ANN201
-        x = torch.cat([self.tokens(ids, seqs, vectors).flatten(1), dense], dim=1)
-        return torch.cat([self.ctr_out(self.ctr(x)), self.cvr_out(self.cvr(x)),
-                          self.imputation_out(self.imputation(x))], dim=1)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         click, conversion = labels[:, 0], labels[:, 1]
