@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_understand_profiles.py [--users 1000000] [--events 20000000] \
         [--products 50000] [--store PATH] [--seed 0] [--memory-limit 3GB] [--generate-only] [--updates 3] \
-        [--skip-build]
+        [--skip-build] [--skip-lookalike]
 
 An existing ``--store`` that already holds events is reused as it is (generate once, then time the build in a
 fresh process, so peak RSS is the build's and not the generator's).
@@ -14,7 +14,9 @@ further 5% of events (a new day each): an update leaves its replaced rows delete
 update that finds dead rows outnumbering live ones pays the vacuum, so several updates show the amortised cost.
 ``--skip-build`` times only the updates of a store whose profiles are built (copy it first: updates change it).
 The peer ratio compares an update with the build, measured in the same run. CPU seconds count DuckDB's threads
-too; the machine's load average is printed at the start and the end.
+too; the machine's load average is printed at the start and the end. To compare two versions of the code on the
+updates, run each on its own copy of one built store, back to back (``PYTHONPATH=OLD_SRC`` for the peer), with
+``--skip-build --skip-lookalike``.
 """
 
 from __future__ import annotations
@@ -54,7 +56,6 @@ def events_table(n: int, users: int, products: int, start: np.datetime64, rng: n
     search = kind == "search"
     return pa.table({
         "event_id": pa.array(np.char.add("e", np.arange(offset, offset + n).astype(str))),
-        "event_key": pa.array(np.arange(offset, offset + n, dtype=np.uint64)),
         "user_id": pa.array(np.char.add("u", user.astype(str))),
         "session_id": pa.array(np.char.add(np.char.add("s", user.astype(str)), (ts.astype("datetime64[D]")
                                                                                .astype(str)))),
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="3GB", help="DuckDB's memory_limit (spills beyond it)")
     parser.add_argument("--updates", type=int, default=3, help="updates of 5%% more events each, one after another")
     parser.add_argument("--skip-build", action="store_true", help="time only the updates of the built profiles")
+    parser.add_argument("--skip-lookalike", action="store_true", help="stop after the updates")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
     print(f"command: {' '.join(sys.argv)}")
@@ -109,7 +111,7 @@ def main() -> None:
             new = events_table(args.events // 20, args.users, args.products,
                                START + np.timedelta64(30 + k, "D"), rng, queries, args.events * (1 + k))
             t, cpu = time.perf_counter(), time.process_time()
-            touched = update_profiles(store, encoder, events=new.drop(["event_key"]))
+            touched = update_profiles(store, encoder, events=new)
             update_s = time.perf_counter() - t
             stored, live = con.sql("SELECT (SELECT sum(count) FROM pragma_storage_info('profiles') WHERE "
                                    "column_path = '[0]'), count(*) FROM profiles").fetchall()[0]
@@ -119,6 +121,8 @@ def main() -> None:
             if not args.skip_build:
                 print(f"ratio update/build time = {update_s / build_s:.2f} (events ratio 0.05)")
         print(f"load average {os.getloadavg()[0]:.1f}")
+        if args.skip_lookalike:
+            return
 
         users, matrix = load_interest_vectors(store)
         index = LookalikeIndex().fit(users, matrix)

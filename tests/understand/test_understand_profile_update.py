@@ -97,11 +97,11 @@ def test_a_failed_update_leaves_the_profiles_as_they_were(tmp_path, use_encoder:
     before = table(store)
     write, calls = profiles._write_chunk, []
 
-    def fail_on_third(*args: object) -> None:
+    def fail_on_third(*args: object, **kwargs: object) -> None:
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("disk full")
-        write(*args)
+        write(*args, **kwargs)
 
     monkeypatch.setattr(profiles, "_write_chunk", fail_on_third)
     with pytest.raises(RuntimeError, match="disk full"):

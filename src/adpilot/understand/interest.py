@@ -32,6 +32,7 @@ INTEREST_KINDS = frozenset({"category", "brand", "keyword"})  # dropped without 
 KEEP = {"category": 20, "brand": 20, "keyword": 50, "device": 8, "geo": 8, "hour": 24}
 SHOW = {"keyword": 10, "category": 5, "brand": 5}  # list columns of ``profiles``
 NIGHT_HOURS = (22, 23, 0, 1, 2, 3, 4, 5)
+_BLOCK = 8192  # rows of a (rows x dim) temporary
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,18 @@ class Keys:
         return cls(kind, table.column("key").combine_chunks(), rank, order)
 
 
-def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray, old_rows: np.ndarray, old_sums: np.ndarray,
-                     consent: np.ndarray) -> tuple[pa.Array, pa.Array]:
+def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray, old_rows: np.ndarray, old_vectors: np.ndarray,
+                     old_norms: np.ndarray, consent: np.ndarray) -> tuple[pa.Array, pa.Array]:
     """(unit vectors as fixed-size lists, norms) of ``weights @ sources`` plus the stored sums; NULL for zero sums
     and no consent.
 
-    ``old_sums[i]`` (a stored ``vector * norm``) is added to row ``old_rows[i]``.
+    The stored sum ``old_vectors[i] * old_norms[i]`` is added to row ``old_rows[i]``, a block at a time (no
+    temporary the size of the chunk).
     """
     total = np.asarray(weights @ sources, dtype=np.float32)
-    total[old_rows] += old_sums
+    for s in range(0, len(old_rows), _BLOCK):
+        block = slice(s, s + _BLOCK)
+        total[old_rows[block]] += old_vectors[block] * old_norms[block, None]
     norms = np.sqrt(np.einsum("ij,ij->i", total, total, dtype=np.float64))  # no (n, d) temporary
     has = (norms > 0) & consent
     total /= np.where(has, norms, 1)[:, None]
@@ -103,23 +107,28 @@ def ranked_affinities(total: sparse.csr_matrix, consent: np.ndarray, keys: Keys)
     total = sparse.csr_matrix((total.data, keys.rank[total.indices], total.indptr), shape=total.shape)
     total.sum_duplicates()
     n = total.shape[0]
-    rows = np.repeat(np.arange(n), np.diff(total.indptr))
-    cols, weight = keys.by_rank[total.indices], total.data
-    kind = keys.kind[cols]
-    interest = np.isin(kind, [KINDS.index(k) for k in INTEREST_KINDS])
-    keep = (weight > 0) & (consent[rows] | ~interest)
-    rows, cols, weight, kind = rows[keep], cols[keep], weight[keep], kind[keep]
-    group = rows * len(KINDS) + kind  # non-decreasing
+    kind_of = keys.kind[keys.by_rank].astype(np.int8)  # by rank
+    all_rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(total.indptr))
+    all_kind = kind_of[total.indices]
+    keep = total.data > 0
+    if not consent.all():
+        interest = np.isin(np.arange(len(KINDS)), [KINDS.index(k) for k in INTEREST_KINDS])
+        keep &= consent[all_rows] | ~interest[all_kind]
+    # one index into the entries is carried through the sort and the cut: fewer passes over the big arrays
+    at = np.flatnonzero(keep)
+    group = all_rows[at].astype(np.int64) * len(KINDS) + all_kind[at]  # non-decreasing
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     sizes = np.diff(np.r_[starts, len(group)])
     if len(group):  # heaviest first within a group: a stable sort on group + a share in [0, 0.5) (near-sorted)
+        weight = total.data[at]
         share = weight / np.repeat(np.maximum.reduceat(weight, starts), sizes)
-        order = np.argsort(group + 0.5 * (1.0 - share), kind="stable")
-        rows, cols, weight, kind = rows[order], cols[order], weight[order], kind[order]
+        at = at[np.argsort(group + 0.5 * (1.0 - share), kind="stable")]  # moves entries within groups only
     rank = np.arange(len(group)) - np.repeat(starts, sizes)
     cut = np.array([KEEP[k] for k in KINDS])
-    keep = rank < cut[kind]
-    rows, cols, weight, kind, rank = rows[keep], cols[keep], weight[keep], kind[keep], rank[keep]
+    keep = rank < cut[all_kind[at]]
+    at, rank = at[keep], rank[keep]
+    rows, kind, weight = all_rows[at], all_kind[at], total.data[at]
+    cols = keys.by_rank[total.indices[at]]
     offsets = _offsets(rows, n)
     out = {"key_ids": pa.ListArray.from_arrays(offsets, pa.array(cols.astype(np.int32))),
            "weights": pa.ListArray.from_arrays(offsets, pa.array(weight))}
