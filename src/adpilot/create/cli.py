@@ -19,6 +19,9 @@ Shots = Annotated[int, typer.Option("--k", help="retrieved few-shot examples")]
 Seed = Annotated[int, typer.Option(help="sampling seed")]
 Encoder = Annotated[str, typer.Option(help="retrieval similarity: tfidf | e5 | use")]
 Penalty = Annotated[float, typer.Option(help="llama.cpp repeat penalty (1.0 = none: the 0.5B model then loops)")]
+Extractive = Annotated[bool, typer.Option(help="also let a copy assembled from the retrieved neighbours' sentences "
+                                                "compete in selection (stored with source 'retrieval')")]
+GreedyFirst = Annotated[bool, typer.Option(help="draft 0 is the greedy completion, the others sampled")]
 Threads = Annotated[int | None, typer.Option(help="llama.cpp threads (default: ADPILOT_LLM_THREADS); 1 is "
                                                   "much faster than 2 on a busy machine")]
 
@@ -55,7 +58,8 @@ def generate(
     slot: Annotated[str, typer.Option(help="banner | title | feed | detail")] = "feed",
     max_tokens: int = 160, temperature: float = 0.8, repeat_penalty: Penalty = 1.2, seed: Seed = 0,
     fluency: Annotated[bool, typer.Option(help="score perplexity under the local model")] = False,
-    encoder: Encoder = "tfidf", threads: Threads = None,
+    encoder: Encoder = "tfidf", threads: Threads = None, extractive: Extractive = False,
+    greedy_first: GreedyFirst = False,
 ) -> None:
     """Write copy for a campaign × segments (or one product / ad) into `creatives`; resumable and cached."""
     from adpilot.create.cache import CachedLLM
@@ -78,7 +82,8 @@ def generate(
         text_encoder = index.encoder if index is not None else None
         perplexity = getattr(llm, "perplexity", None) if fluency else None
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature, encoder=text_encoder,
-                            target_chars=typical_length(examples) or None)
+                            target_chars=typical_length(examples) or None, extractive=extractive,
+                            greedy_first=greedy_first)
         studio = Studio(store.con, writer,
                         index, slot=slot, seed=seed, perplexity=perplexity)
         with typer.progressbar(length=len(todo), label=f"writing with {llm.name}") as bar:
@@ -96,23 +101,26 @@ def evaluate_command(
     limit: Annotated[int | None, typer.Option(help="evaluate a seeded random subset of this size")] = None,
     backend: Backend = None, model: ModelPath = None, n: Variants = 3, k: Shots = 3, seed: Seed = 0,
     max_tokens: int = 128, temperature: float = 0.8, repeat_penalty: Penalty = 1.2,
-    baseline: Annotated[str | None, typer.Option(help="'nearest': output the nearest pool copy, no LLM")] = None,
+    baseline: Annotated[str | None, typer.Option(help="no LLM: 'nearest' outputs the nearest pool copy, "
+                                                      "'extractive' the copy assembled from the neighbours")] = None,
     cache: Annotated[Path | None, typer.Option(help="completion cache (DuckDB file)")] = None,
     out: Annotated[Path | None, typer.Option(help="write outputs and per-item scores as JSONL")] = None,
-    threads: Threads = None,
+    threads: Threads = None, extractive: Extractive = False, greedy_first: GreedyFirst = False,
+    neighbours: Annotated[int, typer.Option(help="retrieved copies the extractive candidate is built from and "
+                                                 "selection scores against (k of them are the shots)")] = 10,
     shard: Annotated[str, typer.Option(help="i/m: evaluate every m-th sampled reference from the i-th")] = "0/1",
 ) -> None:
     """BLEU-4, ROUGE-1/2/L (AdvertiseGen protocol) and violation rate of generated copy against references."""
     import duckdb
 
     from adpilot.create.cache import CachedLLM
-    from adpilot.create.evaluate import evaluate, typical_length
+    from adpilot.create.evaluate import BASELINES, evaluate, typical_length
     from adpilot.create.factory import make_llm
     from adpilot.create.retrieval import read_examples
     from adpilot.create.writer import CopyWriter
 
-    if baseline not in (None, "nearest"):
-        raise UserError(f"`--baseline` must be 'nearest', got {baseline!r}")
+    if baseline not in (None, *BASELINES):
+        raise UserError(f"`--baseline` must be one of {BASELINES}, got {baseline!r}")
     try:
         shard_at = tuple(int(x) for x in shard.split("/"))
         if len(shard_at) != 2:
@@ -128,7 +136,8 @@ def evaluate_command(
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         cached = CachedLLM(make_llm(settings, backend, model, repeat_penalty), duckdb.connect(str(cache_path)))
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature,
-                            target_chars=typical_length(examples or references) or None)
+                            target_chars=typical_length(examples or references) or None, extractive=extractive,
+                            greedy_first=greedy_first)
     total = len(range(shard_at[0], min(limit or len(references), len(references)), shard_at[1]))
     handle = out.open("w", encoding="utf-8") if out is not None else None
 
@@ -141,12 +150,15 @@ def evaluate_command(
     with typer.progressbar(length=total, label="evaluating") as bar:
         try:
             result = evaluate(references, writer, examples, k=k, limit=limit, seed=seed, on_item=on_item,
-                              shard=(shard_at[0], shard_at[1]))
+                              shard=(shard_at[0], shard_at[1]), baseline=baseline or "nearest",
+                              neighbours=neighbours)
         finally:
             if handle is not None:
                 handle.close()
-    typer.echo(f"n={len(result.rows)} refs={refs} pool={pool or 'leave-one-out'} k={k} variants={n} "
-               f"model={cached.name if cached else 'nearest-copy'}")
+    setting = f"variants={n} extractive={extractive} model={cached.name}" if cached else \
+        f"model={baseline}-copy (no LLM)"
+    typer.echo(f"n={len(result.rows)} refs={refs} pool={pool or 'leave-one-out'} k={k} neighbours={neighbours} "
+               + setting)
     for name, (mean, low, high) in result.summary(seed).items():
         typer.echo(f"{name:16s} {mean:6.2f}  [95% CI {low:.2f}, {high:.2f}]")
     if cached is not None:

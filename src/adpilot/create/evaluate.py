@@ -12,11 +12,13 @@ import numpy as np
 from adpilot.create.compliance import Policy, check
 from adpilot.create.metrics import bleu4, mean_interval, rouge
 from adpilot.create.prompts import CopySpec
-from adpilot.create.retrieval import CopyExample, CopyPool
+from adpilot.create.retrieval import NEIGHBOURS, CopyExample, CopyPool, assemble_copy
 from adpilot.create.writer import CopyWriter
-from adpilot.errors import check_scalar
+from adpilot.errors import UserError, check_scalar
 
 METRICS = ("bleu-4", "rouge-1", "rouge-2", "rouge-l")
+BASELINES = ("nearest", "extractive")
+"""Outputs without a model: the nearest pool copy, or the copy assembled from the neighbours' sentences."""
 
 
 LOOP_REASONS = ("repetition:", "unfinished:")
@@ -82,24 +84,33 @@ def sample_indices(n_refs: int, limit: int | None, seed: int, shard: tuple[int, 
 
 def evaluate(refs: Sequence[CopyExample], writer: CopyWriter | None, pool: Sequence[CopyExample] | None = None,
              k: int = 3, limit: int | None = None, seed: int = 0, spec: CopySpec | None = None,
-             on_item: Callable[[int, dict], None] | None = None, shard: tuple[int, int] = (0, 1)) -> EvalResult:
+             on_item: Callable[[int, dict], None] | None = None, shard: tuple[int, int] = (0, 1),
+             neighbours: int = NEIGHBOURS, baseline: str = "nearest") -> EvalResult:
     """Score the writer on ``refs``; without ``pool``, leave-one-out over ``refs``. With ``writer=None`` the
-    nearest pool copy itself is the output (a retrieval-only baseline). ``on_item(done, row)`` sees each scored
-    item as it finishes (``row`` holds the reference index, the output and its scores)."""
+    output is a retrieval-only ``baseline``: the nearest pool copy (``nearest``) or the copy assembled from the
+    neighbours' sentences (``extractive``, :func:`assemble_copy`). The writer sees the ``k`` nearest
+    examples as shots and the ``neighbours`` nearest for its extractive candidate — never the reference.
+    ``on_item(done, row)`` sees each scored item as it finishes (``row`` holds the reference index, the output
+    and its scores)."""
+    if baseline not in BASELINES:
+        raise UserError(f"`baseline` must be one of {BASELINES}, got {baseline!r}")
     spec = spec or CopySpec(slot="detail")
+    target = typical_length(pool if pool is not None else refs)
     index = CopyPool(k=k).fit(compliant_pool(pool if pool is not None else refs, spec))
     result = EvalResult()
     policy = Policy(max_chars=spec.max_chars, language=spec.language)
     for done, i in enumerate(sample_indices(len(refs), limit, seed, shard), start=1):
         ref = refs[i]
-        shots = [index.examples_[j] for j in index.query(ref.product, k=max(k, 1), exclude_copy=ref.copy)]
+        near = [index.examples_[j] for j in index.query(ref.product, k=max(k, neighbours, 1), exclude_copy=ref.copy)]
         if writer is None:
-            output = shots[0].copy if shots else ""
+            output = (near[0].copy if near else "") if baseline == "nearest" else \
+                assemble_copy(ref.product, near, target)
         else:
-            decisions = writer.write(ref.product, None, spec, shots[:k], seed=seed + i)
-            result.drafts += len(decisions)
-            result.draft_violations += sum(bool(d.reasons) and d.action != "duplicate" for d in decisions)
-            result.draft_loops += sum(any(r.startswith(LOOP_REASONS) for r in d.reasons) for d in decisions)
+            decisions = writer.write(ref.product, None, spec, near[:k], seed=seed + i, neighbours=near)
+            drafts = [d for d in decisions if d.origin == "llm"]
+            result.drafts += len(drafts)
+            result.draft_violations += sum(bool(d.reasons) and d.action != "duplicate" for d in drafts)
+            result.draft_loops += sum(any(r.startswith(LOOP_REASONS) for r in d.reasons) for d in drafts)
             output = decisions[0].text or ""
             first = next((d.text or "" for d in decisions if d.order == 0), "")
         result.outputs.append(output)
@@ -108,6 +119,7 @@ def evaluate(refs: Sequence[CopyExample], writer: CopyWriter | None, pool: Seque
         if writer is not None:  # the first draft (greedy with greedy_first), i.e. no selection
             row["unselected-bleu-4"] = bleu4(first, ref.copy)
             row["unselected-rouge-l"] = rouge(first, ref.copy)["rouge-l"]
+            row["chosen-extractive"] = 100.0 * (bool(decisions) and decisions[0].origin == "retrieval")
         result.rows.append(row)
         if on_item is not None:
             on_item(done, {"index": i, "output": output, **row})

@@ -1,12 +1,14 @@
 """Retrieval-augmented few-shot: the k (product → copy) examples most similar to a product.
 
 Similarity = cosine of product texts (a :class:`TextEncoder` when one is given, else character 1–2-gram TF-IDF)
-+ ``attribute_weight`` × Jaccard overlap of (key, value) attribute pairs.
++ ``attribute_weight`` × Jaccard overlap of (key, value) attribute pairs. :func:`assemble_copy` builds an
+extractive candidate from the retrieved copies' sentences.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,66 @@ def read_examples(path: str | Path) -> list[CopyExample]:
     if not examples:
         raise InputFileError(f"copy corpus {path} holds no examples")
     return examples
+
+
+SENTENCE_END = re.compile(r"(?<=[。！？!?])")
+NEIGHBOURS = 10
+"""Retrieved examples behind the extractive candidate and the selection's pseudo-references (50 scored no better
+for the extractive candidate on 200 AdvertiseGen pairs)."""
+ASSEMBLY_RANK_PENALTY = 0.02
+"""Per rank of the source example, in attribute values: equal coverage goes to the nearer neighbour, one more value
+wins from any of the 10 (0.005 and 0.05 scored lower or equal on 200 pairs outside the 30-pair evaluation sample)."""
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences with their end mark (Chinese or Latin ``。！？!?``).
+
+    >>> sentences("白色外套。很百搭！")
+    ['白色外套。', '很百搭！']
+    """
+    return [s for s in SENTENCE_END.split(text) if s.strip()]
+
+
+def assemble_copy(product: ProductBrief, neighbours: Sequence[CopyExample], target_chars: int) -> str:
+    """An extractive candidate: sentences of the neighbours' copies (most similar first), chosen greedily for the
+    attribute values of ``product`` they mention that earlier sentences did not, until ``target_chars``; topped up
+    from the nearest copy when few sentences mention a value. Only neighbours of the same type (``title``) are
+    used when there are any, so a skirt's copy does not borrow a coat's sentences.
+
+    Why: human copy shares stock phrasing for an attribute across products, which a 0.5B model does not write by
+    itself; on 200 AdvertiseGen pairs this candidate alone scored BLEU-4 5.1 against the nearest copy's 4.2
+    (paired +0.9 [0.6, 1.3]). With ``CopyWriter(extractive=True)`` it competes with the model's drafts in the same
+    review and selection; opt-in, because on 46 pairs that did not beat the drafts alone (BLEU-4 5.18 vs 5.23).
+
+    >>> near = [CopyExample(ProductBrief.from_advertisegen("类型#裙*颜色#白色"), "白色很干净。裙摆飘逸。"),
+    ...         CopyExample(ProductBrief.from_advertisegen("类型#裙*材质#雪纺"), "雪纺轻盈透气。")]
+    >>> assemble_copy(ProductBrief.from_advertisegen("类型#裙*颜色#白色*材质#雪纺"), near, 12)
+    '白色很干净。雪纺轻盈透气。'
+    """
+    same = [e for e in neighbours if e.product.title == product.title] or list(neighbours)
+    if not same:
+        return ""
+    values = [v for k, v in product.attributes if k != "类型"]
+    candidates = [(rank, s) for rank, e in enumerate(same) for s in sentences(e.copy)]
+    chosen: list[str] = []
+    covered: set[str] = set()
+    while sum(map(len, chosen)) < target_chars:
+        best, best_score = "", 0.0
+        for rank, sentence in candidates:
+            new = {v for v in values if v in sentence} - covered
+            score = len(new) - ASSEMBLY_RANK_PENALTY * rank
+            if new and score > best_score and sentence not in chosen:
+                best, best_score = sentence, score
+        if not best:
+            break
+        chosen.append(best)
+        covered |= {v for v in values if v in best}
+    for sentence in sentences(same[0].copy):
+        if sum(map(len, chosen)) >= target_chars * 4 // 5:
+            break
+        if sentence not in chosen:
+            chosen.append(sentence)
+    return "".join(chosen)
 
 
 def _jaccard(a: set[tuple[str, str]], b: set[tuple[str, str]]) -> float:

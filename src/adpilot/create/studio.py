@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adpilot.create.prompts import Audience, CopySpec, ProductBrief
-from adpilot.create.retrieval import CopyExample, CopyPool
+from adpilot.create.retrieval import NEIGHBOURS, CopyExample, CopyPool
 from adpilot.create.scoring import score_creatives
 from adpilot.create.writer import CopyWriter, Decision
 from adpilot.errors import UserError
@@ -138,18 +138,18 @@ class Studio:
     def write_job(self, job: Job) -> list[Decision]:
         """Generate, review and store one pair atomically; returns its decisions."""
         spec = CopySpec(language=job.language, slot=self.slot)
-        shots = []
+        near = []
         if self.pool is not None and self.pool.examples_:
-            shots = [self.pool.examples_[i] for i in self.pool.query(job.product)]
+            near = [self.pool.examples_[i] for i in self.pool.query(job.product, k=max(self.pool.k, NEIGHBOURS))]
         seed = self.seed + int(hashlib.sha256(f"{job.ad_id}|{job.audience.key}".encode()).hexdigest()[:6], 16)
-        decisions = self.writer.write(job.product, job.audience, spec, shots, seed=seed)
+        shots = near[:self.pool.k] if self.pool is not None else []
+        decisions = self.writer.write(job.product, job.audience, spec, shots, seed=seed, neighbours=near)
         live = [d for d in decisions if d.text is not None]
         scores = score_creatives([d.text or "" for d in live], job.product, self.perplexity, self.ctr)
         self._store(job, spec, decisions, dict(zip(map(id, live), scores, strict=True)))
         return decisions
 
     def _store(self, job: Job, spec: CopySpec, decisions: list[Decision], scores: dict[int, dict]) -> None:
-        source = self.writer.llm.source
         self.con.execute("BEGIN TRANSACTION")
         try:
             for d in decisions:
@@ -159,7 +159,8 @@ class Studio:
                     self.con.execute(
                         "INSERT OR REPLACE INTO creatives (creative_id, ad_id, text, language, slot, audience, "
                         "source, model, scores, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')",
-                        [cid, job.ad_id, d.text, spec.language, spec.slot, job.audience.key, source, self.model,
+                        [cid, job.ad_id, d.text, spec.language, spec.slot, job.audience.key,
+                         "retrieval" if d.origin == "retrieval" else self.writer.llm.source, self.model,
                          json.dumps(row_scores)])
                 self.con.execute(
                     "INSERT INTO creative_decisions (ad_id, audience, model, draft, creative_id, action, reasons) "

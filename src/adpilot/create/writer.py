@@ -1,14 +1,15 @@
 """From a brief to reviewed variants: generate ``n`` drafts (sampled; with ``greedy_first`` the first is
-greedy), check each (compliance, which also rejects repetition loops), repair the failures (regenerate with the
-reason in the prompt, then rewrite by rule), reject what cannot be repaired, drop near-duplicates, and rank the
-survivors by a reference-free consensus score. Every draft leaves a :class:`Decision` with its reason."""
+greedy), with ``extractive`` add a copy assembled from the retrieved neighbours' sentences, check each
+(compliance, which also rejects repetition loops), repair the failures (regenerate with the reason in the prompt,
+then rewrite by rule), reject what cannot be repaired, drop near-duplicates, and rank the survivors by a
+reference-free consensus score. Every candidate leaves a :class:`Decision` with its reason."""
 
 from __future__ import annotations
 
 import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,11 +18,13 @@ from adpilot.create.base import LLM
 from adpilot.create.compliance import Policy, check, normalise, rewrite
 from adpilot.create.metrics import bleu4, ngram_cosine
 from adpilot.create.prompts import Audience, CopySpec, ProductBrief, build_messages
-from adpilot.create.retrieval import CopyExample
+from adpilot.create.retrieval import CopyExample, assemble_copy
 from adpilot.create.scoring import coverage
 from adpilot.errors import check_scalar
 
 ACTIONS = ("accepted", "regenerated", "rewritten", "rejected", "duplicate")
+ORIGINS = ("llm", "retrieval")
+"""Who wrote a candidate: the model, or :func:`assemble_copy` from retrieved human copy (never the model)."""
 REPAIR_SEED_OFFSET = 10_000
 
 
@@ -50,7 +53,8 @@ def _exactly(texts: Sequence[str] | None, n: int) -> list[str]:
 @dataclass(frozen=True)
 class Decision:
     """What happened to one draft: ``text`` is the compliant copy (``None`` when rejected or duplicate);
-    ``order`` is the draft's sampling index (seed offset), ``rank_score`` its consensus score."""
+    ``order`` is the draft's sampling index (seed offset; ``n`` for the extractive candidate), ``rank_score`` its
+    consensus score, ``origin`` one of :data:`ORIGINS`."""
 
     draft: str
     text: str | None
@@ -58,15 +62,16 @@ class Decision:
     reasons: tuple[str, ...] = ()
     rank_score: float = 0.0
     order: int = 0
+    origin: str = "llm"
 
 
-def consensus(candidates: Sequence[str], shot_copies: Sequence[str], product: ProductBrief,
+def consensus(candidates: Sequence[str], pseudo_references: Sequence[str], product: ProductBrief,
               coverage_weight: float = 20.0) -> list[float]:
     """Reference-free selection score (minimum-Bayes-risk style): mean char BLEU to the other candidates and to
-    the retrieved examples' copies, plus attribute coverage. Never looks at the reference."""
+    the retrieved neighbours' copies (pseudo-references), plus attribute coverage. Never looks at the reference."""
     scores = []
     for i, text in enumerate(candidates):
-        peers = [c for j, c in enumerate(candidates) if j != i] + list(shot_copies)
+        peers = [c for j, c in enumerate(candidates) if j != i] + list(pseudo_references)
         agreement = statistics.fmean(bleu4(text, p) for p in peers) if peers else 0.0
         scores.append(agreement + coverage_weight * coverage(text, product))
     return scores
@@ -79,8 +84,9 @@ class CopyWriter:
 
     def __init__(self, llm: LLM, n: int = 4, max_tokens: int = 160, temperature: float = 0.8, repair: bool = True,
                  dedupe_threshold: float = 0.9, banned_brands: Sequence[str] = (), encoder: Any | None = None,
-                 greedy_first: bool = False, target_chars: int | None = None) -> None:
+                 greedy_first: bool = False, target_chars: int | None = None, extractive: bool = False) -> None:
         self.llm = llm
+        self.extractive = extractive
         self.greedy_first = greedy_first
         self.target_chars = None if target_chars is None else int(check_scalar(target_chars, "target_chars", ge=10))
         self.n = int(check_scalar(n, "n", ge=1, le=32))
@@ -96,9 +102,13 @@ class CopyWriter:
                       medical_allowed=Policy.medical_category(product.category))
 
     def write(self, product: ProductBrief, audience: Audience | None, spec: CopySpec,
-              shots: Sequence[CopyExample] = (), seed: int = 0) -> list[Decision]:
-        """Decisions for ``n`` drafts, accepted ones first and best-ranked first."""
+              shots: Sequence[CopyExample] = (), seed: int = 0,
+              neighbours: Sequence[CopyExample] | None = None) -> list[Decision]:
+        """Decisions for ``n`` drafts (and the extractive candidate), accepted ones first and best-ranked first.
+        ``neighbours`` (default: ``shots``), the retrieved examples, build the extractive candidate and are the
+        selection's pseudo-references."""
         policy = self.policy(product, spec)
+        near = shots if neighbours is None else neighbours
         pairs = [(s.product, s.copy) for s in shots]
         target = self.target_chars or (int(statistics.median(len(s.copy) for s in shots)) if shots
                                        else spec.max_chars * 3 // 4)
@@ -106,6 +116,8 @@ class CopyWriter:
         drafts = self._drafts(messages, seed)
         decisions = [self._review(d, policy, i) for i, d in enumerate(drafts)]
         failing = [i for i, d in enumerate(decisions) if d.action != "accepted"]
+        if self.extractive and (extract := assemble_copy(product, near, target)):
+            decisions.append(self._review_extract(extract, policy))
         if failing and self.repair:
             reasons = "；".join(sorted({r for i in failing for r in decisions[i].reasons}))[:300]
             retry = _exactly(self.llm.generate(
@@ -114,7 +126,7 @@ class CopyWriter:
                 seed=seed + REPAIR_SEED_OFFSET), len(failing))
             for i, new in zip(failing, retry, strict=True):
                 decisions[i] = self._repair(decisions[i], new, policy)
-        return self._rank(self._dedupe(decisions), [s.copy for s in shots], product)
+        return self._rank(self._dedupe(decisions), [s.copy for s in near], product)
 
     def _drafts(self, messages: list, seed: int) -> list[str]:
         """``n`` drafts: with ``greedy_first``, draft 0 is the greedy (temperature 0) completion — the single most
@@ -132,6 +144,14 @@ class CopyWriter:
         if not found:
             return Decision(draft, normalise(tidy(draft)), "accepted", order=order)
         return Decision(draft, None, "rejected", tuple(found), order=order)
+
+    def _review_extract(self, text: str, policy: Policy) -> Decision:
+        """The extractive candidate is reviewed like a draft (human copy breaks the rules too), but repaired by
+        rule only: the model did not write it, so there is nothing to regenerate."""
+        review = self._review(text, policy, self.n)
+        if review.text is None:
+            review = self._repair(review, text, policy)
+        return replace(review, origin="retrieval")
 
     @staticmethod
     def _repair(failed: Decision, regenerated: str, policy: Policy) -> Decision:
@@ -165,16 +185,16 @@ class CopyWriter:
                 i = position[id(d)]
                 twin = next((texts[j] for j in kept if similarity[i, j] >= self.dedupe_threshold), None)
                 if twin is not None:
-                    d = Decision(d.draft, None, "duplicate", (f"near-duplicate of {twin[:20]}…",), order=d.order)
+                    d = replace(d, text=None, action="duplicate", reasons=(f"near-duplicate of {twin[:20]}…",))
                 else:
                     kept.append(i)
             result.append(d)
         return result
 
     @staticmethod
-    def _rank(decisions: list[Decision], shot_copies: list[str], product: ProductBrief) -> list[Decision]:
+    def _rank(decisions: list[Decision], pseudo_references: list[str], product: ProductBrief) -> list[Decision]:
         live = [d for d in decisions if d.text is not None]
-        scores = consensus([d.text or "" for d in live], shot_copies, product)
-        ranked = sorted((Decision(d.draft, d.text, d.action, d.reasons, round(s, 4), d.order)
-                         for d, s in zip(live, scores, strict=True)), key=lambda d: -d.rank_score)
+        scores = consensus([d.text or "" for d in live], pseudo_references, product)
+        ranked = sorted((replace(d, rank_score=round(s, 4)) for d, s in zip(live, scores, strict=True)),
+                        key=lambda d: -d.rank_score)
         return ranked + [d for d in decisions if d.text is None]
