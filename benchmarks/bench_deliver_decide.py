@@ -1,7 +1,7 @@
 """Latency of one decision, in-process on one core: 100k live ads, 1M user profiles, ~200 candidates scored.
 
     .venv/bin/python benchmarks/bench_deliver_decide.py [--ads 100000] [--users 1000000] [--requests 3000]
-        [--baseline-src OLD/src/adpilot/deliver]
+        [--baseline-src OLD/src/adpilot/deliver] [--redis-url redis://127.0.0.1:6379/0 [--baseline-redis-url URL]]
 
 Prints p50/p99/mean latency of ``DecisionEngine.decide`` with the default IVF index (``--index``), and the same
 requests through the same engine on an exact (flat) index as the peer measured in the same run. With ``--baseline-src``
@@ -11,7 +11,12 @@ requests interleaved with today's, request by request, so both see the same mach
 run. Each engine has its own counters and pacer and both get the same request ids, so their decisions must be
 identical when a change is a pure speed-up: the run counts the requests decided differently. Wall-clock and
 thread CPU time are both reported: on a shared, oversubscribed machine the wall clock includes time spent waiting
-for a core, the CPU time does not. Vectors are synthetic topic clusters
+for a core, the CPU time does not. With ``--redis-url`` the engines keep their counters in that Redis (as several
+server processes would; each under its own key prefix, the baseline with its own version's ``RedisCounters``) and
+the run also reports round trips to Redis per decision (counted in redis-py, one per command or pipeline sent) and
+the Redis server's commands and CPU per decision (``INFO commandstats``/``INFO cpu``: per engine when
+``--baseline-redis-url`` names a second server, else the two engines' sum). The keys are not removed afterwards:
+use a scratch server. Vectors are synthetic topic clusters
 (no text model can encode 100k titles inside a benchmark's minute); interest words map to topic centres.
 """
 
@@ -31,6 +36,7 @@ import time  # noqa: E402
 import zlib  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import ModuleType  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -38,6 +44,7 @@ import pyarrow as pa  # noqa: E402
 
 from adpilot.config import Settings  # noqa: E402
 from adpilot.deliver.base import CandidateBatch  # noqa: E402
+from adpilot.deliver.counters import RedisCounters  # noqa: E402
 from adpilot.deliver.engine import DecisionEngine  # noqa: E402
 from adpilot.deliver.retrieval import AdIndex  # noqa: E402
 from adpilot.deliver.scorer import SimilarityScorer  # noqa: E402
@@ -183,9 +190,9 @@ def measure(engine: DecisionEngine, reqs: list[AdRequest], tag: str) -> np.ndarr
 BASELINE_MODULES = ("tokens", "bandits", "auction", "targeting", "pacing", "counters", "engine")  # import order
 
 
-def baseline_engine_class(src: Path) -> type:
-    """``DecisionEngine`` of another version's deliver sources: its decision-path modules are loaded under new names
-    (importing each other), everything else stays today's."""
+def baseline_modules(src: Path) -> dict[str, ModuleType]:
+    """Another version's deliver sources by module name (``engine``, ``counters``, ...): its decision-path modules
+    are loaded under new names (importing each other), everything else stays today's."""
     loaded: dict[str, object] = {}
     for name in BASELINE_MODULES:
         text = (src / f"{name}.py").read_text()
@@ -196,7 +203,43 @@ def baseline_engine_class(src: Path) -> type:
         sys.modules[module.__name__] = module
         exec(compile(text, str(src / f"{name}.py"), "exec"), module.__dict__)  # noqa: S102
         loaded[name] = module
-    return loaded["engine"].DecisionEngine  # type: ignore[attr-defined]
+    return loaded  # type: ignore[return-value]
+
+
+class RoundTrips:
+    """Requests sent to Redis by this process (a command, or a whole pipeline, is one), counted in redis-py."""
+
+    def __init__(self) -> None:
+        from redis.connection import AbstractConnection
+
+        self.count = 0
+        send = AbstractConnection.send_packed_command
+
+        def counted(connection, command, check_health=True):  # noqa: ANN001, ANN202
+            self.count += 1
+            return send(connection, command, check_health)
+
+        AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+
+
+def redis_usage(url: str) -> tuple[dict[str, int], float]:
+    """(calls per command, CPU seconds) the Redis server at ``url`` has used so far (the INFO calls excluded)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    stats = client.info("commandstats")
+    cpu = client.info("cpu")
+    calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info"}
+    return calls, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def print_redis_usage(label: str, url: str, before: tuple[dict[str, int], float], decisions: int) -> None:
+    calls, cpu = redis_usage(url)
+    delta = {k: v - before[0].get(k, 0) for k, v in calls.items() if v > before[0].get(k, 0)}
+    per = ", ".join(f"{k} {v / decisions:.2f}" for k, v in sorted(delta.items(), key=lambda kv: -kv[1]))
+    print(f"redis server ({label}): commands run per decision, script-internal ones included, "
+          f"{sum(delta.values()) / decisions:.2f} ({per}); "
+          f"server CPU per decision {1000 * (cpu - before[1]) / decisions:.3f} ms")
 
 
 def same_decision(a: Decision, b: Decision) -> bool:
@@ -204,26 +247,37 @@ def same_decision(a: Decision, b: Decision) -> bool:
     return a.no_fill_reason == b.no_fill_reason and [x.model_dump() for x in a.ads] == [x.model_dump() for x in b.ads]
 
 
-def interleaved(engines: dict[str, DecisionEngine], reqs: list[AdRequest]) -> None:
+def interleaved(engines: dict[str, DecisionEngine], reqs: list[AdRequest], trips: RoundTrips | None = None,
+                servers: dict[str, str] | None = None) -> None:
     """Each request decided by every engine in turn (order alternating), with the same request id (each engine
-    has its own counters and pacer); prints the timings and how many decisions differ."""
+    has its own counters and pacer); prints the timings and how many decisions differ, and with ``trips`` the
+    Redis round trips per decision and the usage of the Redis ``servers`` (label -> URL)."""
     names = list(engines)
     for r in reqs[:200]:
         for n in names:
             engines[n].decide(r.model_copy(update={"request_id": f"warm-{r.request_id}"}))
     times = {n: (np.empty(len(reqs)), np.empty(len(reqs))) for n in names}
+    sent = dict.fromkeys(names, 0)
+    usage = {label: redis_usage(url) for label, url in (servers or {}).items()}
     differ: list[str] = []
     for i, r in enumerate(reqs):
         req = r.model_copy(update={"request_id": f"pair-{r.request_id}"})
         decided = {}
         for n in names if i % 2 == 0 else names[::-1]:
+            k0 = trips.count if trips is not None else 0
             t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
             decided[n] = engines[n].decide(req)
             times[n][0][i], times[n][1][i] = (time.perf_counter_ns() - t0) / 1e6, (time.thread_time_ns() - c0) / 1e6
+            sent[n] += trips.count - k0 if trips is not None else 0
         if not same_decision(*decided.values()):
             differ.append(req.request_id)
     print(f"decisions differing between {' and '.join(names)}: {len(differ)} of {len(reqs)}"
           + (f" (first: {differ[:5]})" if differ else ""))
+    if trips is not None:
+        print("redis round trips per decision: " + ", ".join(f"{n} {sent[n] / len(reqs):.2f}" for n in names))
+    for label, before in usage.items():
+        decisions = len(reqs) * (len(names) if label == "both engines" else 1)
+        print_redis_usage(label, (servers or {})[label], before, decisions)
     for n in names:
         for kind, t in zip(("wall", "cpu"), times[n], strict=True):
             print(f"{n:>9} {kind:>4}: p50 {np.percentile(t, 50):.3f} ms  p99 {np.percentile(t, 99):.3f} ms  "
@@ -243,7 +297,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-src", type=Path, default=None,
                         help="deliver/ folder of an earlier version to compare with, request by request")
+    parser.add_argument("--redis-url", default=None,
+                        help="keep the counters in this (scratch) Redis instead of in-process")
+    parser.add_argument("--baseline-redis-url", default=None,
+                        help="a second scratch Redis for the baseline's counters (default: --redis-url)")
     args = parser.parse_args()
+    if args.baseline_redis_url and not (args.redis_url and args.baseline_src):
+        parser.error("--baseline-redis-url needs --redis-url and --baseline-src")
     import faiss
 
     faiss.omp_set_num_threads(1)
@@ -251,10 +311,20 @@ def main() -> None:
     snapshot, scorer = build(args)
     settings = Settings(mode="test")
     reqs = requests(args)
-    engine = DecisionEngine(snapshot, settings=settings, seed=args.seed)
+    trips = RoundTrips() if args.redis_url else None
+    run = f"{time.time():.0f}"  # a fresh key prefix per run, so that runs on one server do not share budgets
+    counters = RedisCounters(args.redis_url, prefix=f"bench-{run}-current") if args.redis_url else None
+    engine = DecisionEngine(snapshot, counters, settings=settings, seed=args.seed)
     if args.baseline_src is not None:
-        old = baseline_engine_class(args.baseline_src)(snapshot, settings=settings, seed=args.seed)
-        interleaved({"baseline": old, "current": engine}, reqs)
+        modules = baseline_modules(args.baseline_src)
+        old_url = args.baseline_redis_url or args.redis_url
+        old_counters = (modules["counters"].RedisCounters(old_url, prefix=f"bench-{run}-baseline")  # type: ignore[attr-defined]
+                        if old_url else None)
+        old = modules["engine"].DecisionEngine(snapshot, old_counters, settings=settings,  # type: ignore[attr-defined]
+                                               seed=args.seed)
+        servers = ({"baseline": old_url, "current": args.redis_url} if args.baseline_redis_url
+                   else {"both engines": args.redis_url} if args.redis_url else {})
+        interleaved({"baseline": old, "current": engine}, reqs, trips, servers)
     main_times = measure(engine, reqs, args.index)
     print(f"candidates scored per request: {scorer.scored / max(scorer.calls, 1):.0f} (mean)")
     flat = dataclasses.replace(snapshot, index=AdIndex(snapshot.ads.vectors, kind="flat"))

@@ -108,3 +108,54 @@ def test_redis_that_goes_away_raises_unavailable(tmp_path) -> None:
         counters.reserve("c", DAY, 1.0, 5.0, 5.0, "r2", 100.0, 0.0)
     with pytest.raises(CountersUnavailable):
         counters.budget_state(["c"], [DAY], now=0.0)
+
+
+def test_admission_state_reads_budgets_and_the_users_counts(counters) -> None:
+    assert counters.reserve("c", DAY, 0.5, 9.0, 9.0, "r1", 100.0, 0.0)
+    assert counters.take_frequency("u", "d", DAY, 0, 0)
+    assert counters.take_frequency("u", "d", "2026-03-03", 0, 0)
+    ids, days = ["c", "d", "e"], [DAY, "2026-03-03", DAY]
+    state = counters.admission_state(ids, days, 1.0, "u", [1, 2])
+    budget = counters.budget_state(ids, days, 1.0)
+    for got, want in zip(state[:3], budget, strict=True):
+        assert got.tolist() == pytest.approx(want.tolist())
+    assert state.reserved.tolist() == pytest.approx([0.5, 0.0, 0.0])
+    assert state.served_today.tolist() == [1, 0] and state.served_lifetime.tolist() == [2, 0]  # d, e
+    anonymous = counters.admission_state(ids, days, 1.0, None, [1, 2])
+    assert len(anonymous.served_today) == 0 and len(anonymous.served_lifetime) == 0
+    assert len(counters.admission_state([], [], 1.0, "u", []).spent_total) == 0
+
+
+def test_place_writes_budget_and_frequency_together_or_neither(counters) -> None:
+    counters.add_bandit("cr1", 7, 2)
+    placed = counters.place("c", DAY, 0.4, 1.0, 1.0, "r1", 100.0, 0.0, "u", 0, 1, ["cr1", "cr2"])
+    assert placed.outcome == "placed"
+    assert placed.impressions.tolist() == [7, 0] and placed.clicks.tolist() == [2, 0]
+    # the lifetime cap of 1 is taken: refused, and the budget is not held for it
+    assert counters.place("c", DAY, 0.4, 1.0, 1.0, "r2", 100.0, 0.0, "u", 0, 1, ["cr1"]).outcome == "frequency"
+    assert counters.budget_state(["c"], [DAY], 0.0)[2].tolist() == pytest.approx([0.4])
+    # over budget: refused, and the exposure is not counted for it
+    assert counters.place("c", DAY, 0.7, 1.0, 1.0, "r3", 100.0, 0.0, "v", 0, 1, ()).outcome == "budget"
+    assert counters.frequency("v", ["c"], [DAY])[1].tolist() == [0]
+    assert counters.place("c", DAY, 0.1, 1.0, 1.0, "r1", 100.0, 0.0, "v", 0, 1, ()).outcome == "budget"  # same id
+    uncapped = counters.place("c", DAY, 0.1, 1.0, 1.0, "r4", 100.0, 0.0, "u", 0, 0, ())
+    assert uncapped.outcome == "placed" and len(uncapped.impressions) == 0
+    assert counters.frequency("u", ["c"], [DAY])[1].tolist() == [1]  # uncapped campaigns are not counted
+    assert counters.commit("c", "r1", now=1.0) == pytest.approx(0.4)
+
+
+def test_concurrent_placements_never_exceed_a_cap(counters) -> None:
+    placed: list[str] = []
+
+    def work(t: int) -> None:
+        for i in range(10):
+            if counters.place("c", DAY, 0.01, 100.0, 100.0, f"r{t}-{i}", 1e12, 0.0, "u", 2, 5, ()).outcome == "placed":
+                placed.append(f"r{t}-{i}")
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(placed) == 2  # the daily cap, exactly
+    assert counters.budget_state(["c"], [DAY], 0.0)[2].tolist() == pytest.approx([0.02])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -58,6 +58,30 @@ class Scorer(Protocol):
     def score(self, batch: CandidateBatch) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+class AdmissionState(NamedTuple):
+    """What admission reads for a chunk of campaigns: budget state per campaign (float64) and, for one user, the
+    served counts (int64) of the capped campaigns among them, aligned with the ``capped`` positions asked for."""
+
+    spent_total: np.ndarray
+    spent_day: np.ndarray
+    reserved: np.ndarray
+    served_today: np.ndarray
+    served_lifetime: np.ndarray
+
+
+PlacementOutcome = Literal["placed", "budget", "frequency"]
+
+
+class Placement(NamedTuple):
+    """Result of :meth:`Counters.place`: ``placed`` (budget held and exposure counted), or refused by the
+    ``budget`` (spent meanwhile, or a repeated reservation id) or by a ``frequency`` cap, nothing written then;
+    with the ``(impressions, clicks)`` of the creatives asked for when placed (empty arrays otherwise)."""
+
+    outcome: PlacementOutcome
+    impressions: np.ndarray
+    clicks: np.ndarray
+
+
 class Counters(Protocol):
     """Shared mutable state of serving: budgets (spend and reservations), frequency caps, dedup, bandit counts.
 
@@ -77,6 +101,23 @@ class Counters(Protocol):
         reservation_id: str, expires_at: float, now: float,
     ) -> bool:
         """Hold ``amount`` iff ``spent + reserved + amount`` stays within both budgets; ``False`` otherwise."""
+        ...
+
+    def admission_state(
+        self, campaign_ids: Sequence[str], days: Sequence[str], now: float, user_id: str | None,
+        capped: Sequence[int],
+    ) -> AdmissionState:
+        """:meth:`budget_state` of every campaign and, with a ``user_id``, :meth:`frequency` of the campaigns at
+        positions ``capped``: what the engine reads to admit candidates, in one round trip for a remote store."""
+        ...
+
+    def place(
+        self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
+        reservation_id: str, expires_at: float, now: float, user_id: str | None, cap_daily: int,
+        cap_lifetime: int, creative_ids: Sequence[str],
+    ) -> Placement:
+        """:meth:`reserve` and, with a ``user_id`` and a cap, :meth:`take_frequency` as one step that writes both
+        or neither; when placed, also the :meth:`bandit_counts` of ``creative_ids`` (one round trip in all)."""
         ...
 
     def commit(self, campaign_id: str, reservation_id: str, now: float) -> float | None:

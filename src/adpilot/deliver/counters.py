@@ -9,6 +9,10 @@ Budget ledger semantics, identical in both backends:
   ``expires_at`` and stops counting. Expired reservations are purged before every check.
 
 Frequency counts are per (user, campaign) per local day and for the campaign's lifetime.
+
+The decision path needs two calls per placed ad: ``admission_state`` (budgets and the user's frequency counts of the
+candidate campaigns) and ``place`` (reservation, exposure count and the creatives' bandit counts); in Redis each is
+one script, one round trip.
 """
 
 from __future__ import annotations
@@ -21,9 +25,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adpilot.deliver.base import CountersUnavailable
+from adpilot.deliver.base import AdmissionState, CountersUnavailable, Placement
 
 _EPS = 1e-9
+_NO_COUNTS = np.zeros(0, np.int64)
+_NO_COUNTS.flags.writeable = False  # shared by every refused placement
+_NO_VALUES = np.zeros(0)
+_NO_VALUES.flags.writeable = False
 
 
 @dataclass
@@ -83,23 +91,60 @@ class InProcessCounters:
                     reserved[i] = held.total
         return total, day, reserved
 
+    def admission_state(
+        self, campaign_ids: Sequence[str], days: Sequence[str], now: float, user_id: str | None,
+        capped: Sequence[int],
+    ) -> AdmissionState:
+        total, day, reserved = self.budget_state(campaign_ids, days, now)
+        if user_id and len(capped):
+            daily, life = self.frequency(user_id, [campaign_ids[i] for i in capped], [days[i] for i in capped])
+        else:
+            daily, life = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return AdmissionState(total, day, reserved, daily, life)
+
+    def _budget_allows(self, campaign_id: str, day: str, amount: float, total_budget: float,
+                       daily_budget: float, reservation_id: str, now: float) -> bool:
+        """The reservation check, under the lock."""
+        held = self._reservations[campaign_id]
+        held.purge(now)
+        if reservation_id in held.items:
+            return False
+        committed = held.total + amount
+        return (self._spent_total[campaign_id] + committed <= total_budget + _EPS
+                and self._spent_day[(campaign_id, day)] + committed <= daily_budget + _EPS)
+
+    def _hold(self, campaign_id: str, day: str, amount: float, reservation_id: str, expires_at: float) -> None:
+        held = self._reservations[campaign_id]
+        held.items[reservation_id] = (amount, day)
+        heapq.heappush(held.expiries, (expires_at, reservation_id))
+        held.total += amount
+
     def reserve(
         self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
         reservation_id: str, expires_at: float, now: float,
     ) -> bool:
         with self._lock:
-            held = self._reservations[campaign_id]
-            held.purge(now)
-            if reservation_id in held.items:
+            if not self._budget_allows(campaign_id, day, amount, total_budget, daily_budget, reservation_id, now):
                 return False
-            committed = held.total + amount
-            if (self._spent_total[campaign_id] + committed > total_budget + _EPS
-                    or self._spent_day[(campaign_id, day)] + committed > daily_budget + _EPS):
-                return False
-            held.items[reservation_id] = (amount, day)
-            heapq.heappush(held.expiries, (expires_at, reservation_id))
-            held.total += amount
+            self._hold(campaign_id, day, amount, reservation_id, expires_at)
             return True
+
+    def place(
+        self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
+        reservation_id: str, expires_at: float, now: float, user_id: str | None, cap_daily: int,
+        cap_lifetime: int, creative_ids: Sequence[str],
+    ) -> Placement:
+        user = user_id if user_id and (cap_daily or cap_lifetime) else None  # whose exposure is counted
+        with self._lock:
+            if not self._budget_allows(campaign_id, day, amount, total_budget, daily_budget, reservation_id, now):
+                return Placement("budget", _NO_COUNTS, _NO_COUNTS)
+            if user is not None and not self._frequency_allows(user, campaign_id, day, cap_daily, cap_lifetime):
+                return Placement("frequency", _NO_COUNTS, _NO_COUNTS)
+            self._hold(campaign_id, day, amount, reservation_id, expires_at)
+            if user is not None:
+                self._count(user, campaign_id, day)
+        impressions, clicks = self.bandit_counts(creative_ids) if creative_ids else (_NO_COUNTS, _NO_COUNTS)
+        return Placement("placed", impressions, clicks)
 
     def commit(self, campaign_id: str, reservation_id: str, now: float) -> float | None:
         with self._lock:
@@ -129,14 +174,20 @@ class InProcessCounters:
             life = [self._freq_life.get((user_id, c), 0) for c in campaign_ids]
         return np.asarray(daily, dtype=np.int64), np.asarray(life, dtype=np.int64)
 
+    def _frequency_allows(self, user_id: str, campaign_id: str, day: str, cap_daily: int, cap_lifetime: int) -> bool:
+        """The caps check, under the lock."""
+        return not ((cap_daily and self._freq_day[(user_id, campaign_id, day)] >= cap_daily)
+                    or (cap_lifetime and self._freq_life[(user_id, campaign_id)] >= cap_lifetime))
+
+    def _count(self, user_id: str, campaign_id: str, day: str) -> None:
+        self._freq_day[(user_id, campaign_id, day)] += 1
+        self._freq_life[(user_id, campaign_id)] += 1
+
     def take_frequency(self, user_id: str, campaign_id: str, day: str, cap_daily: int, cap_lifetime: int) -> bool:
         with self._lock:
-            daily_key, life_key = (user_id, campaign_id, day), (user_id, campaign_id)
-            if (cap_daily and self._freq_day[daily_key] >= cap_daily) or (
-                    cap_lifetime and self._freq_life[life_key] >= cap_lifetime):
+            if not self._frequency_allows(user_id, campaign_id, day, cap_daily, cap_lifetime):
                 return False
-            self._freq_day[daily_key] += 1
-            self._freq_life[life_key] += 1
+            self._count(user_id, campaign_id, day)
             return True
 
     def first_seen(self, key: str, ttl_s: float, now: float | None = None) -> bool:
@@ -167,9 +218,12 @@ class InProcessCounters:
             counts[1] += clicks
 
 
+# Every script that drops reservations zeroes 'reserved' once none is left (no float dust), so a purge that drops
+# none has nothing to write: reading a budget's state then writes nothing.
 _PURGE = """
 local function purge(spend, res, amt, now)
   local expired = redis.call('ZRANGEBYSCORE', res, '-inf', '(' .. now)
+  if #expired == 0 then return end
   for _, rid in ipairs(expired) do
     local held = redis.call('HGET', amt, rid)
     if held then
@@ -184,34 +238,70 @@ end
 """
 
 _STATE = _PURGE + """
+-- KEYS: 3 budget keys per campaign (n of them), then the user's lifetime key and one daily key per capped campaign
+-- ARGV: now, n, the n campaigns' days, then the capped campaigns' ids
+-- Returns the values as one space-separated string: one reply element to parse instead of 3 per campaign.
+local now, n = ARGV[1], tonumber(ARGV[2])
 local out = {}
-local now = ARGV[1]
-for i = 0, #KEYS / 3 - 1 do
+for i = 0, n - 1 do
   local spend, res, amt = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
   purge(spend, res, amt, now)
-  local v = redis.call('HMGET', spend, 'total', 'day:' .. ARGV[i + 2], 'reserved')
+  local v = redis.call('HMGET', spend, 'total', 'day:' .. ARGV[i + 3], 'reserved')
   out[#out + 1] = v[1] or '0'
   out[#out + 1] = v[2] or '0'
   out[#out + 1] = v[3] or '0'
 end
-return out
+local life = KEYS[3 * n + 1]
+for j = 1, #ARGV - n - 2 do
+  local cid = ARGV[n + 2 + j]
+  out[#out + 1] = redis.call('HGET', KEYS[3 * n + 1 + j], cid) or '0'
+  out[#out + 1] = redis.call('HGET', life, cid) or '0'
+end
+return table.concat(out, ' ')
 """
 
-_RESERVE = _PURGE + """
+_FREQUENCY = """
+local function frequency_allows(fday, flife, cid, cap_daily, cap_life)
+  local daily = tonumber(redis.call('HGET', fday, cid) or '0')
+  local life = tonumber(redis.call('HGET', flife, cid) or '0')
+  return not ((cap_daily > 0 and daily >= cap_daily) or (cap_life > 0 and life >= cap_life))
+end
+local function count(fday, flife, cid)
+  redis.call('HINCRBY', fday, cid, 1)
+  redis.call('EXPIRE', fday, 172800)
+  redis.call('HINCRBY', flife, cid, 1)
+end
+"""
+
+_PLACE = _PURGE + _FREQUENCY + """
+-- KEYS: spend, res, amt; then fday, flife when ARGV[8] (the campaign id) is set; then bandit imp, clk when ARGV
+-- carries creative ids (from ARGV[11]). Returns '1' then the impressions and the clicks of the creatives, space-
+-- separated; or '0' (budget) or '-1' (frequency cap).
 local spend, res, amt = KEYS[1], KEYS[2], KEYS[3]
 local day, amount, total_budget, daily_budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local rid, expires, now = ARGV[5], ARGV[6], ARGV[7]
+local rid, expires, now, cid = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 purge(spend, res, amt, now)
-if redis.call('HEXISTS', amt, rid) == 1 then return 0 end
+if redis.call('HEXISTS', amt, rid) == 1 then return '0' end
 local v = redis.call('HMGET', spend, 'total', 'day:' .. day, 'reserved')
 local total, spent_day, reserved = tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0')
 if total + reserved + amount > total_budget + 1e-9 or spent_day + reserved + amount > daily_budget + 1e-9 then
-  return 0
+  return '0'
+end
+if cid ~= '' and not frequency_allows(KEYS[4], KEYS[5], cid, tonumber(ARGV[9]), tonumber(ARGV[10])) then
+  return '-1'
 end
 redis.call('HINCRBYFLOAT', spend, 'reserved', amount)
 redis.call('ZADD', res, expires, rid)
 redis.call('HSET', amt, rid, ARGV[2] .. '|' .. day)
-return 1
+if cid ~= '' then count(KEYS[4], KEYS[5], cid) end
+local out = {'1'}
+if #ARGV > 10 then
+  local creatives = {unpack(ARGV, 11)}
+  for k = #KEYS - 1, #KEYS do
+    for _, v in ipairs(redis.call('HMGET', KEYS[k], unpack(creatives))) do out[#out + 1] = v or '0' end
+  end
+end
+return table.concat(out, ' ')
 """
 
 _COMMIT = _PURGE + """
@@ -232,14 +322,9 @@ end
 return a
 """
 
-_TAKE_FREQ = """
-local daily = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-local life = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-local cap_daily, cap_life = tonumber(ARGV[2]), tonumber(ARGV[3])
-if (cap_daily > 0 and daily >= cap_daily) or (cap_life > 0 and life >= cap_life) then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('EXPIRE', KEYS[1], 172800)
-redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+_TAKE_FREQ = _FREQUENCY + """
+if not frequency_allows(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])) then return 0 end
+count(KEYS[1], KEYS[2], ARGV[1])
 return 1
 """
 
@@ -259,7 +344,7 @@ class RedisCounters:
                                            socket_connect_timeout=socket_timeout_s, decode_responses=True)
         self.prefix = prefix
         self._state = self.client.register_script(_STATE)
-        self._reserve = self.client.register_script(_RESERVE)
+        self._place = self.client.register_script(_PLACE)
         self._commit = self.client.register_script(_COMMIT)
         self._take_freq = self.client.register_script(_TAKE_FREQ)
 
@@ -273,23 +358,64 @@ class RedisCounters:
         except self._redis_errors as error:
             raise CountersUnavailable(f"redis is unreachable: {error}") from error
 
+    def _read(self, campaign_ids: Sequence[str], days: Sequence[str], now: float, user_id: str | None,
+              freq_ids: Sequence[str], freq_days: Sequence[str]) -> AdmissionState:
+        """Budget state of ``campaign_ids`` and the user's counts of ``freq_ids``, in one script call."""
+        if len(campaign_ids) != len(days) or len(freq_ids) != len(freq_days):
+            raise ValueError(f"one day per campaign: {len(campaign_ids)} and {len(freq_ids)} campaigns, "
+                             f"{len(days)} and {len(freq_days)} days")
+        keys = [k for cid in campaign_ids for k in self._budget_keys(cid)]
+        args: list[str | int] = [repr(now), len(campaign_ids), *days]
+        if user_id is not None and len(freq_ids):
+            keys.append(self._freq_keys(user_id, freq_days[0])[1])
+            keys.extend(self._freq_keys(user_id, d)[0] for d in freq_days)
+            args.extend(freq_ids)
+        values = np.fromstring(self._call(self._state, keys=keys, args=args), sep=" ") if len(args) > 2 else _NO_VALUES
+        split = 3 * len(campaign_ids)
+        budget = values[:split].reshape(-1, 3)
+        counts = values[split:].astype(np.int64).reshape(-1, 2)
+        return AdmissionState(budget[:, 0], budget[:, 1], np.maximum(budget[:, 2], 0.0), counts[:, 0], counts[:, 1])
+
     def budget_state(
         self, campaign_ids: Sequence[str], days: Sequence[str], now: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not campaign_ids:
-            return np.zeros(0), np.zeros(0), np.zeros(0)
-        keys = [k for cid in campaign_ids for k in self._budget_keys(cid)]
-        raw = self._call(self._state, keys=keys, args=[repr(now), *days])
-        values = np.asarray(raw, dtype=np.float64).reshape(-1, 3)
-        return values[:, 0], values[:, 1], np.maximum(values[:, 2], 0.0)
+        return self._read(campaign_ids, days, now, None, (), ())[:3]
+
+    def admission_state(
+        self, campaign_ids: Sequence[str], days: Sequence[str], now: float, user_id: str | None,
+        capped: Sequence[int],
+    ) -> AdmissionState:
+        capped = capped if user_id else ()
+        return self._read(campaign_ids, days, now, user_id, [campaign_ids[i] for i in capped],
+                          [days[i] for i in capped])
+
+    def place(
+        self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
+        reservation_id: str, expires_at: float, now: float, user_id: str | None, cap_daily: int,
+        cap_lifetime: int, creative_ids: Sequence[str],
+    ) -> Placement:
+        keys = self._budget_keys(campaign_id)
+        args: list[str | int] = [day, repr(float(amount)), repr(float(total_budget)), repr(float(daily_budget)),
+                                 reservation_id, repr(expires_at), repr(now), "", cap_daily, cap_lifetime]
+        if user_id and (cap_daily or cap_lifetime):
+            keys.extend(self._freq_keys(user_id, day))
+            args[7] = campaign_id
+        if creative_ids:
+            keys.extend((f"{self.prefix}:bandit:imp", f"{self.prefix}:bandit:clk"))
+            args.extend(creative_ids)
+        outcome, *counts = self._call(self._place, keys=keys, args=args).split()
+        if outcome != "1":
+            return Placement("budget" if outcome == "0" else "frequency", _NO_COUNTS, _NO_COUNTS)
+        impressions, clicks = np.asarray(counts, dtype=np.int64).reshape(2, -1)
+        return Placement("placed", impressions, clicks)
 
     def reserve(
         self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
         reservation_id: str, expires_at: float, now: float,
     ) -> bool:
-        args = [day, repr(float(amount)), repr(float(total_budget)), repr(float(daily_budget)), reservation_id,
-                repr(expires_at), repr(now)]
-        return bool(self._call(self._reserve, keys=self._budget_keys(campaign_id), args=args))
+        placement = self.place(campaign_id, day, amount, total_budget, daily_budget, reservation_id, expires_at,
+                               now, None, 0, 0, ())
+        return placement.outcome == "placed"
 
     def commit(self, campaign_id: str, reservation_id: str, now: float) -> float | None:
         out = self._call(self._commit, keys=self._budget_keys(campaign_id), args=[reservation_id, repr(now), "1"])
@@ -304,21 +430,8 @@ class RedisCounters:
     def frequency(
         self, user_id: str, campaign_ids: Sequence[str], days: Sequence[str]
     ) -> tuple[np.ndarray, np.ndarray]:
-        if not campaign_ids:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        by_day: dict[str, list[int]] = defaultdict(list)
-        for i, d in enumerate(days):
-            by_day[d].append(i)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hmget(self._freq_keys(user_id, days[0])[1], list(campaign_ids))
-        for d, rows in by_day.items():
-            pipe.hmget(self._freq_keys(user_id, d)[0], [campaign_ids[i] for i in rows])
-        out = self._call(pipe.execute)
-        life = np.asarray([int(v or 0) for v in out[0]], dtype=np.int64)
-        daily = np.zeros(len(campaign_ids), dtype=np.int64)
-        for (_, rows), values in zip(by_day.items(), out[1:], strict=True):
-            daily[rows] = [int(v or 0) for v in values]
-        return daily, life
+        state = self._read((), (), 0.0, user_id, campaign_ids, days)
+        return state.served_today, state.served_lifetime
 
     def take_frequency(self, user_id: str, campaign_id: str, day: str, cap_daily: int, cap_lifetime: int) -> bool:
         keys = self._freq_keys(user_id, day)

@@ -20,7 +20,7 @@ import numpy as np
 from adpilot.config import Settings, get_settings
 from adpilot.deliver.auction import PriceRule, best_per_group, bids_per_click, prices, rank
 from adpilot.deliver.bandits import ThompsonCreatives
-from adpilot.deliver.base import CandidateBatch, Counters, CountersUnavailable, clip
+from adpilot.deliver.base import CandidateBatch, Counters, CountersUnavailable, Placement, clip
 from adpilot.deliver.counters import InProcessCounters
 from adpilot.deliver.feedback import AdEvent, FeedbackOutcome, FeedbackProcessor
 from adpilot.deliver.pacing import PIPacer
@@ -354,21 +354,20 @@ class DecisionEngine:
             r, c = rows[start:start + chunk], camp[start:start + chunk]
             tz = camps.tz_row[c]
             ids, days = camps.ids[c].tolist(), [clock.day[t] for t in tz.tolist()]
-            spent_total, spent_day, reserved = self.counters.budget_state(ids, days, now)
+            capped = np.flatnonzero(camps.capped[c]) if request.user_id else np.zeros(0, dtype=np.int64)
+            state = self.counters.admission_state(ids, days, now, request.user_id, capped.tolist())
             daily_budget = camps.daily_budget[c]
-            remaining = np.minimum(camps.total_budget[c] - spent_total, daily_budget - spent_day)
+            remaining = np.minimum(camps.total_budget[c] - state.spent_total, daily_budget - state.spent_day)
             checks = {"zero_budget": camps.has_budget[c],
-                      "budget_exhausted": remaining - reserved >= max(cfg.min_cpc, 1e-9)}
-            capped = np.flatnonzero(camps.capped[c])
-            if request.user_id and len(capped):
-                daily, life = self.counters.frequency(request.user_id, [ids[i] for i in capped],
-                                                      [days[i] for i in capped])
+                      "budget_exhausted": remaining - state.reserved >= max(cfg.min_cpc, 1e-9)}
+            if len(capped):
+                daily, life = state.served_today, state.served_lifetime
                 cap_d, cap_l = camps.cap_daily[c[capped]], camps.cap_lifetime[c[capped]]
                 over = np.zeros(len(c), dtype=bool)
                 over[capped] = ((cap_d > 0) & (daily >= cap_d)) | ((cap_l > 0) & (life >= cap_l))
                 checks["frequency_cap"] = ~over
             if cfg.pacing:
-                self.pacer.update(c, spent_day + reserved, daily_budget, clock.day_fraction[tz], now)
+                self.pacer.update(c, state.spent_day + state.reserved, daily_budget, clock.day_fraction[tz], now)
                 enters, _ = self.pacer.select(c, rng)
                 checks["pacing"] = enters | camps.shaded[c]  # max-clicks is shaded, not throttled
             trace.stage(r, list(checks.items()))
@@ -379,23 +378,23 @@ class DecisionEngine:
     def _place(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
                trace: _Trace, row: int, c: int, price: float, pctr: float, pcvr: float, ecpm: float,
                day: str) -> PlacedAd | None:
-        """Reserve the price and count the exposure atomically; then choose the creative and sign the token."""
+        """Reserve the price and count the exposure in one atomic step (which also reads the bandit counts of the
+        ad's creatives); then choose the creative and sign the token."""
         ads, camps = snapshot.ads, snapshot.campaigns
         ad_id, campaign_id = str(ads.ids[row]), str(camps.ids[c])
         claims_id = f"{request.request_id}/{ad_id}"
         expires = now + self.config.token_ttl_s
-        one = np.asarray([row])
-        if not self.counters.reserve(campaign_id, day, price, float(camps.total_budget[c]),
-                                     float(camps.daily_budget[c]), claims_id, expires, now):
-            trace.drop("reservation_refused", one)  # spent meanwhile, or a repeated request id
+        options = self._creative_options(snapshot, row, request.slot)
+        placement = self.counters.place(
+            campaign_id, day, price, float(camps.total_budget[c]), float(camps.daily_budget[c]), claims_id, expires,
+            now, request.user_id, int(camps.cap_daily[c]), int(camps.cap_lifetime[c]),
+            ads.creative_ids[options].tolist() if len(options) > 1 else ())
+        if placement.outcome != "placed":
+            # budget: spent meanwhile, or a repeated request id; frequency: another request took the last exposure
+            trace.drop("reservation_refused" if placement.outcome == "budget" else "frequency_cap_mid_request",
+                       np.asarray([row]))
             return None
-        cap_d, cap_l = int(camps.cap_daily[c]), int(camps.cap_lifetime[c])
-        if request.user_id and (cap_d or cap_l) and not self.counters.take_frequency(
-                request.user_id, campaign_id, day, cap_d, cap_l):
-            self.counters.release(campaign_id, claims_id)
-            trace.drop("frequency_cap_mid_request", one)
-            return None
-        creative = self._creative(snapshot, row, request.slot, pctr, rng)
+        creative = self._creative(snapshot, options, pctr, placement, rng)
         claims = TokenClaims(request_id=request.request_id, user_id=request.user_id, ad_id=ad_id,
                              campaign_id=campaign_id,
                              creative_id=None if creative is None else str(ads.creative_ids[creative]),
@@ -405,16 +404,20 @@ class DecisionEngine:
             text=None if creative is None else str(ads.creative_text[creative]),
             price=price, ecpm=ecpm, pctr=pctr, pcvr=pcvr, token=self.signer.sign(claims))
 
-    def _creative(self, snapshot: Snapshot, row: int, slot: str, pctr: float,
-                  rng: np.random.Generator) -> int | None:
-        """Thompson sampling over the ad's creatives usable in ``slot`` (their row), ``None`` without any."""
+    @staticmethod
+    def _creative_options(snapshot: Snapshot, row: int, slot: str) -> list[int]:
+        """Rows of the ad's creatives usable in ``slot``."""
         ads = snapshot.ads
         start, stop = int(ads.cr_ptr[row]), int(ads.cr_ptr[row + 1])
         slots = ads.creative_slot[start:stop].tolist()  # a few per ad: plain Python beats numpy calls here
-        options = [start + i for i, s in enumerate(slots) if s is None or s == slot]
+        return [start + i for i, s in enumerate(slots) if s is None or s == slot]
+
+    def _creative(self, snapshot: Snapshot, options: list[int], pctr: float, placement: Placement,
+                  rng: np.random.Generator) -> int | None:
+        """Thompson sampling over the creative ``options`` (their row) on the placement's bandit counts, ``None``
+        without any."""
         if len(options) <= 1:
             return options[0] if options else None
-        impressions, clicks = self.counters.bandit_counts(ads.creative_ids[options].tolist())
-        prior = ads.creative_prior[options]
+        prior = snapshot.ads.creative_prior[options]
         prior[~np.isfinite(prior)] = pctr
-        return options[self.bandit.select(prior, impressions, clicks, rng)]
+        return options[self.bandit.select(prior, placement.impressions, placement.clicks, rng)]
