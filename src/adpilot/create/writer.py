@@ -150,16 +150,21 @@ class CopyWriter:
         rule only: the model did not write it, so there is nothing to regenerate."""
         review = self._review(text, policy, self.n)
         if review.text is None:
-            review = self._repair(review, text, policy)
+            review = self._rewritten(review, (tidy(text),), policy)
         return replace(review, origin="retrieval")
 
-    @staticmethod
-    def _repair(failed: Decision, regenerated: str, policy: Policy) -> Decision:
+    @classmethod
+    def _repair(cls, failed: Decision, regenerated: str, policy: Policy) -> Decision:
         """Regenerated draft if it passes, else the rule rewrite of either draft, else rejected."""
         if not check(tidy(regenerated), policy):
             return Decision(failed.draft, normalise(tidy(regenerated)), "regenerated", failed.reasons,
                             order=failed.order)
-        for candidate in (tidy(failed.draft), tidy(regenerated)):
+        return cls._rewritten(failed, (tidy(failed.draft), tidy(regenerated)), policy)
+
+    @staticmethod
+    def _rewritten(failed: Decision, candidates: Sequence[str], policy: Policy) -> Decision:
+        """The first of ``candidates`` that passes once rewritten by rule, else ``failed`` (rejected)."""
+        for candidate in candidates:
             fixed = rewrite(candidate, policy)
             if not check(fixed, policy):
                 return Decision(failed.draft, fixed, "rewritten", failed.reasons, order=failed.order)
