@@ -351,7 +351,7 @@ def _apply(store: Store, encoder: TextEncoder, source_sql: str, params: list[Any
             with _step("old"):
                 old = _Old.read(store, n_users, len(keys.kind))
             with _step("write"):
-                _write_chunks(store, n_users, (old, weights, sources, features, habits, keys), update=atomic)
+                _write_chunks(store, n_users, _Batch(old, weights, sources, features, habits, keys), update=atomic)
             with _step("refresh"):  # after the chunk reads: before them, the first read cost 1.1 CPU-s, not 0.9
                 con.execute(_REFRESH_SQL)
             with _step("delete"):
@@ -529,6 +529,19 @@ def _user_matrix(con: Any, sql: str, n_users: int, n_columns: int) -> sparse.csr
 
 
 @dataclass(frozen=True)
+class _Batch:
+    """What every chunk of a batch is computed from: the stored state, the (users x sources) event weights, the
+    source vectors, the sources' (and the users' habit) affinity features, and the affinity keys."""
+
+    old: _Old
+    weights: sparse.csr_matrix
+    sources: np.ndarray
+    features: sparse.csr_matrix
+    habits: sparse.csr_matrix
+    keys: Keys
+
+
+@dataclass(frozen=True)
 class _Chunk:
     """The merged rows of users ``a <= uidx < b`` with their population-relative columns (``part``, in DuckDB's
     order: the matrices follow it) and their stored vectors."""
@@ -541,19 +554,20 @@ class _Chunk:
     old_norms: np.ndarray
 
     @classmethod
-    def read(cls, store: Store, a: int, b: int, old: _Old, dim: int) -> _Chunk:
-        return cls(a, b, store.con.sql(_CHUNK_SQL, params=[a, b]).to_arrow_table(), *old.vectors(store, a, b, dim))
+    def read(cls, store: Store, a: int, b: int, batch: _Batch) -> _Chunk:
+        return cls(a, b, store.con.sql(_CHUNK_SQL, params=[a, b]).to_arrow_table(),
+                   *batch.old.vectors(store, a, b, batch.sources.shape[1]))
 
-    def compute(self, old: _Old, weights: sparse.csr_matrix, sources: np.ndarray, features: sparse.csr_matrix,
-                habits: sparse.csr_matrix, keys: Keys) -> tuple[pa.Table, pa.Table]:
+    def compute(self, batch: _Batch) -> tuple[pa.Table, pa.Table]:
         """The new profiles and affinities (numpy and Arrow only: runs on a worker thread, DuckDB not touched)."""
         uidx = self.part.column("uidx").to_numpy()
         consent = self.part.column("consent").to_numpy()
-        w = weights[uidx]
-        ranked = ranked_affinities(w @ features + habits[uidx] + old.affinities(uidx), consent, keys)
+        w = batch.weights[uidx]
+        ranked = ranked_affinities(w @ batch.features + batch.habits[uidx] + batch.old.affinities(uidx), consent,
+                                   batch.keys)
         at = np.empty(self.b - self.a, dtype=np.int64)
         at[uidx - self.a] = np.arange(len(uidx))
-        vectors, norms = interest_vectors(w.astype(np.float32), sources, at[self.old_rows - self.a],
+        vectors, norms = interest_vectors(w.astype(np.float32), batch.sources, at[self.old_rows - self.a],
                                           self.old_vectors, self.old_norms, consent)
         affinity = pa.table({"user_id": self.part.column("user_id"), "key_ids": ranked.pop("key_ids"),
                              "weights": ranked.pop("weights")})
@@ -564,8 +578,8 @@ class _Chunk:
         return rows, affinity
 
 
-def _write_chunks(store: Store, n_users: int, state: tuple[Any, ...], update: bool) -> None:
-    """Compute and insert the new profiles of every chunk of users; ``state``: the arguments of ``_Chunk.compute``.
+def _write_chunks(store: Store, n_users: int, batch: _Batch, update: bool) -> None:
+    """Compute and insert the new profiles of every chunk of users.
 
     An update computes chunk k on a worker thread while DuckDB reads chunk k + 1 and inserts chunk k - 1 on one
     thread (see :func:`_settings`). A build, with no stored vectors to read, goes chunk by chunk with DuckDB's
@@ -573,17 +587,16 @@ def _write_chunks(store: Store, n_users: int, state: tuple[Any, ...], update: bo
     """
     bounds = np.linspace(0, n_users, max(1, n_users // CHUNK_USERS) + 1).astype(int)
     chunks = zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
-    dim = state[2].shape[1]
     if not update:
         for a, b in chunks:
-            _write_chunk(store, *_Chunk.read(store, a, b, state[0], dim).compute(*state), one_thread=False)
+            _write_chunk(store, *_Chunk.read(store, a, b, batch).compute(batch), one_thread=False)
         return
     with ThreadPoolExecutor(1) as pool:
         computing = None
         for a, b in chunks:
-            chunk = _Chunk.read(store, a, b, state[0], dim)
+            chunk = _Chunk.read(store, a, b, batch)
             done = computing.result() if computing else None
-            computing = pool.submit(chunk.compute, *state)
+            computing = pool.submit(chunk.compute, batch)
             if done:
                 _write_chunk(store, *done, one_thread=True)
         if computing:
