@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 
@@ -12,6 +13,30 @@ from adpilot.deliver.counters import InProcessCounters, RedisCounters
 from redis_support import redis_server
 
 DAY = "2026-03-02"
+
+
+def hold(counters, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
+         reservation_id: str, expires_at: float, now: float) -> bool:
+    """A placement with no user and no creatives: only the budget is held."""
+    placement = counters.place(campaign_id, day, amount, total_budget, daily_budget, reservation_id, expires_at, now,
+                               None, 0, 0, ())
+    return placement.outcome == "placed"
+
+
+_placements = itertools.count()
+
+
+def expose(counters, user_id: str, campaign_id: str, day: str, cap_daily: int, cap_lifetime: int) -> bool:
+    """A placement on an unlimited budget: only the user's exposure counts (if the campaign has a cap)."""
+    rid = f"x{next(_placements)}"
+    return counters.place(campaign_id, day, 0.0, 1e18, 1e18, rid, 1e12, 0.0, user_id, cap_daily, cap_lifetime,
+                          ()).outcome == "placed"
+
+
+def served(counters, user_id: str, campaign_ids: list[str], days: list[str]) -> tuple[list[int], list[int]]:
+    """The user's (today, lifetime) counts of each campaign, through the engine's admission read."""
+    state = counters.admission_state(campaign_ids, days, 0.0, user_id, list(range(len(campaign_ids))))
+    return state.served_today.tolist(), state.served_lifetime.tolist()
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +56,19 @@ def counters(request: pytest.FixtureRequest) -> InProcessCounters | RedisCounter
 
 
 def test_reserve_respects_total_and_daily_budget(counters) -> None:
-    assert counters.reserve("c", DAY, 0.6, 1.0, 5.0, "r1", 100.0, 0.0)
-    assert not counters.reserve("c", DAY, 0.6, 1.0, 5.0, "r2", 100.0, 0.0)  # total budget 1.0
-    assert counters.reserve("c", DAY, 0.4, 1.0, 5.0, "r3", 100.0, 0.0)
-    assert counters.reserve("d", DAY, 2.0, 9.0, 2.0, "r1", 100.0, 0.0)
-    assert not counters.reserve("d", DAY, 0.5, 9.0, 2.0, "r2", 100.0, 0.0)  # daily budget 2.0
-    assert counters.reserve("d", "2026-03-03", 0.5, 9.0, 2.5, "r3", 100.0, 0.0)  # reservations count every day
-    assert not counters.reserve("c", DAY, 0.0, 1.0, 5.0, "r1", 100.0, 0.0)  # same reservation twice
+    assert hold(counters, "c", DAY, 0.6, 1.0, 5.0, "r1", 100.0, 0.0)
+    assert not hold(counters, "c", DAY, 0.6, 1.0, 5.0, "r2", 100.0, 0.0)  # total budget 1.0
+    assert hold(counters, "c", DAY, 0.4, 1.0, 5.0, "r3", 100.0, 0.0)
+    assert hold(counters, "d", DAY, 2.0, 9.0, 2.0, "r1", 100.0, 0.0)
+    assert not hold(counters, "d", DAY, 0.5, 9.0, 2.0, "r2", 100.0, 0.0)  # daily budget 2.0
+    assert hold(counters, "d", "2026-03-03", 0.5, 9.0, 2.5, "r3", 100.0, 0.0)  # reservations count every day
+    assert not hold(counters, "c", DAY, 0.0, 1.0, 5.0, "r1", 100.0, 0.0)  # same reservation twice
 
 
 def test_commit_release_and_expiry(counters) -> None:
-    assert counters.reserve("c", DAY, 0.3, 1.0, 1.0, "r1", 100.0, 0.0)
-    assert counters.reserve("c", DAY, 0.3, 1.0, 1.0, "r2", 100.0, 0.0)
-    assert counters.reserve("c", DAY, 0.3, 1.0, 1.0, "r3", 10.0, 0.0)
+    assert hold(counters, "c", DAY, 0.3, 1.0, 1.0, "r1", 100.0, 0.0)
+    assert hold(counters, "c", DAY, 0.3, 1.0, 1.0, "r2", 100.0, 0.0)
+    assert hold(counters, "c", DAY, 0.3, 1.0, 1.0, "r3", 10.0, 0.0)
     assert counters.commit("c", "r1", now=50.0) == pytest.approx(0.3)
     assert counters.commit("c", "r1", now=50.0) is None  # committed once only
     counters.release("c", "r2")
@@ -61,7 +86,7 @@ def test_concurrent_reservations_never_overspend(counters) -> None:
     def work(t: int) -> None:
         ok = 0
         for i in range(per_thread):
-            if counters.reserve("c", DAY, price, budget, budget, f"r{t}-{i}", 1e12, 0.0):
+            if hold(counters, "c", DAY, price, budget, budget, f"r{t}-{i}", 1e12, 0.0):
                 ok += 1
                 if i % 2 == 0:
                     counters.commit("c", f"r{t}-{i}", now=1.0)
@@ -78,14 +103,13 @@ def test_concurrent_reservations_never_overspend(counters) -> None:
 
 
 def test_frequency_caps(counters) -> None:
-    assert counters.take_frequency("u", "c", DAY, 2, 3)
-    assert counters.take_frequency("u", "c", DAY, 2, 3)
-    assert not counters.take_frequency("u", "c", DAY, 2, 3)  # daily cap
-    assert counters.take_frequency("u", "c", "2026-03-03", 2, 3)
-    assert not counters.take_frequency("u", "c", "2026-03-04", 2, 3)  # lifetime cap
-    assert counters.take_frequency("u", "c", "2026-03-04", 0, 0)  # no caps
-    daily, life = counters.frequency("u", ["c", "other"], ["2026-03-03", DAY])
-    assert daily.tolist() == [1, 0] and life.tolist() == [4, 0]
+    assert expose(counters, "u", "c", DAY, 2, 3)
+    assert expose(counters, "u", "c", DAY, 2, 3)
+    assert not expose(counters, "u", "c", DAY, 2, 3)  # daily cap
+    assert expose(counters, "u", "c", "2026-03-03", 2, 3)
+    assert not expose(counters, "u", "c", "2026-03-04", 2, 3)  # lifetime cap
+    assert expose(counters, "u", "c", "2026-03-04", 0, 0)  # no caps: placed, and not counted
+    assert served(counters, "u", ["c", "other"], ["2026-03-03", DAY]) == ([1, 0], [3, 0])
 
 
 def test_dedup_and_bandit_counts(counters) -> None:
@@ -101,19 +125,19 @@ def test_redis_that_goes_away_raises_unavailable(tmp_path) -> None:
     try:
         with redis_server(tmp_path) as url:
             counters = RedisCounters(url, socket_timeout_s=0.2)
-            assert counters.reserve("c", DAY, 1.0, 5.0, 5.0, "r1", 100.0, 0.0)
+            assert hold(counters, "c", DAY, 1.0, 5.0, 5.0, "r1", 100.0, 0.0)
     except FileNotFoundError:
         pytest.skip("redis-server is not installed")
     with pytest.raises(CountersUnavailable):
-        counters.reserve("c", DAY, 1.0, 5.0, 5.0, "r2", 100.0, 0.0)
+        hold(counters, "c", DAY, 1.0, 5.0, 5.0, "r2", 100.0, 0.0)
     with pytest.raises(CountersUnavailable):
         counters.budget_state(["c"], [DAY], now=0.0)
 
 
 def test_admission_state_reads_budgets_and_the_users_counts(counters) -> None:
-    assert counters.reserve("c", DAY, 0.5, 9.0, 9.0, "r1", 100.0, 0.0)
-    assert counters.take_frequency("u", "d", DAY, 0, 0)
-    assert counters.take_frequency("u", "d", "2026-03-03", 0, 0)
+    assert hold(counters, "c", DAY, 0.5, 9.0, 9.0, "r1", 100.0, 0.0)
+    assert expose(counters, "u", "d", DAY, 0, 9)
+    assert expose(counters, "u", "d", "2026-03-03", 0, 9)
     ids, days = ["c", "d", "e"], [DAY, "2026-03-03", DAY]
     state = counters.admission_state(ids, days, 1.0, "u", [1, 2])
     budget = counters.budget_state(ids, days, 1.0)
@@ -136,11 +160,11 @@ def test_place_writes_budget_and_frequency_together_or_neither(counters) -> None
     assert counters.budget_state(["c"], [DAY], 0.0)[2].tolist() == pytest.approx([0.4])
     # over budget: refused, and the exposure is not counted for it
     assert counters.place("c", DAY, 0.7, 1.0, 1.0, "r3", 100.0, 0.0, "v", 0, 1, ()).outcome == "budget"
-    assert counters.frequency("v", ["c"], [DAY])[1].tolist() == [0]
+    assert served(counters, "v", ["c"], [DAY])[1] == [0]
     assert counters.place("c", DAY, 0.1, 1.0, 1.0, "r1", 100.0, 0.0, "v", 0, 1, ()).outcome == "budget"  # same id
     uncapped = counters.place("c", DAY, 0.1, 1.0, 1.0, "r4", 100.0, 0.0, "u", 0, 0, ())
     assert uncapped.outcome == "placed" and len(uncapped.impressions) == 0
-    assert counters.frequency("u", ["c"], [DAY])[1].tolist() == [1]  # uncapped campaigns are not counted
+    assert served(counters, "u", ["c"], [DAY])[1] == [1]  # uncapped campaigns are not counted
     assert counters.commit("c", "r1", now=1.0) == pytest.approx(0.4)
 
 

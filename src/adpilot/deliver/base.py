@@ -96,19 +96,13 @@ class Counters(Protocol):
         """``(spent_total, spent_day, reserved)`` float64 arrays, one per campaign; expired reservations dropped."""
         ...
 
-    def reserve(
-        self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
-        reservation_id: str, expires_at: float, now: float,
-    ) -> bool:
-        """Hold ``amount`` iff ``spent + reserved + amount`` stays within both budgets; ``False`` otherwise."""
-        ...
-
     def admission_state(
         self, campaign_ids: Sequence[str], days: Sequence[str], now: float, user_id: str | None,
         capped: Sequence[int],
     ) -> AdmissionState:
-        """:meth:`budget_state` of every campaign and, with a ``user_id``, :meth:`frequency` of the campaigns at
-        positions ``capped``: what the engine reads to admit candidates, in one round trip for a remote store."""
+        """:meth:`budget_state` of every campaign and, with a ``user_id``, the user's ``(served_today,
+        served_lifetime)`` counts of the campaigns at positions ``capped``: what the engine reads to admit
+        candidates, in one round trip for a remote store."""
         ...
 
     def place(
@@ -116,8 +110,9 @@ class Counters(Protocol):
         reservation_id: str, expires_at: float, now: float, user_id: str | None, cap_daily: int,
         cap_lifetime: int, creative_ids: Sequence[str],
     ) -> Placement:
-        """:meth:`reserve` and, with a ``user_id`` and a cap, :meth:`take_frequency` as one step that writes both
-        or neither; when placed, also the :meth:`bandit_counts` of ``creative_ids`` (one round trip in all)."""
+        """Hold ``amount`` iff ``spent + reserved + amount`` stays within both budgets and, with a ``user_id`` and a
+        cap (0 = none), count one exposure iff both caps still allow it — both written or neither; when placed, also
+        the :meth:`bandit_counts` of ``creative_ids`` (one round trip in all). A capless placement counts nothing."""
         ...
 
     def commit(self, campaign_id: str, reservation_id: str, now: float) -> float | None:
@@ -126,16 +121,6 @@ class Counters(Protocol):
 
     def release(self, campaign_id: str, reservation_id: str) -> None:
         """Drop a reservation without spending it."""
-        ...
-
-    def frequency(
-        self, user_id: str, campaign_ids: Sequence[str], days: Sequence[str]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(served_today, served_lifetime)`` int64 arrays for one user and each campaign."""
-        ...
-
-    def take_frequency(self, user_id: str, campaign_id: str, day: str, cap_daily: int, cap_lifetime: int) -> bool:
-        """Count one exposure iff both caps (0 = none) still allow it."""
         ...
 
     def first_seen(self, key: str, ttl_s: float, now: float | None = None) -> bool:

@@ -2,7 +2,7 @@
 
 Budget ledger semantics, identical in both backends:
 
-* ``reserve`` holds the price of an ad when it is served, iff ``spent_total + reserved + amount <= total_budget``
+* ``place`` holds the price of an ad when it is served, iff ``spent_total + reserved + amount <= total_budget``
   and ``spent_day + reserved + amount <= daily_budget`` — checked and written in one atomic step (a lock here, a
   Lua script in Redis), so concurrent requests cannot overspend.
 * ``commit`` (on the billable event) moves a reservation into spend; a reservation nobody commits expires at
@@ -56,11 +56,11 @@ class InProcessCounters:
     """Counters in this process's memory, guarded by one lock; the default for a single server and simulation.
 
     >>> c = InProcessCounters()
-    >>> c.reserve("c1", "2026-01-01", 0.6, total_budget=1.0, daily_budget=1.0, reservation_id="r1",
-    ...           expires_at=100.0, now=0.0)
-    True
-    >>> c.reserve("c1", "2026-01-01", 0.6, 1.0, 1.0, "r2", 100.0, 0.0)
-    False
+    >>> c.place("c1", "2026-01-01", 0.6, total_budget=1.0, daily_budget=1.0, reservation_id="r1",
+    ...         expires_at=100.0, now=0.0, user_id=None, cap_daily=0, cap_lifetime=0, creative_ids=()).outcome
+    'placed'
+    >>> c.place("c1", "2026-01-01", 0.6, 1.0, 1.0, "r2", 100.0, 0.0, None, 0, 0, ()).outcome
+    'budget'
     >>> c.commit("c1", "r1", now=50.0)
     0.6
     """
@@ -97,9 +97,13 @@ class InProcessCounters:
     ) -> AdmissionState:
         total, day, reserved = self.budget_state(campaign_ids, days, now)
         if user_id and len(capped):
-            daily, life = self.frequency(user_id, [campaign_ids[i] for i in capped], [days[i] for i in capped])
+            with self._lock:
+                daily = np.asarray([self._freq_day.get((user_id, campaign_ids[i], days[i]), 0) for i in capped],
+                                   dtype=np.int64)
+                life = np.asarray([self._freq_life.get((user_id, campaign_ids[i]), 0) for i in capped],
+                                  dtype=np.int64)
         else:
-            daily, life = np.zeros(0, np.int64), np.zeros(0, np.int64)
+            daily, life = _NO_COUNTS, _NO_COUNTS
         return AdmissionState(total, day, reserved, daily, life)
 
     def _budget_allows(self, campaign_id: str, day: str, amount: float, total_budget: float,
@@ -118,16 +122,6 @@ class InProcessCounters:
         held.items[reservation_id] = (amount, day)
         heapq.heappush(held.expiries, (expires_at, reservation_id))
         held.total += amount
-
-    def reserve(
-        self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
-        reservation_id: str, expires_at: float, now: float,
-    ) -> bool:
-        with self._lock:
-            if not self._budget_allows(campaign_id, day, amount, total_budget, daily_budget, reservation_id, now):
-                return False
-            self._hold(campaign_id, day, amount, reservation_id, expires_at)
-            return True
 
     def place(
         self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
@@ -166,14 +160,6 @@ class InProcessCounters:
             if item is not None:
                 held.total = held.total - item[0] if held.items else 0.0
 
-    def frequency(
-        self, user_id: str, campaign_ids: Sequence[str], days: Sequence[str]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        with self._lock:
-            daily = [self._freq_day.get((user_id, c, d), 0) for c, d in zip(campaign_ids, days, strict=True)]
-            life = [self._freq_life.get((user_id, c), 0) for c in campaign_ids]
-        return np.asarray(daily, dtype=np.int64), np.asarray(life, dtype=np.int64)
-
     def _frequency_allows(self, user_id: str, campaign_id: str, day: str, cap_daily: int, cap_lifetime: int) -> bool:
         """The caps check, under the lock."""
         return not ((cap_daily and self._freq_day[(user_id, campaign_id, day)] >= cap_daily)
@@ -182,13 +168,6 @@ class InProcessCounters:
     def _count(self, user_id: str, campaign_id: str, day: str) -> None:
         self._freq_day[(user_id, campaign_id, day)] += 1
         self._freq_life[(user_id, campaign_id)] += 1
-
-    def take_frequency(self, user_id: str, campaign_id: str, day: str, cap_daily: int, cap_lifetime: int) -> bool:
-        with self._lock:
-            if not self._frequency_allows(user_id, campaign_id, day, cap_daily, cap_lifetime):
-                return False
-            self._count(user_id, campaign_id, day)
-            return True
 
     def first_seen(self, key: str, ttl_s: float, now: float | None = None) -> bool:
         import time
@@ -322,13 +301,6 @@ end
 return a
 """
 
-_TAKE_FREQ = _FREQUENCY + """
-if not frequency_allows(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])) then return 0 end
-count(KEYS[1], KEYS[2], ARGV[1])
-return 1
-"""
-
-
 class RedisCounters:
     """The same counters in Redis, every check-and-change one Lua script, for several server processes.
 
@@ -346,7 +318,6 @@ class RedisCounters:
         self._state = self.client.register_script(_STATE)
         self._place = self.client.register_script(_PLACE)
         self._commit = self.client.register_script(_COMMIT)
-        self._take_freq = self.client.register_script(_TAKE_FREQ)
 
     def _budget_keys(self, campaign_id: str) -> list[str]:
         base = f"{self.prefix}:budget:{{{campaign_id}}}"
@@ -409,14 +380,6 @@ class RedisCounters:
         impressions, clicks = np.asarray(counts, dtype=np.int64).reshape(2, -1)
         return Placement("placed", impressions, clicks)
 
-    def reserve(
-        self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
-        reservation_id: str, expires_at: float, now: float,
-    ) -> bool:
-        placement = self.place(campaign_id, day, amount, total_budget, daily_budget, reservation_id, expires_at,
-                               now, None, 0, 0, ())
-        return placement.outcome == "placed"
-
     def commit(self, campaign_id: str, reservation_id: str, now: float) -> float | None:
         out = self._call(self._commit, keys=self._budget_keys(campaign_id), args=[reservation_id, repr(now), "1"])
         return None if out is None else float(out)
@@ -426,16 +389,6 @@ class RedisCounters:
 
     def _freq_keys(self, user_id: str, day: str) -> list[str]:
         return [f"{self.prefix}:fday:{{{user_id}}}:{day}", f"{self.prefix}:flife:{{{user_id}}}"]
-
-    def frequency(
-        self, user_id: str, campaign_ids: Sequence[str], days: Sequence[str]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        state = self._read((), (), 0.0, user_id, campaign_ids, days)
-        return state.served_today, state.served_lifetime
-
-    def take_frequency(self, user_id: str, campaign_id: str, day: str, cap_daily: int, cap_lifetime: int) -> bool:
-        keys = self._freq_keys(user_id, day)
-        return bool(self._call(self._take_freq, keys=keys, args=[campaign_id, cap_daily, cap_lifetime]))
 
     def first_seen(self, key: str, ttl_s: float, now: float | None = None) -> bool:
         ttl_ms = max(1, int(ttl_s * 1000))
