@@ -45,14 +45,16 @@ import pyarrow.compute as pc
 
 from adpilot.config import Settings, SettingsError, get_settings
 from adpilot.errors import UserError
+from adpilot.store.bots import BOTS, flag_bots
 from adpilot.store.db import Store
+from adpilot.store.event_dedup import IN, batch_rows, store_events, time_span
 from adpilot.store.kinds import KINDS, Kind, TimeWindow, resolve_kind
 from adpilot.store.privacy import PSEUDONYM_MACRO as PSEUDONYM
 from adpilot.store.privacy import hide_csv_ids, hide_json_ids, install_pseudonym_macro, mask_sql
 from adpilot.store.readers import ArrowSource, Chunk, CsvSource, Reject, Source, open_source
-from adpilot.store.validate import as_text, input_kind, literal, quote, typed_sql, validation_sql
+from adpilot.store.validate import as_text, input_kind, literal, quote, validation_sql
 
-IN, VALID, PSEUDONYMS, BOTS = "_adpilot_in", "_adpilot_valid", "_adpilot_pseudonyms", "_adpilot_bots"
+VALID, PSEUDONYMS = "_adpilot_valid", "_adpilot_pseudonyms"
 PSEUDONYM_CACHE = 500_000
 
 
@@ -201,82 +203,6 @@ def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind, validation: str, inputs
     return f"SELECT v.* REPLACE ({', '.join(replaced)}) FROM ({validation}) v{join}" if replaced else validation
 
 
-CONTENT = tuple(s.name for s in KINDS["events"].specs if s.name not in ("event_id", "ts"))
-"""The fields that identify an event without an ``event_id`` (together with ``ts``)."""
-
-
-def _identity(alias: str, with_ids: bool = True) -> list[str]:
-    """The values identifying an event of ``alias``: ``ts``, ``event_id`` and, when it has no id, its content.
-
-    Two events are the same when all of these are equal (NULL to NULL): both have the same id and time, or both
-    lack an id and match in every field. ``with_ids`` False: the relation has no ids, so the content needs no
-    ``CASE`` around it (cheaper on a batch of a file without an ``event_id`` column)."""
-    content = [f"CASE WHEN {alias}event_id IS NULL THEN {alias}{quote(c)} END" if with_ids else f"{alias}{quote(c)}"
-               for c in CONTENT]
-    return [f"{alias}ts", f"{alias}event_id", *content]
-
-
-def _same_event(left: str, right: str, right_ids: bool = True) -> str:
-    """SQL join condition: the events ``left`` and ``right`` are the same event (see :func:`_identity`)."""
-    pairs = zip(_identity(left), _identity(right, right_ids), strict=True)
-    return " AND ".join(f"{a} IS NOT DISTINCT FROM {b}" for a, b in pairs)
-
-
-def _mine(source: str, rows: tuple[int, int], span: tuple[datetime, datetime], alias: str = "") -> str:
-    """SQL condition selecting the stored events of one batch: its file, its rows and (for zone maps) its time span."""
-    return (f"{alias}source_file = {literal(source)} AND {alias}source_row BETWEEN {int(rows[0])} AND {int(rows[1])} "
-            f"AND {alias}ts BETWEEN TIMESTAMPTZ '{span[0].isoformat()}' AND TIMESTAMPTZ '{span[1].isoformat()}'")
-
-
-def _time_span(con: duckdb.DuckDBPyConnection, kind: Kind, inputs: dict[str, tuple[str, str]],
-               window: TimeWindow) -> tuple[datetime, datetime] | None:
-    """First and last plausible timestamp of the batch (before the other checks: a superset of its valid events)."""
-    ts = next(s for s in kind.specs if s.name == "ts")
-    row = con.execute(f"SELECT min(t), max(t) FROM (SELECT {typed_sql(ts, inputs)} AS t FROM {IN}) WHERE t BETWEEN ? AND ?",
-                      [window.earliest, window.latest]).fetchall()[0]
-    return (row[0], row[1]) if row and row[0] is not None else None
-
-
-def _store_events(con: duckdb.DuckDBPyConnection, source: str, cleaned: str, rows: tuple[int, int],
-                  span: tuple[datetime, datetime], with_ids: bool) -> tuple[int, tuple[datetime | None, datetime | None]]:
-    """Insert the batch's new events; returns how many and their time span.
-
-    An event with an ``event_id`` is known by (``event_id``, ``ts``), one without by all its cleaned fields, so
-    exact copies and re-sent events are duplicates. Nothing derived is stored for this (a content hash per row
-    cost more CPU than validating it): the insert streams straight from the cleaning query, leaving out events
-    already stored, compared field by field in a hash anti-join (only stored events inside the batch's time span
-    are probed, which zone maps make cheap on time-ordered data whatever the table's size). Copies inside the
-    batch are then looked for among the batch's stored rows with one aggregation over ``ts`` and a 64-bit hash of
-    the id or user: only rows sharing those can be copies (a hash collision only adds candidates), and only those
-    are compared in full; all but the first row of each copy are deleted in the same transaction. ``with_ids``:
-    the batch may hold event ids (the file has the column).
-    """
-    inserted = con.execute(f"""
-        INSERT INTO events BY NAME
-        SELECT k.* EXCLUDE (_row, _reason, _raw), k._row AS source_row, ? AS source_file, FALSE AS bot_flag
-        FROM ({cleaned}) k
-        ANTI JOIN (SELECT ts, event_id, {", ".join(map(quote, CONTENT))} FROM events WHERE ts BETWEEN ? AND ?) e
-            ON {_same_event("e.", "k.", with_ids)}""", [source, *span]).fetchall()[0]
-    accepted = int(inserted[0]) if inserted else 0
-    if not accepted:
-        return 0, (None, None)
-    mine, who = _mine(source, rows, span), "hash(coalesce(event_id, user_id))"
-    found = con.execute(f"""SELECT min(ts), max(ts), count(*) FILTER (WHERE n > 1) FROM (
-        SELECT ts, count(*) AS n FROM events WHERE {mine} GROUP BY ts, {who})""").fetchall()[0]
-    copies = 0
-    if found and found[2]:
-        identity = ", ".join(f"{e} AS _i{i}" for i, e in enumerate(_identity("")))
-        same = " AND ".join(f"{e} IS NOT DISTINCT FROM d._i{i}" for i, e in enumerate(_identity("events.")))
-        deleted = con.execute(f"""DELETE FROM events USING (
-                SELECT {identity}, min(source_row) AS first FROM events
-                SEMI JOIN (SELECT ts AS _t, {who} AS _who FROM events WHERE {mine} GROUP BY ALL HAVING count(*) > 1) c
-                    ON ts = c._t AND {who} = c._who
-                WHERE {mine} GROUP BY ALL HAVING count(*) > 1
-            ) d WHERE {same} AND events.source_row > d.first AND {_mine(source, rows, span, "events.")}""").fetchall()
-        copies = int(deleted[0][0]) if deleted else 0
-    return accepted - copies, ((found[0], found[1]) if found else (None, None))
-
-
 def _store_entities(con: duckdb.DuckDBPyConnection, kind: Kind) -> int:
     """Upsert by key: the last row of a key wins; a row identical to the stored one is a duplicate."""
     names = [s.name for s in kind.specs]
@@ -318,66 +244,18 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: Chunk, ki
             return 0, quarantined, 0, span
         cleaned = _cleaned(con, kind, validation(rows="valid"), inputs)
         if kind.name == "events":
-            plausible = _time_span(con, kind, inputs, policy.window())
+            plausible = time_span(con, kind, inputs, policy.window())
             assert plausible is not None, "a valid event has a timestamp inside the window"
-            accepted, span = _store_events(con, source.path, cleaned, rows, plausible, "event_id" in inputs)
+            accepted, span = store_events(con, source.path, cleaned, rows, plausible, "event_id" in inputs)
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {VALID} AS {cleaned}")
             accepted = _store_entities(con, kind)
     finally:
         con.unregister(IN)
     if span[0] is not None and span[1] is not None:
-        flag_bots(con, span[0], span[1], policy, users=f"(SELECT user_id, ts FROM events WHERE {_mine(source.path, rows, span)})")
+        flag_bots(con, span[0], span[1], policy.burst_per_second, policy.clicks_per_minute,
+                  users=f"(SELECT user_id, ts FROM events WHERE {batch_rows(source.path, rows, span)})")
     return accepted, quarantined, valid - accepted, span
-
-
-def flag_bots(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, policy: IngestPolicy,
-              users: str = "events") -> None:
-    """Flag (never drop) events of users acting faster than people do, in the whole minutes around [lo, hi].
-
-    A user with more than ``burst_per_second`` events in one second gets all of them flagged; more than
-    ``clicks_per_minute`` clicks (shop or ad) in one minute flags those clicks. Only (user, minute) pairs
-    present in ``users`` (a relation with ``user_id`` and ``ts``; after each batch: the batch) are counted,
-    against every stored event of those minutes, so a burst split across batches or files is still seen
-    and the work stays proportional to the batch. A (user, minute) with no more events than the lower limit
-    can hold neither kind of burst, so one aggregation over those minutes usually settles it and only the busy
-    pairs are counted per second and per click. That first aggregation groups by a 64-bit hash of the user id:
-    a collision can only make a pair look busy, and busy pairs are then counted exactly.
-    """
-    start = lo.replace(second=0, microsecond=0)
-    end = hi.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    clicks = "('click', 'ad_click')"
-    minute, second = _bucket("ts", 60), _bucket("ts", 1)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {BOTS} AS WITH busy AS (
-            SELECT hash(user_id) AS h, {minute} AS m FROM events WHERE ts >= ? AND ts < ?
-            GROUP BY ALL HAVING count(*) > {min(int(policy.burst_per_second), int(policy.clicks_per_minute))}
-        ), pairs AS (
-            SELECT DISTINCT k.user_id, {_bucket("k.ts", 60)} AS m FROM {users} k
-            SEMI JOIN busy b ON hash(k.user_id) = b.h AND {_bucket("k.ts", 60)} = b.m
-        ), seen AS MATERIALIZED (
-            SELECT e.user_id, e.ts, e.type FROM events e
-            SEMI JOIN pairs k ON e.user_id = k.user_id AND {_bucket("e.ts", 60)} = k.m
-            WHERE e.ts >= ? AND e.ts < ?)
-        SELECT user_id, {second} AS t, 1 AS seconds FROM seen
-        GROUP BY ALL HAVING count(*) > {int(policy.burst_per_second)}
-        UNION ALL
-        SELECT user_id, {minute} AS t, 60 AS seconds FROM seen WHERE type IN {clicks}
-        GROUP BY ALL HAVING count(*) > {int(policy.clicks_per_minute)}""", [start, end] * 2)
-    found = con.execute(f"SELECT count(*) FROM {BOTS}").fetchall()
-    if not found[0][0]:
-        return
-    for seconds, only in ((1, ""), (60, f"AND events.type IN {clicks}")):
-        con.execute(f"""
-            UPDATE events SET bot_flag = TRUE FROM (SELECT user_id, t FROM {BOTS} WHERE seconds = {seconds}) b
-            WHERE events.user_id = b.user_id AND {_bucket("events.ts", seconds)} = b.t {only}
-              AND NOT events.bot_flag AND events.ts >= ? AND events.ts < ?""", [start, end])
-
-
-def _bucket(ts: str, seconds: int) -> str:
-    """Which whole ``seconds`` (1: second, 60: minute) since the epoch ``ts`` falls in: the same as ``date_trunc``
-    in UTC, without its calendar arithmetic (three times cheaper in the per-batch aggregation)."""
-    return f"fdiv(epoch_us({ts}), {seconds * 1_000_000})"
 
 
 class _Session:
