@@ -6,10 +6,12 @@
 Prints p50/p99/mean latency of ``DecisionEngine.decide`` with the default IVF index (``--index``), and the same
 requests through the same engine on an exact (flat) index as the peer measured in the same run. With ``--baseline-src``
 (the ``deliver`` folder of an earlier checkout, e.g. ``git archive``), that version's decision path (engine, targeting,
-auction, bandits, tokens, pacer, in-process counters; the snapshot, index and scorer are today's) decides the same
+auction, bandits, tokens, pacer, in-process counters, and its own ANN index over the same vectors; the snapshot
+and scorer are today's) decides the same
 requests interleaved with today's, request by request, so both see the same machine noise: before vs after in one
 run. Each engine has its own counters and pacer and both get the same request ids, so their decisions must be
-identical when a change is a pure speed-up: the run counts the requests decided differently. Wall-clock and
+identical when a change is a pure speed-up: the run counts the requests decided differently, and prints both
+engines' expected revenue and the two indexes' recall of the exact top 300. Wall-clock and
 thread CPU time are both reported: on a shared, oversubscribed machine the wall clock includes time spent waiting
 for a core, the CPU time does not. With ``--redis-url`` the engines keep their counters in that Redis (as several
 server processes would; each under its own key prefix, the baseline with its own version's ``RedisCounters``) and
@@ -187,7 +189,8 @@ def measure(engine: DecisionEngine, reqs: list[AdRequest], tag: str) -> np.ndarr
     return cpu
 
 
-BASELINE_MODULES = ("tokens", "bandits", "auction", "targeting", "pacing", "counters", "engine")  # import order
+BASELINE_MODULES = ("tokens", "bandits", "auction", "retrieval", "targeting", "pacing", "counters",
+                    "engine")  # import order
 
 
 def baseline_modules(src: Path) -> dict[str, ModuleType]:
@@ -260,6 +263,7 @@ def interleaved(engines: dict[str, DecisionEngine], reqs: list[AdRequest], trips
     sent = dict.fromkeys(names, 0)
     usage = {label: redis_usage(url) for label, url in (servers or {}).items()}
     differ: list[str] = []
+    revenue = dict.fromkeys(names, 0.0)  # expected, per click billing: sum of pCTR x price over placed ads
     for i, r in enumerate(reqs):
         req = r.model_copy(update={"request_id": f"pair-{r.request_id}"})
         decided = {}
@@ -271,8 +275,13 @@ def interleaved(engines: dict[str, DecisionEngine], reqs: list[AdRequest], trips
             sent[n] += trips.count - k0 if trips is not None else 0
         if not same_decision(*decided.values()):
             differ.append(req.request_id)
+        for n, d in decided.items():
+            revenue[n] += sum(ad.pctr * ad.price for ad in d.ads)
     print(f"decisions differing between {' and '.join(names)}: {len(differ)} of {len(reqs)}"
           + (f" (first: {differ[:5]})" if differ else ""))
+    print("expected revenue (sum of pCTR x price per click): "
+          + ", ".join(f"{n} {revenue[n]:.4f}" for n in names)
+          + f"; ratio {names[1]} / {names[0]} {revenue[names[1]] / max(revenue[names[0]], 1e-12):.5f}")
     if trips is not None:
         print("redis round trips per decision: " + ", ".join(f"{n} {sent[n] / len(reqs):.2f}" for n in names))
     for label, before in usage.items():
@@ -285,6 +294,24 @@ def interleaved(engines: dict[str, DecisionEngine], reqs: list[AdRequest], trips
     for kind, k in (("wall", 0), ("cpu", 1)):
         ratio = [np.percentile(times[names[0]][k], q) / np.percentile(times[names[1]][k], q) for q in (50, 99)]
         print(f"{kind} ratio {names[0]} / {names[1]}: p50 {ratio[0]:.2f}x  p99 {ratio[1]:.2f}x")
+
+
+def retrieval_overlap(snapshot: Snapshot, indexes: dict[str, object], reqs: list[AdRequest], k: int = 300,
+                      sample: int = 500) -> None:
+    """Share of the exact top ``k`` (flat index) each index finds for the first ``sample`` profiled users' vectors
+    (recall), and the share of the first index's top ``k`` that the second finds (overlap)."""
+    users = snapshot.users
+    rows = [users.index[r.user_id] for r in reqs if r.user_id in users.index][:sample]
+    queries = np.asarray(users.vectors[rows], dtype=np.float32)
+    exact = AdIndex(snapshot.ads.vectors, kind="flat").search_many(queries, k)
+    found = {n: index.search_many(queries, k) for n, index in indexes.items()}  # type: ignore[attr-defined]
+
+    def share(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.mean([len(set(x.tolist()) & set(y.tolist())) / len(y) for x, y in zip(a, b, strict=True)]))
+
+    (first, a), (second, b) = found.items()
+    print(f"retrieval, top {k} of {len(rows)} user vectors: recall vs exact {first} {share(a, exact):.4f}, "
+          f"{second} {share(b, exact):.4f}; {second} finds {share(b, a):.4f} of {first}'s")
 
 
 def main() -> None:
@@ -320,8 +347,11 @@ def main() -> None:
         old_url = args.baseline_redis_url or args.redis_url
         old_counters = (modules["counters"].RedisCounters(old_url, prefix=f"bench-{run}-baseline")  # type: ignore[attr-defined]
                         if old_url else None)
-        old = modules["engine"].DecisionEngine(snapshot, old_counters, settings=settings,  # type: ignore[attr-defined]
-                                               seed=args.seed)
+        # the baseline searches its own version's index (same vectors, same seed)
+        old_index = modules["retrieval"].AdIndex(snapshot.ads.vectors, kind=args.index)  # type: ignore[attr-defined]
+        old = modules["engine"].DecisionEngine(dataclasses.replace(snapshot, index=old_index),  # type: ignore[attr-defined]
+                                               old_counters, settings=settings, seed=args.seed)
+        retrieval_overlap(snapshot, {"baseline": old_index, "current": snapshot.index}, reqs)
         servers = ({"baseline": old_url, "current": args.redis_url} if args.baseline_redis_url
                    else {"both engines": args.redis_url} if args.redis_url else {})
         interleaved({"baseline": old, "current": engine}, reqs, trips, servers)

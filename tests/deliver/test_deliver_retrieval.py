@@ -24,6 +24,32 @@ def test_approximate_index_recalls_the_exact_neighbours(kind: str) -> None:
         AdIndex(vectors, kind="lsh")  # type: ignore[arg-type]
 
 
+def test_float16_ivf_finds_what_the_float32_one_finds() -> None:
+    rng = np.random.default_rng(1)
+    centres = unit(rng, 40, 64)
+    vectors = centres[rng.integers(0, 40, 6000)] + 0.1 * rng.normal(size=(6000, 64))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    half, full = AdIndex(vectors, kind="ivf"), AdIndex(vectors, kind="ivf", ivf_float16=False)
+    queries = unit(rng, 20, 64) * 0.3 + centres[:20]
+    a, b = half.search_many(queries, 100), full.search_many(queries, 100)
+    assert np.mean([len(set(x) & set(y)) / 100 for x, y in zip(a, b, strict=True)]) >= 0.99
+
+
+def test_cached_search_is_a_prefix_of_the_longest_search_asked_for() -> None:
+    rng = np.random.default_rng(2)
+    vectors = unit(rng, 3000, 32).astype(np.float32)
+    index, query = AdIndex(vectors, kind="flat", cache_size=2), unit(rng, 1, 32)[0].astype(np.float32)
+    expected = index.search_many(query[None], 50)[0]
+    assert index.search_cached("page", query, 20).tolist() == expected[:20].tolist()  # miss: searched
+    assert index.search_cached("page", query, 50).tolist() == expected.tolist()  # longer: searched again
+    assert index.search_cached("page", query, 30).tolist() == expected[:30].tolist()  # a prefix: no search
+    assert (index.cached.hits, index.cached.misses) == (2, 1)
+    assert index.search_cached("page", query, 0).tolist() == []
+    index.search_cached("a", query, 5)
+    index.search_cached("b", query, 5)  # evicts "page", the least recently used
+    assert index.cached.get("page") is None
+
+
 def test_query_cache_encodes_each_text_once_and_evicts_the_oldest() -> None:
     cache = QueryVectorCache(E5Encoder(), maxsize=2)
     first = cache.get("篮球鞋")

@@ -193,28 +193,32 @@ class DecisionEngine:
                                         explanation=trace.explanation() if request.explain else None)
 
     def _vectors(self, snapshot: Snapshot, request: AdRequest,
-                 user_row: int) -> tuple[bool, np.ndarray | None, np.ndarray | None]:
-        """(personalised, user vector, context vector) of a request."""
+                 user_row: int) -> tuple[bool, np.ndarray | None, np.ndarray | None, tuple[str, object]]:
+        """(personalised, user vector, context vector, what the context vector is of: the key of its
+        neighbours in the index's cache) of a request."""
         users = snapshot.users
         personalised = bool(request.consent_personalisation and user_row >= 0 and users.consent[user_row])
         user_vector = (users.vectors[user_row].astype(np.float32)
                        if personalised and users.has_vector[user_row] else None)
-        context_vector = None
+        context_vector, context = None, ("", None)
         if request.query:
-            context_vector = self._queries.get(request.query)
+            context_vector, context = self._queries.get(request.query), ("text", request.query.strip())
         elif request.page:
             product = snapshot.product_index.get(request.page)
             if product is not None and snapshot.page_vectors[product].any():
-                context_vector = snapshot.page_vectors[product]
+                context_vector, context = snapshot.page_vectors[product], ("product", product)
             else:
-                context_vector = self._queries.get(request.page)
-        return personalised, user_vector, context_vector
+                context_vector, context = self._queries.get(request.page), ("text", request.page.strip())
+        return personalised, user_vector, context_vector, context
 
-    def _retrieve(self, snapshot: Snapshot, probes: list[np.ndarray], matched: np.ndarray,
+    def _retrieve(self, snapshot: Snapshot, user_vector: np.ndarray | None, context_vector: np.ndarray | None,
+                  context: tuple[str, object], matched: np.ndarray,
                   rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
         """(candidate ad rows, how many of them are rule-targeted, the source of the rest as an index into
-        SOURCES): rule-targeted ads first, then ANN (or fallback)."""
+        SOURCES): rule-targeted ads first, then ANN (or fallback). The context's neighbours come from the index's
+        cache: a page or query seen before costs no search."""
         c, n = snapshot.campaigns, self.config.n_candidates
+        probes = [v for v in (user_vector, context_vector) if v is not None]
         starts, stops = c.ad_ptr[matched], c.ad_ptr[matched + 1]
         lengths = stops - starts
         total = int(lengths.sum())
@@ -232,13 +236,18 @@ class DecisionEngine:
                 else:
                     rule = rng.choice(rule, cap, replace=False)
         want = int(n * self.config.oversample) - len(rule)
-        if len(probes) == 1:
-            found, source = snapshot.index.search(probes[0], want), 0
-        elif probes:
-            # both probes in one index call; interleaved so that the best of each come first
-            found, source = snapshot.index.search_many(np.vstack(probes), -(-want // 2)).T.ravel(), 0
-            _, first = np.unique(found, return_index=True)
-            found = found[np.sort(first)]  # de-duplicated, retrieval order kept
+        if probes:
+            k = -(-want // 2) if len(probes) == 2 else want  # with both probes, half from each
+            lists = []
+            if user_vector is not None:
+                lists.append(snapshot.index.search_many(user_vector.reshape(1, -1), k)[0])
+            if context_vector is not None:
+                lists.append(snapshot.index.search_cached(context, context_vector, k))
+            found, source = lists[0], 0
+            if len(lists) == 2:  # interleaved, so that the best of each come first
+                found = np.vstack(lists).T.ravel()
+                _, first = np.unique(found, return_index=True)
+                found = found[np.sort(first)]  # de-duplicated, retrieval order kept
             found = found[found >= 0]
         else:
             found, source = snapshot.fallback[:want], 2
@@ -255,10 +264,9 @@ class DecisionEngine:
             return [], f"unknown slot {request.slot!r}"
         users, camps, cfg = snapshot.users, snapshot.campaigns, self.config
         user_row = users.index.get(request.user_id, -1) if request.user_id else -1
-        personalised, user_vector, context_vector = self._vectors(snapshot, request, user_row)
-        probes = [v for v in (user_vector, context_vector) if v is not None]
+        personalised, user_vector, context_vector, context = self._vectors(snapshot, request, user_row)
         matched = audience_matches(snapshot, user_row, personalised, user_vector, context_vector)
-        rows, n_rule, source = self._retrieve(snapshot, probes, matched, rng)
+        rows, n_rule, source = self._retrieve(snapshot, user_vector, context_vector, context, matched, rng)
         if trace.enabled:
             sources = dict.fromkeys(SOURCES, 0)
             sources["rule"] += n_rule
@@ -293,19 +301,20 @@ class DecisionEngine:
         if user_vector is not None:
             items = users.recent[users.recent_ptr[user_row]:users.recent_ptr[user_row + 1]]
             recent = tuple(snapshot.product_ids[items[items >= 0]].tolist())
+        camp = ads.campaign[rows]
         batch = CandidateBatch(
             ad_ids=ads.ids[rows], product_ids=ads.product_ids[rows], ad_vectors=np.take(ads.vectors, rows, axis=0),
             prior_ctr=ads.prior_ctr[rows], prior_cvr=ads.prior_cvr[rows], user_vector=user_vector,
             context_vector=context_vector, user_id=request.user_id if user_vector is not None else None,
             recent_items=recent, slot=request.slot, device=request.device, geo=request.geo,
-            hour=int(now // 3600 % 24), campaign_ids=camps.ids[ads.campaign[rows]],
+            hour=int(now // 3600 % 24), campaign_ids=camps.ids[camp],
             segment=users.segment[user_row] if user_vector is not None else None)
         pctr, pcvr = (np.asarray(a, dtype=np.float64) for a in snapshot.scorer.score(batch))
         finite = np.isfinite(pctr) & np.isfinite(pcvr)
         trace.stage(rows, [("nan_score", finite)])
-        rows = rows[finite]
-        camp = ads.campaign[rows]
-        pctr, pcvr = clip(pctr[finite], 0.0, 1.0), clip(pcvr[finite], 0.0, 1.0)
+        if not finite.all():
+            rows, camp, pctr, pcvr = rows[finite], camp[finite], pctr[finite], pcvr[finite]
+        pctr, pcvr = clip(pctr, 0.0, 1.0), clip(pcvr, 0.0, 1.0)
         bid = bids_per_click(camps, camp, pcvr, self.pacer.rate_[camp] if cfg.pacing else np.ones(len(camp)))
         ecpm = 1000.0 * pctr * bid
         best = best_per_group(camp, ecpm)

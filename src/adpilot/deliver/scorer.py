@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from adpilot.deliver.base import CandidateBatch
+from adpilot.deliver.base import CandidateBatch, clip
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
+    p = clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
 
 
