@@ -21,6 +21,8 @@ Encoder = Annotated[str, typer.Option(help="retrieval similarity: tfidf | e5 | u
 Penalty = Annotated[float, typer.Option(help="llama.cpp repeat penalty (1.0 = none: the 0.5B model then loops)")]
 Extractive = Annotated[bool, typer.Option(help="also let a copy assembled from the retrieved neighbours' sentences "
                                                 "compete in selection (stored with source 'retrieval')")]
+Fusion = Annotated[bool, typer.Option(help="put first a copy fused from the drafts' sentences that agree most "
+                                            "with the retrieved copies (no extra model call)")]
 GreedyFirst = Annotated[bool, typer.Option(help="draft 0 is the greedy completion, the others sampled")]
 Threads = Annotated[int | None, typer.Option(help="llama.cpp threads (default: ADPILOT_LLM_THREADS); 1 is "
                                                   "much faster than 2 on a busy machine")]
@@ -59,7 +61,7 @@ def generate(
     max_tokens: int = 160, temperature: float = 0.8, repeat_penalty: Penalty = 1.2, seed: Seed = 0,
     fluency: Annotated[bool, typer.Option(help="score perplexity under the local model")] = False,
     encoder: Encoder = "tfidf", threads: Threads = None, extractive: Extractive = False,
-    greedy_first: GreedyFirst = False,
+    greedy_first: GreedyFirst = False, fusion: Fusion = True,
 ) -> None:
     """Write copy for a campaign × segments (or one product / ad) into `creatives`; resumable and cached."""
     from adpilot.create.cache import CachedLLM
@@ -83,7 +85,7 @@ def generate(
         perplexity = getattr(llm, "perplexity", None) if fluency else None
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature, encoder=text_encoder,
                             target_chars=typical_length(examples) or None, extractive=extractive,
-                            greedy_first=greedy_first)
+                            greedy_first=greedy_first, fusion=fusion)
         studio = Studio(store.con, writer,
                         index, slot=slot, seed=seed, perplexity=perplexity)
         with typer.progressbar(length=len(todo), label=f"writing with {llm.name}") as bar:
@@ -99,6 +101,8 @@ def evaluate_command(
     pool: Annotated[Path | None, typer.Option(help="few-shot pool JSONL (default: leave-one-out over refs)")]
     = None,
     limit: Annotated[int | None, typer.Option(help="evaluate a seeded random subset of this size")] = None,
+    offset: Annotated[int, typer.Option(help="start at this position of the sampled order (tune on pairs "
+                                             "other than the reported prefix)")] = 0,
     backend: Backend = None, model: ModelPath = None, n: Variants = 3, k: Shots = 3, seed: Seed = 0,
     max_tokens: int = 128, temperature: float = 0.8, repeat_penalty: Penalty = 1.2,
     baseline: Annotated[str | None, typer.Option(help="no LLM: 'nearest' outputs the nearest pool copy, "
@@ -106,6 +110,7 @@ def evaluate_command(
     cache: Annotated[Path | None, typer.Option(help="completion cache (DuckDB file)")] = None,
     out: Annotated[Path | None, typer.Option(help="write outputs and per-item scores as JSONL")] = None,
     threads: Threads = None, extractive: Extractive = False, greedy_first: GreedyFirst = False,
+    fusion: Fusion = True,
     neighbours: Annotated[int, typer.Option(help="retrieved copies the extractive candidate is built from and "
                                                  "selection scores against (k of them are the shots)")] = 10,
     shard: Annotated[str, typer.Option(help="i/m: evaluate every m-th sampled reference from the i-th")] = "0/1",
@@ -137,8 +142,8 @@ def evaluate_command(
         cached = CachedLLM(make_llm(settings, backend, model, repeat_penalty), duckdb.connect(str(cache_path)))
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature,
                             target_chars=typical_length(examples or references) or None, extractive=extractive,
-                            greedy_first=greedy_first)
-    total = len(range(shard_at[0], min(limit or len(references), len(references)), shard_at[1]))
+                            greedy_first=greedy_first, fusion=fusion)
+    total = len(range(shard_at[0], min(limit or len(references), len(references) - offset), shard_at[1]))
     handle = out.open("w", encoding="utf-8") if out is not None else None
 
     def on_item(_done: int, row: dict) -> None:  # one line per item as it finishes: a killed run keeps its rows
@@ -151,11 +156,11 @@ def evaluate_command(
         try:
             result = evaluate(references, writer, examples, k=k, limit=limit, seed=seed, on_item=on_item,
                               shard=(shard_at[0], shard_at[1]), baseline=baseline or "nearest",
-                              neighbours=neighbours)
+                              neighbours=neighbours, offset=offset)
         finally:
             if handle is not None:
                 handle.close()
-    setting = f"variants={n} extractive={extractive} model={cached.name}" if cached else \
+    setting = f"variants={n} extractive={extractive} fusion={fusion} model={cached.name}" if cached else \
         f"model={baseline}-copy (no LLM)"
     typer.echo(f"n={len(result.rows)} refs={refs} pool={pool or 'leave-one-out'} k={k} neighbours={neighbours} "
                + setting)

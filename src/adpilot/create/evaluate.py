@@ -63,35 +63,42 @@ def typical_length(examples: Sequence[CopyExample]) -> int:
     return int(np.median([len(e.copy) for e in examples])) if examples else 0
 
 
-def sample_indices(n_refs: int, limit: int | None, seed: int, shard: tuple[int, int] = (0, 1)) -> list[int]:
-    """The first ``limit`` indices of a seeded permutation (all, in order, when ``limit`` is None); shard
-    ``(i, m)`` keeps every m-th from the i-th, so m processes split one sample. Prefix-stable: a smaller
-    ``limit`` evaluates a prefix of a larger one's items, so an interrupted run's cache is reused.
+def sample_indices(n_refs: int, limit: int | None, seed: int, shard: tuple[int, int] = (0, 1),
+                   offset: int = 0) -> list[int]:
+    """``limit`` indices of a seeded permutation from position ``offset`` (all, in order, when ``limit`` is None);
+    shard ``(i, m)`` keeps every m-th from the i-th, so m processes split one sample. Prefix-stable: a smaller
+    ``limit`` evaluates a prefix of a larger one's items, so an interrupted run's cache is reused; a distinct
+    ``offset`` gives pairs disjoint from the first ``offset`` (tune there, report on the prefix).
 
     >>> sample_indices(10, None, 0, shard=(1, 3))
     [1, 4, 7]
+    >>> set(sample_indices(10, 3, 0)).isdisjoint(sample_indices(10, 3, 0, offset=3))
+    True
     """
     index, count = shard
     if not 0 <= index < count:
         raise ValueError(f"`shard` must be i/m with 0 <= i < m, got {index}/{count}")
-    if limit is None or limit >= n_refs:
+    check_scalar(offset, "offset", ge=0, lt=max(n_refs, 1))
+    if limit is not None:
+        check_scalar(limit, "limit", ge=1)
+    if (limit is None or limit >= n_refs) and not offset:
         chosen = list(range(n_refs))
     else:
-        check_scalar(limit, "limit", ge=1)
-        chosen = np.random.default_rng(seed).permutation(n_refs)[:limit].tolist()
+        stop = n_refs if limit is None else offset + limit
+        chosen = np.random.default_rng(seed).permutation(n_refs)[offset:stop].tolist()
     return chosen[index::count]
 
 
 def evaluate(refs: Sequence[CopyExample], writer: CopyWriter | None, pool: Sequence[CopyExample] | None = None,
              k: int = 3, limit: int | None = None, seed: int = 0, spec: CopySpec | None = None,
              on_item: Callable[[int, dict], None] | None = None, shard: tuple[int, int] = (0, 1),
-             neighbours: int = NEIGHBOURS, baseline: str = "nearest") -> EvalResult:
+             neighbours: int = NEIGHBOURS, baseline: str = "nearest", offset: int = 0) -> EvalResult:
     """Score the writer on ``refs``; without ``pool``, leave-one-out over ``refs``. With ``writer=None`` the
     output is a retrieval-only ``baseline``: the nearest pool copy (``nearest``) or the copy assembled from the
     neighbours' sentences (``extractive``, :func:`assemble_copy`). The writer sees the ``k`` nearest
     examples as shots and the ``neighbours`` nearest for its extractive candidate — never the reference.
     ``on_item(done, row)`` sees each scored item as it finishes (``row`` holds the reference index, the output
-    and its scores)."""
+    and its scores); ``offset`` starts at that position of the sampled order (see :func:`sample_indices`)."""
     if baseline not in BASELINES:
         raise UserError(f"`baseline` must be one of {BASELINES}, got {baseline!r}")
     spec = spec or CopySpec(slot="detail")
@@ -99,7 +106,7 @@ def evaluate(refs: Sequence[CopyExample], writer: CopyWriter | None, pool: Seque
     index = CopyPool(k=k).fit(compliant_pool(pool if pool is not None else refs, spec))
     result = EvalResult()
     policy = Policy(max_chars=spec.max_chars, language=spec.language)
-    for done, i in enumerate(sample_indices(len(refs), limit, seed, shard), start=1):
+    for done, i in enumerate(sample_indices(len(refs), limit, seed, shard, offset), start=1):
         ref = refs[i]
         near = [index.examples_[j] for j in index.query(ref.product, k=max(k, neighbours, 1), exclude_copy=ref.copy)]
         if writer is None:

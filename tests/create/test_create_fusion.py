@@ -1,0 +1,70 @@
+"""The fused candidate: sentences of the model's accepted drafts that agree most with the retrieved copies, one
+opening, no repeats, reviewed like any draft, labelled as the model's, and costing no model call."""
+
+from __future__ import annotations
+
+import pytest
+from create_helpers import ScriptedLLM
+
+from adpilot.create.evaluate import sample_indices
+from adpilot.create.prompts import CopySpec, ProductBrief
+from adpilot.create.retrieval import CopyExample, sentences
+from adpilot.create.writer import CopyWriter, fuse
+
+DRESS = ProductBrief.from_advertisegen("类型#裙*颜色#白色*材质#雪纺*风格#复古")
+NEIGHBOURS = [
+    CopyExample(ProductBrief.from_advertisegen("类型#裙*颜色#白色"), "这款连衣裙白色裙身，清新干净。雪纺面料轻盈透气。"),
+    CopyExample(ProductBrief.from_advertisegen("类型#裙*风格#复古"), "复古的设计，优雅大方，很显气质。"),
+]
+DRAFTS = [
+    "这款连衣裙白色裙身，清新干净又百搭。月亮在天上慢慢地走着呢。",
+    "这款连衣裙选用雪纺面料，轻盈透气很舒服。复古的设计，优雅大方很显气质。",
+]
+
+
+def test_fusion_keeps_consensual_sentences_one_opening_and_the_drafts_order() -> None:
+    pseudo = [e.copy for e in NEIGHBOURS]
+    text = fuse(DRAFTS, pseudo, DRESS, target_chars=30)
+    parts = sentences(text)
+    assert parts == ["这款连衣裙白色裙身，清新干净又百搭。", "复古的设计，优雅大方很显气质。"]
+    # the other draft's opening would repeat the first; the stray sentence is only filler once nothing else is left
+    assert "选用雪纺" not in fuse(DRAFTS, pseudo, DRESS, target_chars=200)
+    assert fuse(DRAFTS, pseudo, DRESS, target_chars=200).endswith("月亮在天上慢慢地走着呢。")
+    assert fuse([], pseudo, DRESS, 50) == ""
+
+
+def test_fused_copy_is_ranked_first_reviewed_and_costs_no_model_call() -> None:
+    plain, fused = ScriptedLLM(DRAFTS), ScriptedLLM(DRAFTS)
+    spec = CopySpec(slot="detail")
+    without = CopyWriter(plain, n=2).write(DRESS, None, spec, NEIGHBOURS[:1], neighbours=NEIGHBOURS)
+    with_it = CopyWriter(fused, n=2, fusion=True).write(DRESS, None, spec, NEIGHBOURS[:1], neighbours=NEIGHBOURS)
+    assert plain.calls == fused.calls == 1
+    assert with_it[0].origin == "fusion" and with_it[0].action == "accepted" and with_it[0].order == 3
+    assert "月亮" not in (with_it[0].text or "")
+    assert {d.text for d in with_it if d.origin == "llm"} == {d.text for d in without}
+
+
+def test_fused_copy_breaking_the_slot_limit_is_rejected_not_shown() -> None:
+    short = ["这款连衣裙白色裙身，清新干净。", "面料很好。雪纺面料轻盈透气，复古的设计优雅大方。"]
+    decisions = CopyWriter(ScriptedLLM(short), n=2, fusion=True, target_chars=40).write(
+        DRESS, None, CopySpec(slot="banner"), NEIGHBOURS[:1], neighbours=NEIGHBOURS)
+    fused = next(d for d in decisions if d.origin == "fusion")
+    assert fused.action == "rejected" and fused.text is None and any("length" in r for r in fused.reasons)
+    assert decisions[0].origin == "llm" and decisions[0].text
+
+
+def test_no_fused_copy_from_a_single_draft() -> None:
+    decisions = CopyWriter(ScriptedLLM(DRAFTS[1:]), n=1, fusion=True).write(
+        DRESS, None, CopySpec(slot="detail"), NEIGHBOURS[:1], neighbours=NEIGHBOURS)
+    assert [d.origin for d in decisions] == ["llm"]
+
+
+def test_offset_gives_held_out_pairs_for_tuning() -> None:
+    reported = sample_indices(535, 46, seed=0)
+    tuned = sample_indices(535, 46, seed=0, offset=100)
+    assert not set(reported) & set(tuned) and len(tuned) == 46
+    assert sample_indices(535, 10, seed=0, offset=100) == tuned[:10]  # prefix-stable from the offset too
+    with pytest.raises(ValueError, match="offset"):
+        sample_indices(10, 3, seed=0, offset=10)
+    with pytest.raises(ValueError, match="limit"):
+        sample_indices(10, 0, seed=0)
