@@ -12,9 +12,13 @@ so that all three see the same machine.
 Reproduce::
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --models deepfm,dcnv2,din,bst,esmm,lr
+    # the cheaper-to-serve variants too (their quality: benchmarks/bench_rank_serving_variants.py)
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --models din,dcnv2 --cross-rank 0 32 \
+        --attention-hidden 64 32 --repeats 400
 
 Interleaving with torch's large forward passes leaves the numpy call colder caches and fresh pages, so each model
-is also timed with numpy calls alone, back to back, as a server runs them. The last lines give each model's numpy
+is also timed with numpy calls alone, back to back, as a server runs them (interleaved call by call with a peer
+``npforward.py`` given by ``--peer-npforward``, e.g. the committed one, for a same-run before/after ratio). The last lines give each model's numpy
 p50 as a ratio of the first model's (same run, same machine).
 """
 
@@ -74,7 +78,25 @@ def time_calls(runs: dict, repeats: int) -> dict[str, list[float]]:
     return times
 
 
-def bench_model(name: str, n: int, repeats: int, batch: int, cross_rank: int = 0) -> dict[str, float]:
+def peer_model(path: Path, model: object) -> object:
+    """``model`` (a :class:`~adpilot.rank.npforward.NumpyModel`) rebuilt by the ``NumpyModel`` of another
+    ``npforward.py`` (e.g. ``git show HEAD:src/adpilot/rank/npforward.py > /tmp/npforward_old.py``): the same
+    weights through the peer's forward, for a same-run before/after ratio."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("peer_npforward", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module.NumpyModel(model.kind, model.w, model.seq_targets, model.vector_dims, model.n_fields,
+                             model.n_dense)
+
+
+def bench_model(name: str, n: int, repeats: int, batch: int, params: dict,
+                peer: Path | None = None) -> dict[str, float]:
+    import copy
+
     import torch
 
     from adpilot.rank.estimator import CTRModel
@@ -84,7 +106,7 @@ def bench_model(name: str, n: int, repeats: int, batch: int, cross_rank: int = 0
 
     rng = np.random.default_rng(0)
     labels = ("click", "conversion") if len(REGISTRY[name].heads) == 2 else ("click",)
-    model = CTRModel(name, labels=labels, epochs=1, max_seq_len=30, cross_rank=cross_rank).fit(synthetic_log(4000, rng))
+    model = CTRModel(name, labels=labels, epochs=1, max_seq_len=30, **params).fit(synthetic_log(4000, rng))
     scorer = load_scorer(model.save(Path(tempfile.mkdtemp()) / "model"))
     module = model.module_.eval()
     out: dict[str, float] = {}
@@ -103,8 +125,14 @@ def bench_model(name: str, n: int, repeats: int, batch: int, cross_rank: int = 0
                                 "eager": lambda x=inputs: module(*x), "script": lambda x=inputs, f=scripted: f(*x)},
                                repeats if key == "req" else max(repeats // 5, 20))
         if key == "req":  # as a server runs it: numpy calls back to back, no torch call in between
-            times["alone"] = time_calls({"alone": lambda u=user, a=ads, c=context: scorer.score(u, a, c)},
-                                        repeats)["alone"]
+            runs = {"alone": lambda u=user, a=ads, c=context: scorer.score(u, a, c)}
+            if peer is not None:  # the peer forward interleaved call by call with ours
+                other = copy.copy(scorer)
+                other.model = peer_model(peer, scorer.model)
+                out["peer max |diff|"] = float(np.abs(other.score(user, ads, context)[0]
+                                                      - scorer.score(user, ads, context)[0]).max())
+                runs["peer"] = lambda u=user, a=ads, c=context, o=other: o.score(u, a, c)
+            times.update(time_calls(runs, repeats))
         for k, t in times.items():
             out[f"{key} {k} min"] = float(np.min(t))
             out[f"{key} {k} p50"] = float(np.percentile(t, 50))
@@ -120,6 +148,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1000)
     parser.add_argument("--cross-rank", type=int, nargs="+", default=[0],
                         help="DCN-v2 cross ranks to measure (0 = full rank; each adds a dcnv2 row).")
+    parser.add_argument("--attention-hidden", type=int, nargs="+", default=[64],
+                        help="DIN attention-layer widths to measure (64 = the default; each adds a din row).")
+    parser.add_argument("--peer-npforward", type=Path, default=None,
+                        help="Another npforward.py whose forward is timed against ours, call by call (before/after).")
     a = parser.parse_args()
     import torch
 
@@ -131,14 +163,21 @@ def main() -> None:
     print(f"{'model':9s} {'numpy min':>9s} {'p50':>6s} {'p99':>6s} | {'eager p50':>9s} {'p99':>6s} | {'script p50':>10s} "
           f"{'p99':>6s} | {'eager/np':>8s} {'script/np':>9s} | rows/s@{a.batch}: {'numpy':>8s} {'script':>8s} | "
           "max|diff|")
-    runs = [(name, rank) for name in a.models.split(",") for rank in (a.cross_rank if name == "dcnv2" else [0])]
+    variants = {"dcnv2": [(f"-r{r}" if r else "", {"cross_rank": r}) for r in a.cross_rank],
+                "din": [(f"-a{h}" if h != 64 else "", {"attention_hidden": (h,)}) for h in a.attention_hidden]}
+    runs = [(name + suffix, name, params) for name in a.models.split(",")
+            for suffix, params in variants.get(name, [("", {})])]
     p50s: dict[str, float] = {}
     alone: list[str] = []
-    for name, rank in runs:
-        r = bench_model(name, a.candidates, a.repeats, a.batch, rank)
-        name = f"{name}-r{rank}" if rank else name
+    peer: list[str] = []
+    for name, kind, params in runs:
+        r = bench_model(kind, a.candidates, a.repeats, a.batch, params, a.peer_npforward)
         p50s[name] = r["req numpy p50"]
         alone.append(f"{name} {r['req alone p50']:.3f}/{r['req alone p99']:.3f}")
+        if a.peer_npforward:
+            peer.append(f"{name} {r['req alone p50']:.3f}/{r['req alone p99']:.3f} vs {r['req peer p50']:.3f}/"
+                        f"{r['req peer p99']:.3f} ({r['req alone p50'] / r['req peer p50']:.2f}x; max|diff| "
+                        f"{r['peer max |diff|']:.1e})")
         rows = {k: a.batch / r[f"batch {k} p50"] * 1000 for k in ("numpy", "script")}
         print(f"{name:9s} {r['req numpy min']:9.3f} {r['req numpy p50']:6.3f} {r['req numpy p99']:6.3f} | {r['req eager p50']:9.3f} "
               f"{r['req eager p99']:6.3f} | {r['req script p50']:10.3f} {r['req script p99']:6.3f} | "
@@ -147,12 +186,16 @@ def main() -> None:
               f"{max(r['req max |diff|'], r['batch max |diff|']):.1e}")
     print("numpy alone (requests back to back, no torch call between them, as a server runs), p50/p99 ms: "
           + ", ".join(alone))
+    if peer:
+        print(f"ours vs the peer forward {a.peer_npforward} (numpy alone, interleaved call by call), p50/p99 ms: "
+              + ", ".join(peer))
     first = next(iter(p50s))
     print(f"numpy p50 / {first}'s: " + ", ".join(f"{k} {v / p50s[first]:.2f}" for k, v in p50s.items()))
     print(f"load average at end {os.getloadavg()}")
     print(f"command: OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_rank_scorer.py --models {a.models} "
           f"--candidates {a.candidates} --batch {a.batch} --repeats {a.repeats} --cross-rank "
-          + " ".join(map(str, a.cross_rank)))
+          + " ".join(map(str, a.cross_rank)) + " --attention-hidden " + " ".join(map(str, a.attention_hidden))
+          + (f" --peer-npforward {a.peer_npforward}" if a.peer_npforward else ""))
 
 
 if __name__ == "__main__":

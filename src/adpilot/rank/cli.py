@@ -41,7 +41,7 @@ def train_ctr(
     learning_rate: Annotated[float | None, typer.Option(help="Adam step (default: the model's own).")] = None,
     embedding_dim: int = 16,
     embedding_l2: float = 0.0,
-    cross_rank: Annotated[int, typer.Option(help="dcnv2: rank of the cross matrices (0 = full).")] = 0,
+    cross_rank: Annotated[int, typer.Option(help="dcnv2: rank of the cross matrices (0 = full).")] = 32,
     attention_heads: Annotated[int, typer.Option(help="bst: self-attention heads over the history.")] = 2,
     patience: int = 2,
     calibration: Annotated[str, typer.Option(help="platt | isotonic | none")] = "platt",

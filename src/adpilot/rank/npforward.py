@@ -7,14 +7,19 @@ same for every candidate. A :class:`Plan` says which inputs vary per row; everyt
 once per request and enters the first layer of each network as a constant vector:
 
 * MLP first layers: ``W x + b = (W_c x_c + b) + W_v x_v``; only the varying columns are multiplied per row.
-* DCN-v2 cross network: coordinates are permuted so the constant ones come first; the first layer uses the split
-  above, and the last layer is folded into the output, ``w . x_L = x_{L-1} . (W^T (w * x0)) + (w * x0) . b +
-  w . x_{L-1}``, where ``W^T (w * x0)`` again splits into a constant and a varying-columns product.
+* DCN-v2 cross network: coordinates are permuted so the constant ones come first, and the last layer is folded
+  into the output, ``w . x_L = x_{L-1} . (W^T (w * x0)) + (w * x0) . b + w . x_{L-1}``. Every linear map of
+  ``x0`` alone (the first cross layer, ``W^T (w * x0)``, the MLP's first layer, the terms linear in ``x0``) is
+  one block of a single split product, so the varying columns are multiplied once (one BLAS call at the
+  machine's multiply-add rate instead of four smaller ones).
 * DCN-v2 with low-rank cross matrices (``cross_rank > 0``): ``U (V^T x)`` per layer in the same permuted
-  coordinates, the first ``V^T x0`` split as above.
+  coordinates; ``V_0^T x0`` and the folded last layer's ``U^T (w * x0)`` join the fused product.
 * DIN attention over one shared history: the bilinear ``W_p (q * k)`` term, the key part and the query part
   become one matrix product ``[q, 1] @ R`` with ``R`` built per request from the history (the history is
-  short; the candidates are many), then ReLU and the score layer.
+  short; the candidates are many), then ReLU and the score layer. That product is the model's floor,
+  ``candidates x positions x hidden x (dim + 1)`` multiply-adds (12.7M for 200 x 30 x 64 x 33, ~0.28 ms on one
+  core); ``attention_hidden`` scales it.
+* ReLU compares against an array of zeros, not the scalar 0 (see :func:`_relu`).
 * BST: the transformer block runs over the one history once per request; the candidate's scaled dot product
   uses keys ``H W_q`` prepared with it, so per candidate ``q @ K^T`` ``[n, dim] x [dim, L]``, a softmax and
   ``weights @ H`` remain.
@@ -45,9 +50,20 @@ def mlp_layers(w: Weights, prefix: str) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(_f32(w[f"{prefix}.net.{k}.weight"].T), _f32(w[f"{prefix}.net.{k}.bias"])) for k in ks]
 
 
+_zeros = [np.zeros(0, np.float32)]
+"""A read-only float32 zero buffer, grown on demand, that :func:`_relu` compares against."""
+
+
 def _relu(x: np.ndarray) -> np.ndarray:
-    """ReLU in place (the argument is a fresh product nobody else holds)."""
-    return np.maximum(x, 0.0, out=x)
+    """ReLU in place (the argument is a fresh product nobody else holds, or a block of one). The zero is an
+    array: numpy 1.26's ``maximum`` against a scalar runs a loop ~4x slower than against a same-shape array
+    (0.15 vs 0.04 ms on DIN's ``[200, 1920]`` attention block). The shared buffer is only read; growing it
+    swaps in a larger one, which is safe for concurrent callers."""
+    if _zeros[0].size < x.size:
+        zeros = np.zeros(x.size, np.float32)
+        zeros.flags.writeable = False
+        _zeros[0] = zeros
+    return np.maximum(x, _zeros[0][:x.size].reshape(x.shape), out=x)
 
 
 def run_mlp(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
@@ -55,7 +71,7 @@ def run_mlp(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.nd
     for weight_t, bias in layers:
         x = x @ weight_t
         x += bias
-        np.maximum(x, 0.0, out=x)
+        _relu(x)
     return x
 
 
@@ -109,6 +125,7 @@ class NumpyModel:
         self.attention_rest = mlp_layers(self.w, "attention.rest")
         self.attention_ffn = mlp_layers(self.w, "attention.ffn")
         self._bst = self._bst_weights() if kind == "bst" else {}
+        self._attention = self._attention_weights() if "attention.first.weight" in self.w else {}
         self._plans: dict[Plan, dict] = {}
 
     # -- inputs --------------------------------------------------------------------------------------------
@@ -130,10 +147,12 @@ class NumpyModel:
         return np.flatnonzero(~flags), np.flatnonzero(flags)
 
     def _pooled(self, seqs: np.ndarray) -> np.ndarray:
-        """Mean embedding over valid positions: ``[rows, S, L] -> [rows, S*dim]``."""
+        """Mean embedding over valid positions: ``[rows, S, L] -> [rows, S*dim]``, float32 (a float64 count
+        would turn every later product float64)."""
         valid = seqs[:, 0] > 0
         emb = self.table[seqs] * valid[:, None, :, None]
-        return (emb.sum(2) / np.maximum(valid.sum(1), 1)[:, None, None]).reshape(len(seqs), -1)
+        count = np.maximum(valid.sum(1), 1).astype(np.float32)
+        return (emb.sum(2) / count[:, None, None]).reshape(len(seqs), -1)
 
     def _parts(self, plan: Plan, ids: np.ndarray, seqs: np.ndarray, dense: np.ndarray,
                vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -186,50 +205,66 @@ class NumpyModel:
             tail = np.arange(len(const) + len(varying), len(const) + len(varying) + extra)
             return SplitLinear(first_w, w[f"{prefix}.net.0.bias"], const, np.concatenate([varying, tail])), layers[1:]
 
-        if self.kind in ("deepfm", "dcnv2"):
+        if self.kind == "deepfm":
             out["mlp"] = split("mlp")
         if self.kind in ("din", "bst"):
             out["mlp"] = split("mlp", 2 * len(self.seq_targets) * self.dim)
         if self.kind in ("esmm", "escm2"):  # ESCM²'s imputation tower only trains
             out["ctr"], out["cvr"] = split("ctr"), split("cvr")
-        if self.kind == "dcnv2" and "cross.layers.0.down.weight" in w:
-            out.update(self._compile_low_rank(const, varying))
-        elif self.kind == "dcnv2":
-            perm = np.concatenate([const, varying])
-            cross = []
-            i = 0
-            while f"cross.layers.{i}.weight" in w:
-                cross.append((w[f"cross.layers.{i}.weight"][perm][:, perm], w[f"cross.layers.{i}.bias"][perm]))
-                i += 1
-            n_c = len(const)
-            out["n_const"] = n_c
-            out["cross_first"] = (SplitLinear(cross[0][0], cross[0][1], np.arange(n_c),
-                                              np.arange(n_c, len(perm))) if len(cross) > 1 else None)
-            out["cross_mid"] = [(_f32(cw.T), _f32(cb)) for cw, cb in cross[1:-1]]
-            out_w = w["out.weight"][0]
-            w_cross = out_w[:len(perm)][perm]
-            out["w_cross"] = _f32(w_cross)
-            out["w_mlp"] = _f32(out_w[len(perm):])
-            if cross:
-                last_w, last_b = cross[-1]
-                out["last_w_c_t"] = _f32(last_w[:n_c].T)  # W[c rows]^T
-                out["last_w_v"] = _f32(last_w[n_c:])  # W[v rows]
-                out["last_wb"] = _f32(w_cross * last_b)  # (w * x0) . b = x0 . (w * b)
+        if self.kind == "dcnv2":
+            out.update(self._compile_dcn(const, varying))
         return out
 
-    def _compile_low_rank(self, const: np.ndarray, varying: np.ndarray) -> dict:
-        """Low-rank cross layers in the permuted coordinates ``[constant, varying]``: ``V`` (down) columns and
-        ``U`` (up) rows permuted, the first ``V x0`` split like an MLP's first layer."""
+    def _compile_dcn(self, const: np.ndarray, varying: np.ndarray) -> dict:
+        """DCN-v2 in the permuted coordinates ``[constant, varying]`` (see the module docstring). Every linear
+        map of ``x0`` alone is a block of one :class:`SplitLinear`, so the varying columns go through a single
+        product: the first cross layer (its down-projection ``V_0^T x0`` when low rank), the last layer folded
+        into the output (``g = W^T (w * x0) + w``, or ``U^T (w * x0)`` when low rank), the MLP's first layer,
+        and one column for the output's terms linear in ``x0`` (``x0 . (w * b_L)``, and ``w . x0`` where it
+        applies)."""
         w, perm, n_c = self.w, np.concatenate([const, varying]), len(const)
-        layers, i = [], 0
-        while f"cross.layers.{i}.down.weight" in w:
-            down, up = w[f"cross.layers.{i}.down.weight"][:, perm], w[f"cross.layers.{i}.up.weight"][perm]
-            layers.append((_f32(down.T), _f32(up.T), _f32(w[f"cross.layers.{i}.up.bias"][perm])))
-            i += 1
-        first = SplitLinear(w["cross.layers.0.down.weight"], None, const, varying)
+        d = len(perm)
+        low_rank = "cross.layers.0.down.weight" in w
+        layers: list[tuple[np.ndarray, ...]] = []  # (W, b) or (V^T, U, b), permuted
+        while f"cross.layers.{len(layers)}.{'up.' if low_rank else ''}bias" in w:
+            name = f"cross.layers.{len(layers)}"
+            layers.append((w[f"{name}.down.weight"][:, perm], w[f"{name}.up.weight"][perm], w[f"{name}.up.bias"][perm])
+                          if low_rank else (w[f"{name}.weight"][perm][:, perm], w[f"{name}.bias"][perm]))
         out_w = w["out.weight"][0]
-        return {"n_const": n_c, "low_rank": (first, layers), "w_cross": _f32(out_w[:len(perm)][perm]),
-                "w_mlp": _f32(out_w[len(perm):])}
+        w_cross, w_mlp = out_w[:d][perm], out_w[d:]
+        linear_row = w_cross * layers[-1][-1] if layers else w_cross.copy()
+        blocks: list[tuple[str, np.ndarray, np.ndarray]] = []  # (name, rows of a linear map of x0, its bias)
+        if low_rank and layers:
+            rank = layers[0][0].shape[0]
+            blocks += [("first", layers[0][0], np.zeros(rank)), ("last", layers[-1][1].T * w_cross, np.zeros(rank))]
+            if len(layers) == 1:  # w . x_{L-1} with x_{L-1} = x0
+                linear_row = linear_row + w_cross
+        elif layers:
+            if len(layers) > 1:
+                blocks.append(("first", *layers[0]))
+            blocks.append(("last", layers[-1][0].T * w_cross, w_cross))
+        rest: list = []
+        if "mlp.net.0.weight" in w:
+            blocks.append(("mlp", w["mlp.net.0.weight"][:, perm], w["mlp.net.0.bias"]))
+            rest = mlp_layers(w, "mlp")[1:]
+        else:  # no hidden layers: the MLP passes x0 through
+            linear_row = linear_row + w_mlp[perm]
+        blocks.append(("linear", linear_row[None], np.zeros(1)))
+        stops = np.cumsum([len(rows) for _, rows, _ in blocks])
+        out: dict = {"fused": SplitLinear(np.concatenate([rows for _, rows, _ in blocks]),
+                                          np.concatenate([bias for _, _, bias in blocks]), np.arange(n_c),
+                                          np.arange(n_c, d)),
+                     "cols": {name: slice(stop - len(rows), stop) for (name, rows, _), stop in zip(blocks, stops,
+                                                                                                 strict=True)},
+                     "mlp_rest": rest, "w_mlp": _f32(w_mlp), "w_cross": _f32(w_cross), "low_rank": low_rank,
+                     "n_layers": len(layers)}
+        if low_rank:  # first layer's up-projection, middle layers, last layer's down-projection
+            out["first_up"] = (_f32(layers[0][1].T), _f32(layers[0][2])) if len(layers) > 1 else None
+            out["mid"] = [(_f32(v_t.T), _f32(u.T), _f32(b)) for v_t, u, b in layers[1:-1]]
+            out["last_down_t"] = _f32(layers[-1][0].T) if len(layers) > 1 else None
+        else:
+            out["mid"] = [(_f32(cw.T), _f32(cb)) for cw, cb in layers[1:-1]]
+        return out
 
     # -- forward -------------------------------------------------------------------------------------------
     def logits(self, enc: Encoded, plan: Plan | None = None) -> np.ndarray:
@@ -254,7 +289,7 @@ class NumpyModel:
                 heads.append(hidden @ w[f"{name}_out.weight"].T + w[f"{name}_out.bias"])
             return np.concatenate(heads, axis=1) + w["bias"][:2]
         if self.kind == "dcnv2":
-            return (self._dcn_low_rank if "low_rank" in p else self._dcn)(p, x_c, x_v) + w["bias"]
+            return self._dcn(p, x_c, x_v) + w["bias"]
         return self._din(p, plan, ids, seqs, dense, x_c, x_v)
 
     def _fm(self, tok_c: np.ndarray, tok_v: np.ndarray) -> np.ndarray:
@@ -265,42 +300,34 @@ class NumpyModel:
         return 0.5 * (np.einsum("ij,ij->i", total, total) - squares)[:, None]
 
     def _dcn(self, p: dict, x_c: np.ndarray, x_v: np.ndarray) -> np.ndarray:
-        n_c = p["n_const"]
+        """DCN-v2 logit from the fused products of :meth:`_compile_dcn`."""
+        f = p["fused"](x_c, x_v)
+        cols = p["cols"]
         x = x0 = _joined(x_c, x_v)
-        if p["cross_first"] is not None:
-            x = p["cross_first"](x_c, x_v)
-            x *= x0
+        if p["n_layers"] > 1:  # the first layer, from its fused product
+            z = f[:, cols["first"]]
+            if p["low_rank"]:
+                up_t, bias = p["first_up"]
+                z = z @ up_t
+                z += bias
+            x = z * x0
             x += x0
-        for weight_t, bias in p["cross_mid"]:
-            z = x @ weight_t
-            z += bias
+        for layer in p["mid"]:
+            z = (x @ layer[0] @ layer[1] if p["low_rank"] else x @ layer[0]) + layer[-1]
             z *= x0
             z += x
             x = z
-        w_cross = p["w_cross"]
-        if "last_w_v" in p:  # w . x_L folded into the last layer's transposed product
-            g = (x_v * w_cross[n_c:]) @ p["last_w_v"]
-            g += p["last_w_c_t"] @ (x_c * w_cross[:n_c])
-            g += w_cross
-            cross = np.einsum("ij,ij->i", x, g)
-            cross += x0 @ p["last_wb"]
-        else:
-            cross = x0 @ w_cross
-        linear, rest = p["mlp"]
-        cross += run_mlp(rest, _relu(linear(x_c, x_v))) @ p["w_mlp"]
+        cross = f[:, cols["linear"].start].copy()
+        if p["n_layers"] and not p["low_rank"]:  # w . x_L = x_{L-1} . g + x0 . (w * b_L)
+            cross += np.einsum("ij,ij->i", x, f[:, cols["last"]])
+        elif p["n_layers"]:  # w . x_L = (V^T x_{L-1}) . (U^T (w * x0)) + x0 . (w * b_L) + w . x_{L-1}
+            y = f[:, cols["first"]] if p["n_layers"] == 1 else x @ p["last_down_t"]
+            cross += np.einsum("ij,ij->i", y, f[:, cols["last"]])
+            if p["n_layers"] > 1:
+                cross += x @ p["w_cross"]
+        if "mlp" in cols:
+            cross += run_mlp(p["mlp_rest"], _relu(f[:, cols["mlp"]])) @ p["w_mlp"]
         return cross[:, None] + self.w["out.bias"]
-
-    def _dcn_low_rank(self, p: dict, x_c: np.ndarray, x_v: np.ndarray) -> np.ndarray:
-        x = x0 = _joined(x_c, x_v)
-        first, layers = p["low_rank"]
-        for i, (down_t, up_t, bias) in enumerate(layers):
-            z = (first(x_c, x_v) if i == 0 else x @ down_t) @ up_t
-            z += bias
-            z *= x0
-            x = z + x
-        linear, rest = p["mlp"]
-        deep = run_mlp(rest, _relu(linear(x_c, x_v))) @ p["w_mlp"]
-        return (x @ p["w_cross"] + deep)[:, None] + self.w["out.bias"]
 
     def _din(self, p: dict, plan: Plan, ids: np.ndarray, seqs: np.ndarray, dense: np.ndarray, x_c: np.ndarray,
              x_v: np.ndarray) -> np.ndarray:
@@ -324,31 +351,41 @@ class NumpyModel:
         hidden = run_mlp(rest, _relu(linear(x_c, np.concatenate(parts, axis=1))))
         return self._first_order(ids, dense) + hidden @ w["out.weight"].T + w["out.bias"] + w["bias"]
 
-    def _attention_weights(self) -> tuple[np.ndarray, ...]:
-        first = self.w["attention.first.weight"]
-        w_q, w_k, w_d, w_p = np.split(first, 4, axis=1)
-        return w_q + w_d, w_k - w_d, w_p
+    def _attention_weights(self) -> dict[str, np.ndarray]:
+        """:class:`~adpilot.rank.layers.TargetAttention`'s first layer by parts, transposed for ``x @ W``:
+        ``(W_q + W_d)`` (query), ``(W_k - W_d)`` (key), ``W_p`` (product), and the score layer."""
+        w_q, w_k, w_d, w_p = np.split(self.w["attention.first.weight"], 4, axis=1)
+        return {"qd": _f32((w_q + w_d).T), "kd": _f32((w_k - w_d).T), "p": _f32(w_p.T),
+                "p_qd": _f32(np.stack([w_p.T, (w_q + w_d).T], axis=1)),  # [dim, 2, hidden]
+                "bias": self.w["attention.first.bias"], "score": _f32(self.w["attention.score.weight"][0]),
+                "score_bias": self.w["attention.score.bias"]}
 
     def _attend_shared(self, query: np.ndarray, keys: np.ndarray) -> np.ndarray:
-        """Target attention of ``query [n, dim]`` over one history ``keys [len, dim]`` (valid positions)."""
+        """Target attention of ``query [n, dim]`` over one history ``keys [len, dim]`` (valid positions).
+
+        Everything but the query is known once per request, so the first layer of every (candidate, position)
+        pair is one product ``[q, 1] @ R``, ``R [dim + 1, len * hidden]`` built from the history (it is at the
+        floor of this model's multiply-adds, ``n * len * hidden * (dim + 1)``)."""
         n, dim = query.shape
         if len(keys) == 0:
             return np.zeros_like(query)
-        w_qd, w_kd, w_p = self._attention_weights()
-        hidden_n = w_p.shape[0]
-        # R[d, j, h] = k_j[d] W_p[h, d] + (W_q + W_d)[h, d];  R[dim, j, h] = (W_k - W_d) k_j + b
+        a = self._attention
+        hidden_n = a["p"].shape[1]
+        # R[d, j, h] = k_j[d] W_p[h, d] + (W_q + W_d)[h, d] = [k_j[d], 1] @ [W_p[h, d], (W_q + W_d)[h, d]]
+        # (a batched product: ~4x faster than the broadcast multiply and add); R[dim, j, h] = (W_k - W_d) k_j + b
         r = np.empty((dim + 1, len(keys), hidden_n), np.float32)
-        np.multiply(keys.T[:, :, None], w_p.T[:, None, :], out=r[:dim])
-        r[:dim] += w_qd.T[:, None, :]
-        r[dim] = keys @ w_kd.T + self.w["attention.first.bias"]
+        k_one = np.empty((dim, len(keys), 2), np.float32)
+        k_one[:, :, 0] = keys.T
+        k_one[:, :, 1] = 1.0
+        np.matmul(k_one, a["p_qd"], out=r[:dim])
+        np.matmul(keys, a["kd"], out=r[dim])
+        r[dim] += a["bias"]
         q_aug = np.empty((n, dim + 1), np.float32)
         q_aug[:, :dim] = query
         q_aug[:, dim] = 1.0
-        hidden = (q_aug @ r.reshape(dim + 1, -1)).reshape(n * len(keys), hidden_n)
-        np.maximum(hidden, 0.0, out=hidden)
-        hidden = run_mlp(self.attention_rest, hidden)
-        scores = (hidden @ self.w["attention.score.weight"][0]).reshape(n, len(keys))
-        scores += self.w["attention.score.bias"][0]
+        hidden = _relu(q_aug @ r.reshape(dim + 1, -1)).reshape(n * len(keys), hidden_n)
+        scores = (run_mlp(self.attention_rest, hidden) @ a["score"]).reshape(n, len(keys))
+        scores += a["score_bias"]
         return scores @ keys
 
     def _attend_packed(self, query: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -356,11 +393,10 @@ class NumpyModel:
         out = np.zeros_like(query)
         if len(rows) == 0:
             return out
-        w_qd, w_kd, w_p = self._attention_weights()
-        q_rows = query[rows]
-        pre = keys @ w_kd.T + (q_rows * keys) @ w_p.T + (query @ w_qd.T + self.w["attention.first.bias"])[rows]
-        hidden = run_mlp(self.attention_rest, np.maximum(pre, 0.0))
-        weighted = (hidden @ self.w["attention.score.weight"].T + self.w["attention.score.bias"]) * keys
+        a = self._attention
+        pre = keys @ a["kd"] + (query[rows] * keys) @ a["p"] + (query @ a["qd"] + a["bias"])[rows]
+        hidden = run_mlp(self.attention_rest, _relu(pre))
+        weighted = (hidden @ a["score"] + a["score_bias"])[:, None] * keys
         starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
         out[rows[starts]] = np.add.reduceat(weighted, starts, axis=0)
         return out

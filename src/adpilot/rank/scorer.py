@@ -54,8 +54,9 @@ class Scorer:
             seqs = np.array([s in per_row for s, _ in spec.sequences], bool)
             plan = Plan(tuple(np.flatnonzero(fields).tolist()), tuple(np.flatnonzero(vectors).tolist()),
                         tuple(np.flatnonzero(dense).tolist()), bool(seqs.any()))
-            vector_columns = np.repeat(vectors, [d for _, d in spec.vectors]) if len(vectors) else np.zeros(0, bool)
-            self._layouts[per_row] = (plan, fields, dense, vector_columns, seqs[None, :, None])
+            starts = np.cumsum([0] + [d for _, d in spec.vectors])
+            request_vectors = [slice(starts[v], starts[v + 1]) for v in np.flatnonzero(~vectors)]
+            self._layouts[per_row] = (plan, fields, dense, request_vectors, seqs[None, :, None])
         return self._layouts[per_row]
 
     def score(self, user: Mapping[str, object], ads: Mapping[str, Sequence | np.ndarray],
@@ -74,12 +75,16 @@ class Scorer:
                    for part in (context or {}, user) for k, v in part.items()
                    if k in self._columns and k not in ads}
         per_row = {k: v for k, v in ads.items() if k in self._columns}
-        plan, fields, dense, vector_columns, seqs = self._layout(frozenset(per_row))
+        plan, fields, dense, request_vectors, seqs = self._layout(frozenset(per_row))
         once = self.encoder.encode(request, n=1, strict=False)
         rows = self.encoder.encode(per_row, n=n, strict=False)
+        # the request's vectors go into the candidates' array (fresh from this call's encoding: no copy needed),
+        # block by block (~3x cheaper than a np.where over every column)
+        vectors = rows.vectors if rows.vectors.flags.owndata and rows.vectors.flags.writeable else rows.vectors.copy()
+        for columns in request_vectors:
+            vectors[:, columns] = once.vectors[0, columns]
         enc = Encoded(np.where(fields, rows.ids, once.ids), np.where(seqs, rows.seqs, once.seqs) if plan.sequences
-                      else once.seqs, np.where(dense, rows.dense, once.dense),
-                      np.where(vector_columns, rows.vectors, once.vectors))
+                      else once.seqs, np.where(dense, rows.dense, once.dense), vectors)
         logits = self.model.logits(enc, plan).astype(np.float64)
         pctr = self.calibrators[0].apply_logit(logits[:, 0])
         pcvr = self.calibrators[1].apply_logit(logits[:, 1]) if self.two_heads else np.full(n, self.cvr_prior)
