@@ -63,6 +63,8 @@ function setup(thread)
 end
 function init(args)
   for line in io.lines(args[1]) do n = n + 1; bodies[n] = line end
+  math.randomseed(os.time() * 100 + thread_id)
+  counter = math.random(n)  -- each thread and phase starts elsewhere in the lines, not on pages just asked for
   wrk.headers["Content-Type"] = "application/json"
 end
 function request()
@@ -180,9 +182,11 @@ def fit_scorer(path: Path, seed: int) -> None:
     SimilarityScorer().fit(sim, np.zeros(20_000), np.full(20_000, np.nan), clicks).save(path)
 
 
-def write_bodies(path: Path, kind: str, n_ads: int, n_profiles: int, seed: int, n: int = 5000) -> None:
+def write_bodies(path: Path, kind: str, n_ads: int, n_profiles: int, seed: int, n: int) -> None:
     """One JSON body per line; ``RID`` is replaced per request by the Lua script. Half the requests come from
-    known users, half are anonymous on a product page."""
+    known users, half are anonymous on a product page. Pages are drawn uniformly from every ad's product: with
+    ``n`` at least the requests a server answers, few pages repeat, so the engine's per-page neighbour cache is
+    measured at a pessimistic hit rate (5,000 replayed lines made nearly every page a hit)."""
     rng = np.random.default_rng(seed)
     lines = []
     for i in range(n):
@@ -492,6 +496,7 @@ def main() -> None:
     parser.add_argument("--max-inflight", type=int, default=32)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the store here (reused when present)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bodies", type=int, default=100_000, help="distinct request lines wrk cycles through")
     parser.add_argument("--baseline-src", type=Path, default=None,
                         help="an earlier checkout's src folder: its server runs beside today's, phase by phase")
     args = parser.parse_args()
@@ -507,7 +512,7 @@ def main() -> None:
     fit_scorer(scorer, args.seed)
     bodies = {k: work / f"{k}.jsonl" for k in ("decide", "openrtb")}
     for kind, path in bodies.items():
-        write_bodies(path, kind, args.ads, args.profiles, args.seed)
+        write_bodies(path, kind, args.ads, args.profiles, args.seed, args.bodies)
     env = {**os.environ, "ADPILOT_MODE": "test", "ADPILOT_STORE_PATH": str(store), "ADPILOT_ENCODER": "e5",
            "ADPILOT_SCORER_PATH": str(scorer), "ADPILOT_SECRET": SECRET, "ADPILOT_ADMIN_API_KEY": ADMIN_KEY,
            "ADPILOT_SERVE_MAX_INFLIGHT": str(args.max_inflight)}
@@ -520,7 +525,7 @@ def main() -> None:
         print(json.dumps(rec))
     print(f"\nreproduce: nice .venv/bin/python benchmarks/bench_serve_load.py --ads {args.ads} --profiles "
           f"{args.profiles} --workers {args.workers} --connections {args.connections} --overload {args.overload} "
-          f"--overload-rate {args.overload_rate:.0f} --max-inflight {args.max_inflight} --duration {args.duration}"
+          f"--overload-rate {args.overload_rate:.0f} --max-inflight {args.max_inflight} --duration {args.duration} --bodies {args.bodies}"
           + (f" --baseline-src {args.baseline_src}" if args.baseline_src else ""))
 
 
