@@ -43,7 +43,8 @@ class Encoded:
 
 
 MEMO_LIMIT = 2**20
-"""Values a serving encoder remembers per bucket count before it forgets them all (memory stays bounded)."""
+"""Values of a kind (strings, integers) a serving encoder remembers per bucket count before it forgets them all
+(memory stays bounded)."""
 
 
 def _raw_hash(values: Iterable[object] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,32 +62,79 @@ def _bucket(raw: np.ndarray, present: np.ndarray, n_buckets: int) -> np.ndarray:
     return np.where(present, (raw % np.uint64(n_buckets - 1)).astype(np.int64) + 1, 0)
 
 
-def _memo_keys(values: object) -> list | None:
-    """The values as a list of dictionary keys when all are strings or all are integers (their text, hence
-    their hash, is then a function of the key), else ``None``."""
+def _memo_keys(values: object) -> np.ndarray | list | None:
+    """The values as memo keys when all are strings or all are integers (their text, hence their hash, is then a
+    function of the key): an int64 array when the integers fit, else a list; ``None`` for anything else (floats
+    and bools never enter the memo: ``5 == 5.0 == True`` as keys but their texts differ)."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
-        return values.ravel().tolist()
+        flat = values.reshape(-1)
+        return flat.astype(np.int64, copy=False) if np.can_cast(flat.dtype, np.int64) else flat.tolist()
     if type(values) in (str, int):
         return [values]
+    if isinstance(values, list):  # a history: its element types are cheaper to check than ``infer_dtype``
+        types = set(map(type, values))
+        if all(issubclass(t, str) for t in types):
+            return values
+        if all(t is int or issubclass(t, np.integer) for t in types):
+            ints = np.array(values)
+            return ints if ints.dtype.kind == "i" else values  # beyond int64 (or mixed signedness): the dict
+        return None
     arr = np.asarray(values, dtype=object).reshape(-1)
     return arr.tolist() if pd.api.types.infer_dtype(arr, skipna=False) in ("string", "integer") else None
 
 
-def _buckets(values: object, n_buckets: int, memo: dict | None = None) -> np.ndarray:
-    """:func:`hash_bucket` of a column (or a scalar, as one value), looking values up in ``memo`` (value ->
-    bucket) when it is given and the column holds only strings or only integers (serving: the same ads and
-    items come back request after request); only new values are hashed. Both paths give the same numbers."""
-    keys = _memo_keys(values) if memo is not None else None
-    if keys is None:
-        return _bucket(*_raw_hash(np.asarray(values, dtype=object).reshape(-1)), n_buckets)
-    found = [memo.get(v, -1) for v in keys]
-    if -1 in found:
-        new = [v for v, b in zip(keys, found, strict=True) if b < 0]
-        if len(memo) > MEMO_LIMIT:
-            memo.clear()
-        memo.update(zip(new, hash_bucket(np.array(new, dtype=object), n_buckets).tolist(), strict=True))
-        found = [memo[v] for v in keys]
-    return np.array(found, np.int64)
+class BucketMemo:
+    """Buckets of the values seen so far, for one bucket count (serving: the same ads and items come back request
+    after request, so only new values are hashed). Integers go through a sorted array looked up by one
+    ``searchsorted`` (~2x cheaper than a dict lookup per value for a few hundred candidates), strings through a dict
+    of strings only, so that a column whose values are all found in it needs no type check (only a string equals
+    a string), other integers (scalars, beyond int64) through a dict of their own. Each part forgets everything
+    once it holds more than :data:`MEMO_LIMIT` values (memory stays bounded)."""
+
+    def __init__(self, n_buckets: int) -> None:
+        self.n_buckets = n_buckets
+        self.strings: dict[str, int] = {}
+        self.numbers: dict[int, int] = {}
+        self.ints = np.zeros(0, np.int64)  # sorted
+        self.int_buckets = np.zeros(0, np.int64)
+
+    def buckets(self, values: object) -> np.ndarray:
+        """:func:`hash_bucket` of a column (or a scalar, as one value); memoised when the values are all
+        strings or all integers."""
+        if isinstance(values, np.ndarray) and values.dtype == object:  # ids as text, usually all seen before
+            found = list(map(self.strings.get, values.reshape(-1).tolist()))
+            if None not in found:
+                return np.fromiter(found, np.int64, len(found))
+        keys = _memo_keys(values)
+        if keys is None:
+            return hash_bucket(np.asarray(values, dtype=object).reshape(-1), self.n_buckets)
+        if isinstance(keys, np.ndarray):
+            return self._int_buckets(keys)
+        memo = self.strings if keys and isinstance(keys[0], str) else self.numbers  # keys are of one kind
+        found = list(map(memo.get, keys))
+        if None in found:
+            new = list(dict.fromkeys(v for v, b in zip(keys, found, strict=True) if b is None))
+            if len(memo) > MEMO_LIMIT:
+                memo.clear()
+            memo.update(zip(new, hash_bucket(new, self.n_buckets).tolist(), strict=True))
+            found = list(map(memo.__getitem__, keys))
+        return np.fromiter(found, np.int64, len(found))
+
+    def _int_buckets(self, keys: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(self.ints, keys)
+        if len(self.ints):
+            if (self.ints.take(pos, mode="clip") == keys).all():
+                return self.int_buckets[pos]
+            keys_new = np.setdiff1d(keys, self.ints)
+        else:
+            keys_new = np.unique(keys)
+        if len(self.ints) + len(keys_new) > MEMO_LIMIT:  # start over with this call's values
+            self.ints, self.int_buckets, keys_new = np.zeros(0, np.int64), np.zeros(0, np.int64), np.unique(keys)
+        merged = np.concatenate([self.ints, keys_new])
+        order = np.argsort(merged, kind="stable")
+        self.ints = merged[order]
+        self.int_buckets = np.concatenate([self.int_buckets, hash_bucket(keys_new, self.n_buckets)])[order]
+        return self.int_buckets[np.searchsorted(self.ints, keys)]
 
 
 def hash_bucket(values: Iterable[object] | np.ndarray, n_buckets: int) -> np.ndarray:
@@ -117,7 +165,7 @@ class FeatureEncoder:
 
     def __init__(self, spec: FeatureSpec, memoize: bool = False) -> None:
         self.spec = spec
-        self.memo: dict[int, dict] | None = {} if memoize else None  # bucket count -> {value: bucket}
+        self.memo: dict[int, BucketMemo] | None = {} if memoize else None  # by bucket count
         sizes = [spec.n_buckets(c) for c in spec.categorical]
         self.offsets_ = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if sizes else np.zeros(0,
                                                                                                              np.int64)
@@ -182,8 +230,7 @@ class FeatureEncoder:
         ids = np.zeros((n, len(spec.categorical)), np.int64)
         if self.memo is not None:  # per column, so that each can take the memo
             for j, col in columns:
-                n_buckets = spec.n_buckets(spec.categorical[j])
-                ids[:, j] = _buckets(col, n_buckets, self.memo.setdefault(n_buckets, {}))
+                ids[:, j] = self._memo(spec.n_buckets(spec.categorical[j])).buckets(col)
         elif columns:  # one hash call for all columns: per-call overhead dominates for a few hundred rows
             parts = [np.asarray(col, dtype=object).reshape(-1) for _, col in columns]
             raw, present = _raw_hash(np.concatenate(parts))
@@ -194,6 +241,11 @@ class FeatureEncoder:
                 start = stop
         return ids + self.offsets_
 
+    def _memo(self, n_buckets: int) -> BucketMemo:
+        if n_buckets not in self.memo:
+            self.memo[n_buckets] = BucketMemo(n_buckets)
+        return self.memo[n_buckets]
+
     def _pad(self, col: object, n: int, n_buckets: int) -> np.ndarray:
         """Hash each row's list (None = empty) and keep its last ``max_seq_len`` items, left-aligned, 0-padded."""
         rows = list(col)
@@ -203,30 +255,33 @@ class FeatureEncoder:
         if n > 1 and all(r is rows[0] for r in rows):  # one user's history broadcast over candidates
             return np.repeat(self._pad([rows[0]], 1, n_buckets), n, axis=0)
         rows = [[] if r is None else list(r)[-limit:] for r in rows]
-        lengths = np.array([len(r) for r in rows], np.int64)
         out = np.zeros((n, limit), np.int64)
-        if lengths.sum():
-            memo = self.memo.setdefault(n_buckets, {}) if self.memo is not None else None
-            flat = _buckets([v for r in rows for v in r], n_buckets, memo)
-            mask = np.arange(limit)[None, :] < lengths[:, None]
-            out[mask] = flat
+        flat = [v for r in rows for v in r]
+        if flat:
+            buckets = self._memo(n_buckets).buckets(flat) if self.memo is not None else hash_bucket(flat, n_buckets)
+            if n == 1:  # the request's own history (serving): no mask to build
+                out[0, :len(flat)] = buckets
+            else:
+                out[np.arange(limit)[None, :] < np.array([len(r) for r in rows])[:, None]] = buckets
         return out
 
     def _vectors(self, frame: Mapping[str, object], n: int, strict: bool) -> np.ndarray:
-        parts = []
+        """All vector fields side by side, written straight into one array (no per-field zeros, no concatenate)."""
+        out = np.empty((n, sum(dim for _, dim in self.spec.vectors)), np.float32)
+        start = 0
         for name, dim in self.spec.vectors:
+            start, columns = start + dim, slice(start, start + dim)
             col = _column(frame, name, n, strict)
             if col is None:
-                parts.append(np.zeros((n, dim), np.float32))
+                out[:, columns] = 0
                 continue
             arr = np.asarray(col.tolist() if isinstance(col, pd.Series) else col, dtype=np.float32)
-            arr = np.broadcast_to(arr, (n, dim)) if arr.ndim == 1 else arr
-            if arr.shape != (n, dim):
-                raise UserError(f"vector column `{name}` must have shape ({n}, {dim}), got {arr.shape}")
+            if arr.shape not in ((n, dim), (dim,)):  # one vector is written to every row
+                raise UserError(f"vector column `{name}` must have shape ({n}, {dim}) or ({dim},), got {arr.shape}")
             if np.isnan(arr).any():
                 raise UserError(f"vector column `{name}` contains NaN (is its encoder broken?)")
-            parts.append(arr)
-        return np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.float32)
+            out[:, columns] = arr
+        return out
 
     def state(self) -> dict[str, np.ndarray]:
         return {"dense_mean": self.mean_, "dense_std": self.std_}
