@@ -40,13 +40,19 @@ def test_cached_search_is_a_prefix_of_the_longest_search_asked_for() -> None:
     vectors = unit(rng, 3000, 32).astype(np.float32)
     index, query = AdIndex(vectors, kind="flat", cache_size=2), unit(rng, 1, 32)[0].astype(np.float32)
     expected = index.search_many(query[None], 50)[0]
-    assert index.search_cached("page", query, 20).tolist() == expected[:20].tolist()  # miss: searched
-    assert index.search_cached("page", query, 50).tolist() == expected.tolist()  # longer: searched again
-    assert index.search_cached("page", query, 30).tolist() == expected[:30].tolist()  # a prefix: no search
+    assert index.search_cached("page", query, 20)[0].tolist() == expected[:20].tolist()  # miss: searched
+    assert index.search_cached("page", query, 50)[0].tolist() == expected.tolist()  # longer: searched again
+    assert index.search_cached("page", query, 30)[0].tolist() == expected[:30].tolist()  # a prefix: no search
     assert (index.cached.hits, index.cached.misses) == (2, 1)
-    assert index.search_cached("page", query, 0).tolist() == []
+    assert index.search_cached("page", query, 0)[0].tolist() == []
+    user = unit(rng, 1, 32)[0].astype(np.float32)
+    near_user = index.search_many(user[None], 30)[0]
+    for key in ("page", "new page"):  # the user's rows with a cached query, and with one searched in the same call
+        got, also = index.search_cached(key, query, 30, also=user)
+        assert got.tolist() == expected[:30].tolist() and also.tolist() == near_user.tolist()
+    assert index.search_cached("new page", query, 30)[1] is None
     index.search_cached("a", query, 5)
-    index.search_cached("b", query, 5)  # evicts "page", the least recently used
+    index.search_cached("b", query, 5)  # evicts "new page" and "page", the least recently used
     assert index.cached.get("page") is None
 
 

@@ -238,11 +238,11 @@ class DecisionEngine:
         want = int(n * self.config.oversample) - len(rule)
         if probes:
             k = -(-want // 2) if len(probes) == 2 else want  # with both probes, half from each
-            lists = []
-            if user_vector is not None:
-                lists.append(snapshot.index.search_many(user_vector.reshape(1, -1), k)[0])
-            if context_vector is not None:
-                lists.append(snapshot.index.search_cached(context, context_vector, k))
+            if context_vector is None:
+                lists = [snapshot.index.search_many(user_vector.reshape(1, -1), k)[0]]
+            else:
+                near_context, near_user = snapshot.index.search_cached(context, context_vector, k, user_vector)
+                lists = [near_context] if near_user is None else [near_user, near_context]
             found, source = lists[0], 0
             if len(lists) == 2:  # interleaved, so that the best of each come first
                 found = np.vstack(lists).T.ravel()

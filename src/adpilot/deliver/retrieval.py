@@ -80,16 +80,23 @@ class AdIndex:
         rows = self.search_many(query.reshape(1, -1), k)[0]
         return rows[rows >= 0]
 
-    def search_cached(self, key: Hashable, query: np.ndarray, k: int) -> np.ndarray:
+    def search_cached(self, key: Hashable, query: np.ndarray, k: int,
+                      also: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """``search_many(query[None], k)[0]``, remembered under ``key`` (a query text or a product page: the
-        same ``query`` vector every time). The longest result asked for is kept and shorter ones are its prefix:
-        the same cells are scanned whatever ``k``, so the best ``k`` are the first ``k`` of the best ``K > k``."""
+        same ``query`` vector every time), and the uncached rows of ``also`` (a user's vector) if given — in one
+        index call when ``query`` is not cached. The longest result asked for is kept and shorter ones are its
+        prefix: the same cells are scanned whatever ``k``, so the best ``k`` are the first ``k`` of the best
+        ``K > k``."""
         k = max(min(k, self.size), 0)
         rows = self.cached.get(key)
-        if rows is None or len(rows) < k:
-            rows = self.search_many(query.reshape(1, -1), k)[0]
-            self.cached.put(key, rows)
-        return rows[:k]
+        if rows is not None and len(rows) >= k:
+            return rows[:k], None if also is None else self.search_many(also.reshape(1, -1), k)[0]
+        if also is None:
+            rows, other = self.search_many(query.reshape(1, -1), k)[0], None
+        else:
+            other, rows = self.search_many(np.vstack((also, query)), k)
+        self.cached.put(key, rows)
+        return rows, other
 
     def search_many(self, queries: np.ndarray, k: int) -> np.ndarray:
         """Rows of the ``k`` ads most similar to each of ``queries`` (m, d), best first, in one index call:
