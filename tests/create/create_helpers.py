@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+from adpilot.create.prompts import CopySpec, ProductBrief
+from adpilot.create.retrieval import CopyExample
+from adpilot.create.writer import CopyWriter, Decision
 
 
 class ScriptedLLM:
@@ -22,3 +27,15 @@ class ScriptedLLM:
         if self.fail_on is not None and self.calls == self.fail_on:
             raise RuntimeError("simulated crash")
         return [self.texts[(seed + i) % len(self.texts)] for i in range(n)]
+
+
+def write_with_and_without(drafts: Sequence[str], product: ProductBrief, neighbours: Sequence[CopyExample],
+                           **option: Any) -> tuple[list[Decision], list[Decision]]:
+    """The same two-draft write (``detail`` slot, the first neighbour as the shot) without and with one writer
+    ``option``; asserts that the option cost no model call of its own."""
+    plain, other = ScriptedLLM(drafts), ScriptedLLM(drafts)
+    spec, shots = CopySpec(slot="detail"), list(neighbours[:1])
+    without = CopyWriter(plain, n=2).write(product, None, spec, shots, neighbours=list(neighbours))
+    with_it = CopyWriter(other, n=2, **option).write(product, None, spec, shots, neighbours=list(neighbours))
+    assert plain.calls == other.calls == 1
+    return without, with_it

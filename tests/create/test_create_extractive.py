@@ -4,7 +4,7 @@ retrieval (never as the model's), and never built from the reference under evalu
 from __future__ import annotations
 
 import pytest
-from create_helpers import ScriptedLLM
+from create_helpers import ScriptedLLM, write_with_and_without
 
 from adpilot.create.evaluate import evaluate
 from adpilot.create.prompts import CopySpec, ProductBrief
@@ -30,11 +30,7 @@ def test_assembly_covers_the_values_from_neighbours_of_the_same_type() -> None:
 
 
 def test_extractive_candidate_is_reviewed_labelled_and_costs_no_model_call() -> None:
-    plain, extra = ScriptedLLM(DRAFTS), ScriptedLLM(DRAFTS)
-    spec = CopySpec(slot="detail")
-    without = CopyWriter(plain, n=2).write(DRESS, None, spec, NEIGHBOURS[:1], neighbours=NEIGHBOURS)
-    with_it = CopyWriter(extra, n=2, extractive=True).write(DRESS, None, spec, NEIGHBOURS[:1], neighbours=NEIGHBOURS)
-    assert plain.calls == extra.calls == 1
+    without, with_it = write_with_and_without(DRAFTS, DRESS, NEIGHBOURS, extractive=True)
     assert [d.origin for d in without] == ["llm", "llm"]
     retrieved = [d for d in with_it if d.origin == "retrieval"]
     assert len(retrieved) == 1 and retrieved[0].order == 2 and retrieved[0].text

@@ -4,7 +4,7 @@ opening, no repeats, reviewed like any draft, labelled as the model's, and costi
 from __future__ import annotations
 
 import pytest
-from create_helpers import ScriptedLLM
+from create_helpers import ScriptedLLM, write_with_and_without
 
 from adpilot.create.evaluate import sample_indices
 from adpilot.create.prompts import CopySpec, ProductBrief
@@ -34,11 +34,7 @@ def test_fusion_keeps_consensual_sentences_one_opening_and_the_drafts_order() ->
 
 
 def test_fused_copy_is_ranked_first_reviewed_and_costs_no_model_call() -> None:
-    plain, fused = ScriptedLLM(DRAFTS), ScriptedLLM(DRAFTS)
-    spec = CopySpec(slot="detail")
-    without = CopyWriter(plain, n=2).write(DRESS, None, spec, NEIGHBOURS[:1], neighbours=NEIGHBOURS)
-    with_it = CopyWriter(fused, n=2, fusion=True).write(DRESS, None, spec, NEIGHBOURS[:1], neighbours=NEIGHBOURS)
-    assert plain.calls == fused.calls == 1
+    without, with_it = write_with_and_without(DRAFTS, DRESS, NEIGHBOURS, fusion=True)
     assert with_it[0].origin == "fusion" and with_it[0].action == "accepted" and with_it[0].order == 3
     assert "月亮" not in (with_it[0].text or "")
     assert {d.text for d in with_it if d.origin == "llm"} == {d.text for d in without}
