@@ -38,6 +38,8 @@ capping and fraud checks need them).
 
 Approximations of the incremental path, documented: sessions and active days are counted per batch, so a session
 or day split across two batches counts twice; affinities are cut to the top ``KEEP`` keys per kind.
+
+The tables' layout and every query of this flow are in :mod:`adpilot.understand.profile_sql`.
 """
 
 from __future__ import annotations
@@ -63,7 +65,6 @@ from adpilot.store import Store
 from adpilot.understand.base import TextEncoder
 from adpilot.understand.cache import encode_cached
 from adpilot.understand.interest import (
-    INTEREST_KINDS,
     Keys,
     array_rows,
     interest_vectors,
@@ -72,186 +73,30 @@ from adpilot.understand.interest import (
 )
 from adpilot.understand.items import PRODUCT_KEYWORDS_DDL, PRODUCT_VECTORS_DDL
 from adpilot.understand.keywords import text_keywords
+from adpilot.understand.profile_sql import (
+    CHUNK_SQL,
+    DELTA_SQL,
+    FEATURES_SQL,
+    HABITS_SQL,
+    KEYS_SQL,
+    MERGE_SQL,
+    OLD_AFFINITY_SQL,
+    OLD_VECTORS_SQL,
+    POPULATION_SQL,
+    PROFILE_TABLES,
+    REFRESH_SQL,
+    SOURCES_SQL,
+    STORED_SQL,
+    TEMP_TABLES,
+    WITHDRAW_SQL,
+)
 from adpilot.understand.vectors import fetch_row, from_list_column
 
 LOG = logging.getLogger(__name__)
 
 EVENT_WEIGHTS: dict[str, float] = {"page_view": 1.0, "click": 1.0, "ad_click": 1.0, "search": 2.0,
                                    "add_to_cart": 3.0, "review": 3.0, "purchase": 5.0}
-RECENT_ITEMS = 50
-PURCHASED_ITEMS = 200
 CHUNK_USERS = 130_000  # at least, unless fewer users: each insert stays above one row group (122,880 rows)
-
-
-PROFILE_TABLES = {
-    "profiles": """
-        user_id VARCHAR NOT NULL, interest_vector FLOAT[{dim}], interest_norm DOUBLE, segment_id INTEGER,
-        keywords VARCHAR[], recent_items VARCHAR[], purchased_items VARCHAR[],
-        n_events BIGINT, n_sessions BIGINT, active_days BIGINT, first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ,
-        n_purchases BIGINT, monetary DOUBLE, last_purchase_ts TIMESTAMPTZ,
-        w_events DOUBLE, w_value DOUBLE, w_price DOUBLE, w_logprice DOUBLE,
-        top_categories VARCHAR[], top_brands VARCHAR[], device VARCHAR, geo VARCHAR, peak_hour INTEGER,
-        night_share DOUBLE, recency_days DOUBLE, decayed_events DOUBLE, avg_price DOUBLE, price_band VARCHAR,
-        rfm_r INTEGER, rfm_f INTEGER, rfm_m INTEGER
-    """,
-    "profile_affinity": "user_id VARCHAR NOT NULL, key_ids INTEGER[], weights DOUBLE[]",
-    "profile_keys": "key_id INTEGER NOT NULL, kind VARCHAR NOT NULL, key VARCHAR NOT NULL",
-    "profile_meta": "anchor TIMESTAMPTZ, as_of TIMESTAMPTZ, encoder VARCHAR, half_life_days DOUBLE, utc_offset_hours DOUBLE",
-}
-
-# Per-user scalar sums of one batch; "a" is the anchored decay factor and "w" = a * event weight. The distinct
-# counts and the purchased items are grouped from DISTINCT rows, not as DISTINCT aggregates: 0.75 vs 1.05 CPU-s for
-# 1M events (the same values; float sums may differ in the last bits, as any parallel sum does).
-_DELTA_SQL = f"""
-WITH s AS (SELECT uidx, count(*) AS n_sessions
-           FROM (SELECT DISTINCT uidx, coalesce(session, CAST(day AS UBIGINT)) FROM _ev) GROUP BY uidx),
-d AS (SELECT uidx, count(*) AS active_days FROM (SELECT DISTINCT uidx, day FROM _ev) GROUP BY uidx),
-p AS (SELECT uidx, list(item_id) AS purchased_items
-      FROM (SELECT DISTINCT uidx, item_id FROM _ev WHERE type = 'purchase' AND item_id IS NOT NULL) GROUP BY uidx),
-e AS (SELECT uidx, count(*) AS n_events, min(ts) AS first_ts, max(ts) AS last_ts,
-  count(*) FILTER (type = 'purchase') AS n_purchases,
-  coalesce(sum(coalesce(value, price)) FILTER (type = 'purchase'), 0) AS monetary,
-  max(ts) FILTER (type = 'purchase') AS last_purchase_ts,
-  sum(a) AS w_events,
-  coalesce(sum(a * coalesce(value, price)) FILTER (type = 'purchase'), 0) AS w_value,
-  coalesce(sum(w) FILTER (price > 0 AND item_id IS NOT NULL), 0) AS w_price,
-  coalesce(sum(w * ln(price)) FILTER (price > 0 AND item_id IS NOT NULL), 0) AS w_logprice,
-  list_reverse(max_by(item_id, ts, {RECENT_ITEMS}) FILTER (item_id IS NOT NULL AND w > 0)) AS recent_items
-  FROM _ev GROUP BY uidx)
-SELECT e.*, s.n_sessions, d.active_days, p.purchased_items
-FROM e JOIN s USING (uidx) JOIN d USING (uidx) LEFT JOIN p USING (uidx)
-"""
-
-# The batch's sums added to the stored row of each touched user (found by row id: ``_users`` has it), with the
-# row ids of their stored profile and affinities.
-_MERGE_SQL = f"""
-SELECT d.uidx, u.user_id, u.consent, u.p_row, a.rowid AS a_row, p.segment_id,
-  list_concat(coalesce(p.recent_items, []), d.recent_items)[-{RECENT_ITEMS}:] AS recent_items,
-  list_distinct(list_concat(d.purchased_items, coalesce(p.purchased_items, [])))[1:{PURCHASED_ITEMS}]
-    AS purchased_items,
-  coalesce(p.n_events, 0) + d.n_events AS n_events, coalesce(p.n_sessions, 0) + d.n_sessions AS n_sessions,
-  coalesce(p.active_days, 0) + d.active_days AS active_days, least(p.first_ts, d.first_ts) AS first_ts,
-  greatest(p.last_ts, d.last_ts) AS last_ts, coalesce(p.n_purchases, 0) + d.n_purchases AS n_purchases,
-  coalesce(p.monetary, 0) + d.monetary AS monetary,
-  greatest(p.last_purchase_ts, d.last_purchase_ts) AS last_purchase_ts,
-  coalesce(p.w_events, 0) + d.w_events AS w_events, coalesce(p.w_value, 0) + d.w_value AS w_value,
-  coalesce(p.w_price, 0) + d.w_price AS w_price, coalesce(p.w_logprice, 0) + d.w_logprice AS w_logprice
-FROM _delta d JOIN _users u USING (uidx) LEFT JOIN profiles p ON p.rowid = u.p_row
-  LEFT JOIN profile_affinity a ON a.user_id = u.user_id
-"""
-
-# The stored vectors of one chunk of touched users, in no order (numpy puts them in place). uidx follows the
-# stored row id, so a chunk's rows lie in one row id range, which the scan skips to: reading all 413k touched
-# users' vectors at once took 5-10 CPU-s and raised the peak RSS by 4 GB; by chunk, about 0.9 CPU-s a chunk.
-_OLD_VECTORS_SQL = """
-SELECT m.uidx, p.interest_vector, p.interest_norm FROM profiles p JOIN _merged m ON m.p_row = p.rowid
-WHERE p.interest_vector IS NOT NULL AND p.rowid BETWEEN ? AND ? AND m.uidx >= ? AND m.uidx < ?
-"""
-_OLD_AFFINITY_SQL = """
-SELECT m.uidx, a.key_ids, a.weights FROM profile_affinity a JOIN _merged m ON m.a_row = a.rowid
-WHERE a.rowid BETWEEN ? AND ? AND m.uidx >= ? AND m.uidx < ?
-"""
-
-# One chunk of merged rows with their population-relative columns, in no order (sorting the lists cost more; so
-# did joining them back to numpy's results inside DuckDB: 21 CPU-s against 13 for 400k users).
-_CHUNK_SQL = """
-SELECT m.*, r.recency_days, r.decayed_events, r.avg_price, r.price_band, r.rfm_r, r.rfm_f, r.rfm_m
-FROM _merged m JOIN _ranks r USING (uidx) WHERE m.uidx >= ? AND m.uidx < ?
-"""
-
-# Keys the batch may need, new ones appended to the vocabulary with fresh ids.
-_KEYS_SQL = """
-INSERT INTO profile_keys
-SELECT coalesce((SELECT max(key_id) FROM profile_keys), -1) + row_number() OVER (ORDER BY kind, key), kind, key
-FROM (SELECT DISTINCT kind, key FROM (
-    SELECT 'category' AS kind, category_key AS key FROM _items
-    UNION ALL SELECT 'brand', brand FROM _items
-    UNION ALL SELECT 'keyword', keyword FROM product_keywords
-    UNION ALL SELECT 'keyword', keyword FROM _tkw
-    UNION ALL SELECT 'device', device FROM _ev
-    UNION ALL SELECT 'geo', geo FROM _ev
-    UNION ALL SELECT 'hour', CAST(range AS VARCHAR) FROM range(24)) WHERE key IS NOT NULL) c
-WHERE NOT EXISTS (SELECT 1 FROM profile_keys k WHERE k.kind = c.kind AND k.key = c.key)
-"""
-
-# Source x key indicator: a product's category, brand and keywords; a text's keywords.
-_FEATURES_SQL = """
-SELECT i.sidx AS src, k.key_id FROM _items i JOIN profile_keys k ON k.kind = 'category' AND k.key = i.category_key
-UNION ALL SELECT i.sidx, k.key_id FROM _items i JOIN profile_keys k ON k.kind = 'brand' AND k.key = i.brand
-UNION ALL SELECT i.sidx, k.key_id FROM product_keywords pk JOIN _items i USING (product_id)
-  JOIN profile_keys k ON k.kind = 'keyword' AND k.key = pk.keyword
-UNION ALL SELECT t.sidx, k.key_id FROM _tx t JOIN _tkw w ON w.text = t.body
-  JOIN profile_keys k ON k.kind = 'keyword' AND k.key = w.keyword
-"""
-
-_SOURCES_SQL = """
-SELECT uidx, sidx AS src, sum(w) AS w FROM _ev WHERE consent AND w > 0 AND sidx IS NOT NULL GROUP BY ALL
-UNION ALL
-SELECT e.uidx, t.sidx, sum(e.w) FROM _ev e JOIN _tx t
-  ON t.body = e.body AND t.kind = CASE WHEN e.type = 'search' THEN 'query' ELSE 'passage' END
-WHERE e.consent AND e.w > 0 GROUP BY ALL
-"""
-
-_HABITS_SQL = """
-WITH h AS (SELECT uidx, device, geo, hour, sum(a) AS weight FROM _ev
-           GROUP BY GROUPING SETS ((uidx, device), (uidx, geo), (uidx, hour)))
-SELECT h.uidx, k.key_id, h.weight FROM h JOIN profile_keys k ON k.kind = 'device' AND k.key = h.device
-UNION ALL SELECT h.uidx, k.key_id, h.weight FROM h JOIN profile_keys k ON k.kind = 'geo' AND k.key = h.geo
-UNION ALL SELECT h.uidx, k.key_id, h.weight FROM h
-  JOIN profile_keys k ON k.kind = 'hour' AND k.key = CAST(h.hour AS VARCHAR)
-"""
-
-# Population-relative columns of every user, from the untouched stored rows and the batch's merged rows, but for
-# the RFM quintiles (numpy: :func:`_rfm`). The price band is the user's geometric mean price against the
-# catalogue's price terciles; recency and decay are as of ``as_of``.
-_POPULATION_SQL = """
-WITH pop AS (
-  SELECT NULL::INTEGER AS uidx, p.rowid AS p_row, user_id, last_ts, n_purchases, monetary, last_purchase_ts,
-    w_events, w_price, w_logprice
-  FROM profiles p WHERE NOT EXISTS (SELECT 1 FROM _merged m WHERE m.p_row = p.rowid)
-  UNION ALL
-  SELECT uidx, NULL, user_id, last_ts, n_purchases, monetary, last_purchase_ts, w_events, w_price, w_logprice
-  FROM _merged),
-q AS (SELECT coalesce(quantile_cont(price, 1 / 3), 0) AS lo, coalesce(quantile_cont(price, 2 / 3), 0) AS hi
-      FROM products)
-SELECT uidx, p_row, date_diff('second', last_ts, m.as_of) / 86400.0 AS recency_days,
-  w_events * pow(2, date_diff('second', m.as_of, m.anchor) / (86400.0 * m.half_life_days)) AS decayed_events,
-  CASE WHEN w_price > 0 THEN exp(w_logprice / w_price) END AS avg_price,
-  CASE WHEN w_price <= 0 THEN NULL WHEN exp(w_logprice / w_price) < q.lo THEN 'low'
-       WHEN exp(w_logprice / w_price) < q.hi THEN 'mid' ELSE 'high' END AS price_band,
-  user_id, n_purchases, epoch_us(CAST(last_purchase_ts AS TIMESTAMPTZ)) AS last_purchase_us, monetary
-FROM pop, profile_meta m, q
-"""
-
-# The untouched users' population-relative columns, updated in place (scalar columns: no row rewritten). The
-# rows reach the UPDATE in row id order: in the window's order, the same 600k-row update cost 30 CPU-s, not 0.3.
-_REFRESH_SQL = """
-CREATE OR REPLACE TEMP TABLE _rest AS SELECT * EXCLUDE (uidx) FROM _ranks WHERE p_row IS NOT NULL ORDER BY p_row;
-UPDATE profiles SET recency_days = r.recency_days, decayed_events = r.decayed_events, avg_price = r.avg_price,
-  price_band = r.price_band, rfm_r = r.rfm_r, rfm_f = r.rfm_f, rfm_m = r.rfm_m
-FROM _rest r WHERE r.p_row = profiles.rowid
-"""
-
-# Consent withdrawn since a user's last event: their stored interest signals go now, not at their next event.
-_WITHDRAW_SQL = f"""
-UPDATE profiles SET interest_vector = NULL, interest_norm = NULL, keywords = NULL, top_categories = NULL,
-  top_brands = NULL
-WHERE user_id IN (SELECT user_id FROM _noconsent)
-  AND (interest_vector IS NOT NULL OR keywords IS NOT NULL OR top_categories IS NOT NULL OR top_brands IS NOT NULL);
-CREATE OR REPLACE TEMP TABLE _kept AS
-SELECT a.user_id, list(k.key_id ORDER BY a.i) AS key_ids, list(a.w ORDER BY a.i) AS weights
-FROM (SELECT user_id, unnest(key_ids) AS key_id, unnest(weights) AS w, generate_subscripts(key_ids, 1) AS i
-      FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _noconsent)) a
-JOIN profile_keys k USING (key_id) WHERE k.kind NOT IN {tuple(sorted(INTEREST_KINDS))} GROUP BY a.user_id;
-DELETE FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _noconsent);
-INSERT INTO profile_affinity SELECT * FROM _kept;
-DROP TABLE _kept
-"""
-
-# Rows stored for ``profiles``, deleted ones included until a vacuum.
-_STORED_SQL = "SELECT coalesce(sum(count), 0) FROM pragma_storage_info('profiles') WHERE column_path = '[0]'"
-
-_TEMP_TABLES = ("_users", "_items", "_ev", "_delta", "_merged", "_ranks", "_rest", "_tkw", "_tx", "_noconsent")
 
 
 def ensure_profile_tables(store: Store, dim: int) -> None:
@@ -340,16 +185,16 @@ def _apply(store: Store, encoder: TextEncoder, source_sql: str, params: list[Any
             return 0
         new_as_of = fetch_row(con, "SELECT max(ts) FROM _ev")[0]  # type: ignore[index]
         with _step("delta"):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _delta AS {_DELTA_SQL}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _delta AS {DELTA_SQL}")
         with _step("merge"):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _merged AS {_MERGE_SQL}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _merged AS {MERGE_SQL}")
             con.execute("DROP TABLE _delta")
         with _step("sources"):
             sources, keys, features = _sources(store, encoder)
         with _step("weights"):
-            weights = _user_matrix(con, _SOURCES_SQL, n_users, sources.shape[0])
+            weights = _user_matrix(con, SOURCES_SQL, n_users, sources.shape[0])
         with _step("habits"):
-            habits = _user_matrix(con, _HABITS_SQL, n_users, len(keys.kind))
+            habits = _user_matrix(con, HABITS_SQL, n_users, len(keys.kind))
         con.execute("DROP TABLE _ev")  # frees DuckDB's memory for the writes
         with _writing(store, atomic, n_users):
             con.execute("UPDATE profile_meta SET as_of = greatest(as_of, ?)", [new_as_of])
@@ -360,16 +205,16 @@ def _apply(store: Store, encoder: TextEncoder, source_sql: str, params: list[Any
             with _step("write"):
                 _write_chunks(store, n_users, _Batch(old, weights, sources, features, habits, keys), update=atomic)
             with _step("refresh"):  # after the chunk reads: before them, the first read cost 1.1 CPU-s, not 0.9
-                con.execute(_REFRESH_SQL)
+                con.execute(REFRESH_SQL)
             with _step("delete"):
                 con.execute("DELETE FROM profiles WHERE rowid IN (SELECT p_row FROM _merged WHERE p_row IS NOT NULL)")
                 con.execute("DELETE FROM profile_affinity WHERE rowid IN "
                             "(SELECT a_row FROM _merged WHERE a_row IS NOT NULL)")
             with _step("withdraw"):
-                con.execute(_WITHDRAW_SQL)
+                con.execute(WITHDRAW_SQL)
         return n_users
     finally:
-        for temp in _TEMP_TABLES:
+        for temp in TEMP_TABLES:
             con.execute(f"DROP TABLE IF EXISTS {temp}")
 
 
@@ -396,14 +241,14 @@ class _Old:
         if len(stored) == 0:
             return pa.table({"uidx": pa.array([], pa.int32()), "key_ids": pa.array([], pa.list_(pa.int32())),
                              "weights": pa.array([], pa.list_(pa.float64()))})
-        return store.con.sql(_OLD_AFFINITY_SQL, params=[int(stored.min()), int(stored.max()), a, b]).to_arrow_table()
+        return store.con.sql(OLD_AFFINITY_SQL, params=[int(stored.min()), int(stored.max()), a, b]).to_arrow_table()
 
     def vectors(self, store: Store, a: int, b: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(uidx, unit vectors (read-only), norms) of the users ``a <= uidx < b`` that have a stored vector."""
         stored = self.p_row[a:b][self.p_row[a:b] >= 0]
         if len(stored) == 0:
             return np.empty(0, np.int64), np.empty((0, dim), np.float32), np.empty(0, np.float32)
-        table = store.con.sql(_OLD_VECTORS_SQL, params=[int(stored.min()), int(stored.max()), a, b]).to_arrow_table()
+        table = store.con.sql(OLD_VECTORS_SQL, params=[int(stored.min()), int(stored.max()), a, b]).to_arrow_table()
         return (table.column("uidx").to_numpy(), array_rows(table.column("interest_vector"), dim),
                 table.column("interest_norm").to_numpy().astype(np.float32))
 
@@ -412,7 +257,7 @@ def _prepare_events(store: Store, source_sql: str, params: list[Any]) -> int:
     """Temp tables ``_users`` (user_id, uidx, consent, p_row), ``_items`` and ``_ev`` (the batch keyed by indices).
 
     ``uidx`` numbers the users by the row id of their stored profile (``p_row``; new users last), so a range of
-    users is a range of stored rows (see ``_OLD_VECTORS_SQL``).
+    users is a range of stored rows (see ``OLD_VECTORS_SQL``).
     """
     con = store.con
     source = con.sql(f"SELECT * FROM ({source_sql}) LIMIT 0", params=params or None).columns
@@ -464,7 +309,7 @@ def _sources(store: Store, encoder: TextEncoder) -> tuple[np.ndarray, Keys, spar
     kinds, bodies = texts.column("kind").to_pylist(), texts.column("body").to_pylist()
     tkw = text_keywords(bodies)  # noqa: F841
     con.execute("CREATE OR REPLACE TEMP TABLE _tkw AS SELECT * FROM tkw")
-    con.execute(_KEYS_SQL)
+    con.execute(KEYS_SQL)
     keys = Keys.from_table(con.sql("SELECT key_id, kind, key FROM profile_keys").to_arrow_table())
 
     sources = np.zeros((n_items + len(bodies), encoder.dim), dtype=np.float32)
@@ -478,19 +323,19 @@ def _sources(store: Store, encoder: TextEncoder) -> tuple[np.ndarray, Keys, spar
         if rows:
             sources[n_items + np.array(rows)] = encode_cached(store, encoder, [bodies[i] for i in rows],
                                                               kind=kind)  # type: ignore[arg-type]
-    pairs = con.sql(_FEATURES_SQL).fetchnumpy()
+    pairs = con.sql(FEATURES_SQL).fetchnumpy()
     features = sparse.csr_matrix((np.ones(len(pairs["src"])), (pairs["src"], pairs["key_id"])),
                                  shape=(sources.shape[0], len(keys.kind)))
     return sources, keys, features
 
 
 def _population_ranks(store: Store) -> None:
-    """Temp table ``_ranks``: every user's population-relative columns (``_POPULATION_SQL`` and :func:`_rfm`).
+    """Temp table ``_ranks``: every user's population-relative columns (``POPULATION_SQL`` and :func:`_rfm`).
 
     The RFM quintiles are ranked in numpy: with DuckDB's three window sorts tied by user id this step cost
     2.2 CPU-s over a million users, now 1.5.
     """
-    pop = store.con.sql(_POPULATION_SQL).to_arrow_table()
+    pop = store.con.sql(POPULATION_SQL).to_arrow_table()
     by_user = np.empty(pop.num_rows, dtype=np.int64)
     by_user[pc.sort_indices(pop.column("user_id")).to_numpy()] = np.arange(pop.num_rows)
     n_purchases = pop.column("n_purchases").to_numpy()
@@ -560,7 +405,7 @@ class _Chunk:
 
     @classmethod
     def read(cls, store: Store, a: int, b: int, batch: _Batch) -> _Chunk:
-        return cls(a, b, store.con.sql(_CHUNK_SQL, params=[a, b]).to_arrow_table(),
+        return cls(a, b, store.con.sql(CHUNK_SQL, params=[a, b]).to_arrow_table(),
                    batch.old.affinities(store, a, b), *batch.old.vectors(store, a, b, batch.sources.shape[1]))
 
     def stored_affinities(self, uidx: np.ndarray, n_keys: int) -> sparse.csr_matrix:
@@ -641,7 +486,7 @@ def _writing(store: Store, atomic: bool, added: int) -> Iterator[None]:
     A checkpoint by another writer with DuckDB's default settings may vacuum them sooner: the same cost, paid there.
     """
     con = store.con
-    stored = fetch_row(con, _STORED_SQL)[0]  # type: ignore[index]
+    stored = fetch_row(con, STORED_SQL)[0]  # type: ignore[index]
     with _settings(con, {"force_compression": "'uncompressed'", "max_vacuum_tasks": "0"}) as previous:
         if atomic:
             con.begin()
