@@ -3,7 +3,9 @@
 Modules, along the path of a request (:class:`adpilot.deliver.engine.DecisionEngine`):
 
 ``snapshot``   read-only columnar bundle (campaigns, ads, creatives, profiles, ANN index, scorer), swapped whole
-``retrieval``  faiss index over ad vectors (exact below 20k ads, IVF above) and an LRU cache of query vectors
+``user_table`` the snapshot's users (interest vectors, consent, segment, purchases, recent items) as arrays
+``retrieval``  faiss index over ad vectors (exact below 20k ads, IVF in float16 above) and LRU caches of query
+               vectors and of a page's or query's neighbours
 ``targeting``  geo / device / hour / schedule / audience (segments, interest words, look-alikes) / exclusions
                / the request's block lists (advertiser domains, product categories: OpenRTB badv / bcat)
 ``counters``   budgets (reserve -> commit / expire), frequency caps, de-duplication, bandit counts; in-process or

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from adpilot.deliver.base import Encoder, Scorer
 from adpilot.deliver.retrieval import AdIndex, IndexKind
 from adpilot.deliver.scorer import as_batch_scorer
+from adpilot.deliver.user_table import UserTable, unit_rows, user_table
 from adpilot.errors import UserError
 from adpilot.schema import Ad, BidStrategy, Campaign, Creative, Status
 
@@ -125,24 +126,6 @@ class AdTable:
 
 
 @dataclass(frozen=True)
-class UserTable:
-    """Profiles (row = user): interest vectors may be float16 to halve memory; purchases/recents in CSR form."""
-
-    index: dict[str, int]
-    vectors: np.ndarray  # (n, d)
-    has_vector: np.ndarray
-    consent: np.ndarray  # personalised ads allowed
-    segment: np.ndarray  # object: segment key or None
-    purchased_ptr: np.ndarray
-    purchased: np.ndarray  # product rows (-1 for products unknown to the snapshot)
-    recent_ptr: np.ndarray
-    recent: np.ndarray  # product rows, most recent last (-1 for products unknown to the snapshot)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-
-@dataclass(frozen=True)
 class Snapshot:
     """Everything one decision reads. Build with :meth:`from_frames` or :meth:`from_store`; never mutate."""
 
@@ -184,7 +167,7 @@ class Snapshot:
         clock). ``slots`` lists the known ad slots (default: see :func:`_known_slots`; empty = any slot).
         """
         product_ids = np.asarray(list(product_vectors[0]), dtype=object)
-        matrix = _unit_rows(np.asarray(product_vectors[1], dtype=np.float32))
+        matrix = unit_rows(np.asarray(product_vectors[1], dtype=np.float32))
         if matrix.ndim != 2 or len(matrix) != len(product_ids):
             raise UserError(f"`product_vectors` must pair {len(product_ids)} ids with as many rows, "
                             f"got shape {matrix.shape}")
@@ -201,7 +184,7 @@ class Snapshot:
         for p in extra:
             product_index[p] = len(product_index)
         page_vectors = np.vstack([matrix, np.zeros((len(extra), dim), np.float32)]) if extra else matrix
-        users_t = _user_table(profiles, users, product_index, dim, user_vector_dtype)
+        users_t = user_table(profiles, users, product_index, dim, user_vector_dtype)
         seg_keys = _segment_aliases(segments)
         camp_t = _campaign_table(live, users_t, seg_keys, encoder, dim, ads_df, camp_index,
                                  _reference_vectors(users_t, matrix), _domains(advertisers))
@@ -262,13 +245,6 @@ class Snapshot:
         )
 
 
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    if matrix.ndim != 2:
-        return matrix
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.ascontiguousarray(np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0))
-
-
 def _frame(data: Any, record: type) -> pd.DataFrame:
     """A DataFrame with the record's columns from a DataFrame, an Arrow table or a list of records."""
     if isinstance(data, pd.DataFrame):
@@ -312,59 +288,6 @@ def _segment_aliases(segments: Any) -> dict[str, str]:
     if "description" in df.columns:
         aliases.update({str(d): str(s) for s, d in zip(df["segment_id"], df["description"], strict=True) if d})
     return aliases
-
-
-def _list_column(table: pa.Table, name: str, n: int) -> tuple[np.ndarray, pa.Array]:
-    """(ptr (n+1,), flat values) of a list column; missing column or null lists are empty."""
-    if name not in table.column_names:
-        return np.zeros(n + 1, dtype=np.int64), pa.array([], pa.string())
-    col = table.column(name).combine_chunks()
-    lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=ptr[1:])
-    return ptr, pc.list_flatten(col)
-
-
-def _user_table(profiles: Any, users: Any, product_index: dict[str, int], dim: int, dtype: type) -> UserTable:
-    if profiles is None:
-        profiles = pa.table({"user_id": pa.array([], pa.string())})
-    table = pa.Table.from_pandas(profiles, preserve_index=False) if isinstance(profiles, pd.DataFrame) else profiles
-    ids = table.column("user_id").to_pylist()
-    n = len(ids)
-    vectors = np.zeros((n, dim), dtype=dtype)
-    has_vector = np.zeros(n, dtype=bool)
-    if "interest_vector" in table.column_names and n:
-        ptr, flat = _list_column(table, "interest_vector", n)
-        lengths = np.diff(ptr)
-        has_vector = lengths == dim
-        bad = (lengths != 0) & (lengths != dim)
-        if bad.any():
-            raise UserError(f"profile {ids[int(np.argmax(bad))]!r} has an interest_vector of length "
-                            f"{int(lengths[bad][0])}, the ads' vectors have {dim}")
-        values = flat.to_numpy(zero_copy_only=False).reshape(-1, dim)
-        rows = np.flatnonzero(has_vector)
-        for s in range(0, len(rows), 65_536):  # in chunks: 1M profiles never need a second full float32 copy
-            vectors[rows[s:s + 65_536]] = _unit_rows(values[s:s + 65_536].astype(np.float32)).astype(dtype)
-    segment = np.full(n, None, dtype=object)
-    if "segment_id" in table.column_names:
-        seg = table.column("segment_id").to_pylist()
-        segment[:] = [None if s is None else str(s) for s in seg]
-    consent = np.ones(n, dtype=bool)
-    if users is not None:
-        u = users.to_pandas() if isinstance(users, pa.Table) else users
-        flags = pd.Series(True, index=u["user_id"])
-        for col in ("consent_personalisation", "consent_ads"):
-            if col in u.columns:
-                flags &= u[col].astype("boolean").fillna(True).to_numpy(dtype=bool)
-        consent = flags.reindex(ids, fill_value=True).to_numpy(dtype=bool)
-    purchased_ptr, purchased_flat = _list_column(table, "purchased_items", n)
-    products = pd.Index(list(product_index))
-    purchased = products.get_indexer(purchased_flat.to_pandas()).astype(np.int64)
-    recent_ptr, recent_flat = _list_column(table, "recent_items", n)
-    recent = products.get_indexer(recent_flat.to_pandas()).astype(np.int64)
-    return UserTable(index={u: i for i, u in enumerate(ids)}, vectors=vectors, has_vector=has_vector,
-                     consent=consent, segment=segment, purchased_ptr=purchased_ptr, purchased=purchased,
-                     recent_ptr=recent_ptr, recent=recent)
 
 
 def _timezone(name: str, campaign_id: str) -> ZoneInfo:
