@@ -8,8 +8,9 @@ extractive candidate from the retrieved copies' sentences.
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,27 @@ def sentences(text: str) -> list[str]:
     return [s for s in SENTENCE_END.split(text) if s.strip()]
 
 
+def greedy_sentences(candidates: Sequence[str], product: ProductBrief, target_chars: int,
+                     score: Callable[[int, int, list[str]], float | None], floor: float = -math.inf) -> list[str]:
+    """Sentences picked greedily until they reach ``target_chars``: each round the candidate with the highest
+    ``score(index, how many of the product's attribute values it would newly cover, chosen so far)`` above
+    ``floor`` (``None``: not eligible now; the first wins a tie); stops early when none is left."""
+    values = [v for k, v in product.attributes if k != "类型"]
+    chosen: list[str] = []
+    covered: set[str] = set()
+    while sum(map(len, chosen)) < target_chars:
+        best, best_score = -1, floor
+        for i, sentence in enumerate(candidates):
+            value = score(i, len({v for v in values if v in sentence} - covered), chosen)
+            if value is not None and value > best_score:
+                best, best_score = i, value
+        if best < 0:
+            break
+        chosen.append(candidates[best])
+        covered |= {v for v in values if v in candidates[best]}
+    return chosen
+
+
 def assemble_copy(product: ProductBrief, neighbours: Sequence[CopyExample], target_chars: int) -> str:
     """An extractive candidate: sentences of the neighbours' copies (most similar first), chosen greedily for the
     attribute values of ``product`` they mention that earlier sentences did not, until ``target_chars``; topped up
@@ -85,21 +107,13 @@ def assemble_copy(product: ProductBrief, neighbours: Sequence[CopyExample], targ
     same = [e for e in neighbours if e.product.title == product.title] or list(neighbours)
     if not same:
         return ""
-    values = [v for k, v in product.attributes if k != "类型"]
-    candidates = [(rank, s) for rank, e in enumerate(same) for s in sentences(e.copy)]
-    chosen: list[str] = []
-    covered: set[str] = set()
-    while sum(map(len, chosen)) < target_chars:
-        best, best_score = "", 0.0
-        for rank, sentence in candidates:
-            new = {v for v in values if v in sentence} - covered
-            score = len(new) - ASSEMBLY_RANK_PENALTY * rank
-            if new and score > best_score and sentence not in chosen:
-                best, best_score = sentence, score
-        if not best:
-            break
-        chosen.append(best)
-        covered |= {v for v in values if v in best}
+    ranked = [(rank, sentence) for rank, e in enumerate(same) for sentence in sentences(e.copy)]
+
+    def score(i: int, new: int, chosen: list[str]) -> float | None:
+        value = new - ASSEMBLY_RANK_PENALTY * ranked[i][0]
+        return value if new and ranked[i][1] not in chosen else None
+
+    chosen = greedy_sentences([s for _, s in ranked], product, target_chars, score, floor=0.0)
     for sentence in sentences(same[0].copy):
         if sum(map(len, chosen)) >= target_chars * 4 // 5:
             break

@@ -19,7 +19,7 @@ from adpilot.create.base import LLM
 from adpilot.create.compliance import Policy, check, normalise, rewrite
 from adpilot.create.metrics import bleu4, ngram_cosine
 from adpilot.create.prompts import Audience, CopySpec, ProductBrief, build_messages
-from adpilot.create.retrieval import CopyExample, assemble_copy, sentences
+from adpilot.create.retrieval import CopyExample, assemble_copy, greedy_sentences, sentences
 from adpilot.create.scoring import coverage
 from adpilot.errors import check_scalar
 
@@ -111,24 +111,17 @@ def fuse(drafts: Sequence[str], pseudo_references: Sequence[str], product: Produ
                 position.setdefault(sentence, i / len(parts))
     agreement = {s: statistics.fmean(bleu4(s, p) for p in pseudo_references) if pseudo_references else 0.0
                  for s in position}
-    values = [v for k, v in product.attributes if k != "类型"]
-    chosen: list[str] = []
-    covered: set[str] = set()
-    while sum(map(len, chosen)) < target_chars:
-        opened = any(position[c] == 0 for c in chosen)
-        best, best_score = "", -1.0
-        for sentence, at in position.items():
-            if sentence in chosen or (opened and at == 0) or \
-                    any(ngram_cosine(sentence, c) >= FUSION_DUPLICATE for c in chosen):
-                continue
-            new = {v for v in values if v in sentence} - covered
-            score = agreement[sentence] + coverage_weight * len(new) / max(len(values), 1)
-            if score > best_score:
-                best, best_score = sentence, score
-        if not best:
-            break
-        chosen.append(best)
-        covered |= {v for v in values if v in best}
+    texts = list(position)
+    n_values = max(sum(k != "类型" for k, _ in product.attributes), 1)
+
+    def score(i: int, new: int, chosen: list[str]) -> float | None:
+        sentence = texts[i]
+        if sentence in chosen or (position[sentence] == 0 and any(position[c] == 0 for c in chosen)) or \
+                any(ngram_cosine(sentence, c) >= FUSION_DUPLICATE for c in chosen):
+            return None
+        return agreement[sentence] + coverage_weight * new / n_values
+
+    chosen = greedy_sentences(texts, product, target_chars, score)
     return "".join(sorted(chosen, key=position.__getitem__))
 
 
