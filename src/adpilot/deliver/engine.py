@@ -114,7 +114,8 @@ class _Trace:
         return {**self.info, "removed": removed}
 
 
-_ZEROS4 = np.zeros(4, np.uint64)  # read-only: Philox's state setter copies it
+_ZEROS4 = np.zeros(4, np.uint64)  # shared: Philox's state setter copies it
+_ZEROS4.flags.writeable = False
 
 
 class _RequestStreams(threading.local):
@@ -239,7 +240,7 @@ class DecisionEngine:
         if probes:
             k = -(-want // 2) if len(probes) == 2 else want  # with both probes, half from each
             if context_vector is None:
-                lists = [snapshot.index.search_many(user_vector.reshape(1, -1), k)[0]]
+                lists = [snapshot.index.search(user_vector, k)]
             else:
                 near_context, near_user = snapshot.index.search_cached(context, context_vector, k, user_vector)
                 lists = [near_context] if near_user is None else [near_user, near_context]
