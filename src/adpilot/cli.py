@@ -44,7 +44,7 @@ def demo(
     from adpilot.config import Settings
     from adpilot.pipeline import DemoConfig, print_summary, run_demo
 
-    settings = Settings(mode="demo", encoder=encoder)
+    settings = Settings.model_validate({"mode": "demo", "encoder": encoder})
     result = run_demo(DemoConfig(home=Path(home), users=users, events=events, seed=seed), settings, echo=typer.echo)
     print_summary(result, echo=typer.echo)
 
@@ -75,7 +75,7 @@ def simulate(
     config = DemoConfig(home=root, days=n_days, seed=seed, sim_days=days, sim_requests_per_day=requests)
     results: dict[str, object] = {}
     with Store(root / "adpilot.duckdb") as store:
-        typer.echo(simulate_step(store, Settings(mode="demo", encoder=encoder), config,
+        typer.echo(simulate_step(store, Settings.model_validate({"mode": "demo", "encoder": encoder}), config,
                                  root / "models" / "scorer.json", results)())
     print_summary(results, echo=typer.echo)
 

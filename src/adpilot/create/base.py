@@ -26,8 +26,11 @@ class LLM(Protocol):
     """A chat model. ``name`` identifies the model in the cache key and in ``creatives.model``;
     ``source`` is what ``creatives.source`` records (``llm`` or ``template``)."""
 
-    name: str
-    source: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
 
     def generate(self, messages: Sequence[Message], n: int = 1, max_tokens: int = 160,
                  temperature: float = 0.7, seed: int = 0) -> list[str]:

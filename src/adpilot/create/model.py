@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 from adpilot.errors import UserError
@@ -66,8 +67,7 @@ def assemble(parts: list[Path], target: Path, sha256: str = MODEL_SHA256) -> Pat
     with partial.open("wb") as out:
         for part in parts:
             with part.open("rb") as handle:
-                for block in iter(lambda h=handle: h.read(4 << 20), b""):
-                    out.write(block)
+                shutil.copyfileobj(handle, out, 4 << 20)
     digest = sha256_of(partial)
     if digest != sha256:
         partial.unlink()

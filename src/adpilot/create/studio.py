@@ -89,7 +89,7 @@ def jobs(con: Any, campaign_id: str | None = None, product_id: str | None = None
     if not rows:
         raise UserError(f"no ads match campaign={campaign_id!r} product={product_id!r} ad={ad_id!r}")
     people = audiences(con) if with_segments else [GENERAL]
-    result = []
+    result: list[Job] = []
     for ad, title, attributes, price, brand, category, description, language in rows:
         brief = ProductBrief.from_record(title, dict(attributes or {}), price, brand, category, description)
         result.extend(Job(ad, brief, language if language in ("zh", "en") else "zh", a) for a in people)

@@ -125,17 +125,17 @@ def _libfm_block(file: Path, lines: list[tuple[int, list[str]]]) -> LibFMData:
     except ValueError:
         fast = False
     if not fast:
-        labels, indices, values = np.zeros(len(lines), np.int8), [], []
+        labels, index_list, value_list = np.zeros(len(lines), np.int8), [], []
         for row, (number, parts) in enumerate(lines):
             try:
                 labels[row] = int(float(parts[0]))
                 for item in parts[1:]:
                     idx, _, val = item.partition(":")
-                    indices.append(int(idx))
-                    values.append(float(val or 1))
+                    index_list.append(int(idx))
+                    value_list.append(float(val or 1))
             except ValueError:
                 raise InputFileError(f"{file} line {number} is not libFM (`label idx:value ...`)") from None
-        indices, values = np.asarray(indices, np.int64), np.asarray(values, np.float32)
+        indices, values = np.asarray(index_list, np.int64), np.asarray(value_list, np.float32)
     if (indices < 0).any():
         raise InputFileError(f"{file} has a negative feature index")
     indptr = np.r_[0, np.cumsum(lengths)]

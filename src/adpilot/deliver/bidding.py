@@ -197,6 +197,8 @@ class RLBBidder:
             self._shape = (horizon, budget)
 
     def select(self, pctr: np.ndarray, remaining_budget: np.ndarray, remaining_auctions: int) -> np.ndarray:
+        if self.value_ is None:
+            raise RuntimeError("RLBBidder.select needs start() first")
         row = self.value_[remaining_auctions - 1]
         b = np.asarray(remaining_budget, dtype=np.int64)
         lowest = np.searchsorted(row, row[b] - np.asarray(pctr, dtype=np.float64), side="left")

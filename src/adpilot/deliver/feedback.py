@@ -74,7 +74,7 @@ class FeedbackProcessor:
             charged = self.counters.commit(claims.campaign_id, claims.token_id, now=now) or 0.0
             if claims.creative_id is not None:
                 self.counters.add_bandit(claims.creative_id, 0, 1)
-        row = {
+        row: dict[str, object] = {
             "event_id": hashlib.sha256(key.encode()).hexdigest()[:32],
             "user_id": claims.user_id or "anonymous", "session_id": None,
             "ts": datetime.fromtimestamp(now, UTC), "type": _STORE_TYPE[event.type].value, "item_id": None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -140,7 +141,8 @@ def evaluate(train: np.ndarray, test: np.ndarray, propensities: np.ndarray | Non
                         f"{threshold}: no ranking metric can be computed")
     order = np.random.RandomState(random_state).permutation(users.size)  # ties must not follow item order
     users, items, labels = users[order], items[order], labels[order]
-    per_user, rows = {}, []
+    per_user: dict[str, pd.DataFrame] = {}
+    rows: list[dict[str, Any]] = []
     for name in models:
         scores = model_scores(name, train, propensities, threshold, random_state)[users, items]
         table = ranking_table(users, labels, scores, k).set_index("group")

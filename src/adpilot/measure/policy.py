@@ -34,6 +34,7 @@ def rank_to_action_dist(scores: np.ndarray, len_list: int, random_state: int = 0
     return dist
 
 
+@dataclass
 class _Policy:
     """Shared shape checks; subclasses implement ``_fit`` and ``_scores`` (n, n_actions)."""
 

@@ -12,6 +12,7 @@ A lift interval that contains 1 is reported as "indistinguishable".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -72,7 +73,6 @@ def _evaluate(train: BanditLog, test: BanditLog, policies: list[str], n_bootstra
                         cross_dims=features.n_user_columns_).fit_predict(
         features.context(test), test.action, test.reward, test.position, n_folds=3, random_state=random_state)
     reward = test.reward
-    boot = dict(n_bootstrap=n_bootstrap, level=level, random_state=random_state)
     rng = np.random.RandomState(random_state)
     logging_draws = posterior_draws(reward.sum(), reward.size, n_bootstrap, rng)
     logging_value = _quantiles(float(reward.mean()), logging_draws, level)
@@ -88,12 +88,22 @@ def _evaluate(train: BanditLog, test: BanditLog, policies: list[str], n_bootstra
                                        _quantiles(estimate / logging_value.estimate,
                                                   value_draws * scale / logging_draws, level)))
         numerator, _ = DR().terms(reward, test.action, action_dist, test.pscore, test.position, q_hat)
-        value = bootstrap_interval(lambda idx, n=numerator: n[idx].mean(axis=1), reward.size,
-                                   estimate=float(numerator.mean()), **boot)
-        lift = bootstrap_interval(lambda idx, n=numerator: n[idx].mean(axis=1) / reward[idx].mean(axis=1),
-                                  reward.size, estimate=value.estimate / logging_value.estimate, **boot)
+        value = bootstrap_interval(partial(_mean_of, numerator), reward.size, estimate=float(numerator.mean()),
+                                   level=level, n_bootstrap=n_bootstrap, random_state=random_state)
+        lift = bootstrap_interval(partial(_ratio_of_means, numerator, reward), reward.size,
+                                  estimate=value.estimate / logging_value.estimate, level=level,
+                                  n_bootstrap=n_bootstrap, random_state=random_state)
         rows.append(PolicyEstimate(name, "dr", value, lift, model_held_fixed=True))
     return logging_value, rows
+
+
+def _mean_of(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` over each bootstrap row of indices ``idx`` (n_bootstrap, n)."""
+    return values[idx].mean(axis=1)
+
+
+def _ratio_of_means(numerator: np.ndarray, denominator: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return numerator[idx].mean(axis=1) / denominator[idx].mean(axis=1)
 
 
 def _quantiles(estimate: float, draws: np.ndarray, level: float) -> Interval:

@@ -163,9 +163,10 @@ class ReplayResult:
         """Pool two replays of disjoint episodes (e.g. the two out-of-sample halves)."""
         if self.budget != other.budget:
             raise ValueError(f"cannot pool replays with budgets {self.budget} and {other.budget}")
-        return ReplayResult(*(np.concatenate([a, b]) for a, b in zip(
-            (self.clicks, self.impressions, self.spend, self.auctions),
-            (other.clicks, other.impressions, other.spend, other.auctions), strict=True)), budget=self.budget)
+        def pooled(name: str) -> np.ndarray:
+            return np.concatenate([getattr(self, name), getattr(other, name)])
+
+        return ReplayResult(pooled("clicks"), pooled("impressions"), pooled("spend"), pooled("auctions"), self.budget)
 
 
 BidRule = Callable[[int, np.ndarray], np.ndarray]  # (auction position t, remaining budgets) -> bids
@@ -216,7 +217,7 @@ def tune_linear(stats: CampaignStats, episodes: Episodes, budget: int, step: int
 
     def clicks_for(candidates: np.ndarray) -> np.ndarray:
         k = len(candidates)
-        tiled = Episodes(*(np.tile(a, (k, 1)) for a in (episodes.click, episodes.price)),
+        tiled = Episodes(np.tile(episodes.click, (k, 1)), np.tile(episodes.price, (k, 1)),
                          np.tile(episodes.pctr, (k, 1)) * np.repeat(candidates, len(episodes))[:, None] / tuner.ctr_,
                          np.tile(episodes.length, k), np.tile(episodes.number, k))
         result = _simulate(tiled, budget, lambda t, left: tiled.pctr[:, t])
@@ -253,16 +254,24 @@ class Strategy:
     describe: Callable[[Bidder], str] = lambda bidder: ""
 
 
-def _auctions(episodes: Episodes) -> tuple[np.ndarray, np.ndarray]:
-    """(pCTR, market price) of every real auction, padding dropped."""
+def _tuning(episodes: Episodes | None) -> Episodes:
+    """The tuning episodes of a strategy that tunes (the replay passes None only to those that do not)."""
+    if episodes is None:
+        raise ValueError("this strategy tunes on a log's tuning episodes, and none were given")
+    return episodes
+
+
+def _auctions(episodes: Episodes | None) -> tuple[np.ndarray, np.ndarray]:
+    """(pCTR, market price) of every real auction of the tuning episodes, padding dropped."""
+    episodes = _tuning(episodes)
     real = episodes.length[:, None] > np.arange(episodes.horizon)
     return episodes.pctr[real], episodes.price[real]
 
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
     Strategy("mcpc", lambda stats, tune, budget: MaxCPCBidder().fit(stats), tunes=False),
-    Strategy("lin", lambda stats, tune, budget: tune_linear(stats, tune, budget), tunes=True,
-             describe=lambda bidder: f"b0={bidder.base_bid:g}"),
+    Strategy("lin", lambda stats, tune, budget: tune_linear(stats, _tuning(tune), budget), tunes=True,
+             describe=lambda bidder: f"b0={getattr(bidder, 'base_bid', float('nan')):g}"),
     Strategy("rlb", lambda stats, tune, budget: RLBBidder().fit(stats), tunes=False),
     Strategy("resolve", lambda stats, tune, budget: ReSolvingBidder().fit(*_auctions(tune)), tunes=True),
 )}

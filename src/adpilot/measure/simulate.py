@@ -120,7 +120,7 @@ def simulate(world: object, snapshot_for: Callable[[Scorer], Snapshot], policies
     traffic = pd.concat([world.traffic(day, requests_per_day, seed).to_pandas() for day in days],  # type: ignore[attr-defined]
                         ignore_index=True)
     traffic["pseudo_id"] = [pseudonymise(u, settings.secret) for u in traffic["user_id"]]
-    rows = []
+    rows: list[pd.DataFrame] = []
     for policy in policies:
         engine = DecisionEngine(snapshot_for(policy.scorer), InProcessCounters(), settings, seed=seed,
                                 config=policy.config)

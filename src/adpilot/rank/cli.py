@@ -4,11 +4,14 @@ commands."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from adpilot.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
@@ -131,7 +134,7 @@ def eval_ctr(
             typer.echo(f"  {metric:8s} {value}")
 
 
-def _concat(frames: list) -> object:
+def _concat(frames: list) -> pd.DataFrame:
     import pandas as pd
 
     return pd.concat(frames) if frames else pd.DataFrame()

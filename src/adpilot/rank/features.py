@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -148,7 +149,14 @@ def hash_bucket(values: Iterable[object] | np.ndarray, n_buckets: int) -> np.nda
     return _bucket(*_raw_hash(values), n_buckets)
 
 
-def _column(frame: Mapping[str, object], name: str, n: int, strict: bool) -> object | None:
+def _memo_for(memo: dict[int, BucketMemo], n_buckets: int) -> BucketMemo:
+    """The memo of one table size, made on first use."""
+    if n_buckets not in memo:
+        memo[n_buckets] = BucketMemo(n_buckets)
+    return memo[n_buckets]
+
+
+def _column(frame: Mapping[str, Any], name: str, n: int, strict: bool) -> Any:
     if name in frame:
         return frame[name]
     if strict:
@@ -192,7 +200,7 @@ class FeatureEncoder:
         self.std_ = np.sqrt(np.maximum(squares / count - self.mean_**2, 0)) + 1e-6
         return self
 
-    def _dense_raw(self, frame: Mapping[str, object], n: int, strict: bool) -> np.ndarray:
+    def _dense_raw(self, frame: Mapping[str, Any], n: int, strict: bool) -> np.ndarray:
         out = np.full((n, len(self.spec.dense)), np.nan, np.float64)
         for j, name in enumerate(self.spec.dense):
             col = _column(frame, name, n, strict)
@@ -203,7 +211,7 @@ class FeatureEncoder:
                     raise UserError(f"dense column `{name}` must hold numbers ({error})") from None
         return out
 
-    def encode(self, frame: Mapping[str, object], n: int | None = None, strict: bool = True) -> Encoded:
+    def encode(self, frame: Mapping[str, Any], n: int | None = None, strict: bool = True) -> Encoded:
         """Arrays for the rows of ``frame``: a DataFrame, or a mapping of equal-length columns in which a
         categorical or dense scalar, or a single vector, broadcasts over ``n`` rows."""
         if n is None:
@@ -222,7 +230,7 @@ class FeatureEncoder:
             dense = np.where(np.isnan(dense), 0.0, dense).astype(np.float32)
         return Encoded(ids, seqs, dense, self._vectors(frame, n, strict))
 
-    def _ids(self, frame: Mapping[str, object], n: int, strict: bool) -> np.ndarray:
+    def _ids(self, frame: Mapping[str, Any], n: int, strict: bool) -> np.ndarray:
         """Hashed categorical fields ``[n, F]`` with table offsets."""
         spec = self.spec
         columns = [(j, col) for j, name in enumerate(spec.categorical)
@@ -230,7 +238,7 @@ class FeatureEncoder:
         ids = np.zeros((n, len(spec.categorical)), np.int64)
         if self.memo is not None:  # per column, so that each can take the memo
             for j, col in columns:
-                ids[:, j] = self._memo(spec.n_buckets(spec.categorical[j])).buckets(col)
+                ids[:, j] = _memo_for(self.memo, spec.n_buckets(spec.categorical[j])).buckets(col)
         elif columns:  # one hash call for all columns: per-call overhead dominates for a few hundred rows
             parts = [np.asarray(col, dtype=object).reshape(-1) for _, col in columns]
             raw, present = _raw_hash(np.concatenate(parts))
@@ -241,12 +249,7 @@ class FeatureEncoder:
                 start = stop
         return ids + self.offsets_
 
-    def _memo(self, n_buckets: int) -> BucketMemo:
-        if n_buckets not in self.memo:
-            self.memo[n_buckets] = BucketMemo(n_buckets)
-        return self.memo[n_buckets]
-
-    def _pad(self, col: object, n: int, n_buckets: int) -> np.ndarray:
+    def _pad(self, col: Iterable[Any], n: int, n_buckets: int) -> np.ndarray:
         """Hash each row's list (None = empty) and keep its last ``max_seq_len`` items, left-aligned, 0-padded."""
         rows = list(col)
         if len(rows) != n:
@@ -254,18 +257,18 @@ class FeatureEncoder:
         limit = self.spec.max_seq_len
         if n > 1 and all(r is rows[0] for r in rows):  # one user's history broadcast over candidates
             return np.repeat(self._pad([rows[0]], 1, n_buckets), n, axis=0)
-        rows = [[] if r is None else list(r)[-limit:] for r in rows]
+        kept = [[] if r is None else list(r)[-limit:] for r in rows]
         out = np.zeros((n, limit), np.int64)
-        flat = [v for r in rows for v in r]
+        flat = [v for r in kept for v in r]
         if flat:
-            buckets = self._memo(n_buckets).buckets(flat) if self.memo is not None else hash_bucket(flat, n_buckets)
+            buckets = _memo_for(self.memo, n_buckets).buckets(flat) if self.memo is not None else hash_bucket(flat, n_buckets)
             if n == 1:  # the request's own history (serving): no mask to build
                 out[0, :len(flat)] = buckets
             else:
-                out[np.arange(limit)[None, :] < np.array([len(r) for r in rows])[:, None]] = buckets
+                out[np.arange(limit)[None, :] < np.array([len(r) for r in kept])[:, None]] = buckets
         return out
 
-    def _vectors(self, frame: Mapping[str, object], n: int, strict: bool) -> np.ndarray:
+    def _vectors(self, frame: Mapping[str, Any], n: int, strict: bool) -> np.ndarray:
         """All vector fields side by side, written straight into one array (no per-field zeros, no concatenate)."""
         out = np.empty((n, sum(dim for _, dim in self.spec.vectors)), np.float32)
         start = 0

@@ -216,6 +216,8 @@ class HistoryTransformer(nn.Module):
     block does ~4x the ``L x L`` work of these buckets, and was ~60% of a training step; with the buckets a
     Beauty-8k step (batch 1,024, one thread) runs ~21k rows per CPU second instead of ~12k."""
 
+    heads: torch.Tensor
+
     def __init__(self, dim: int, max_len: int, heads: int, ffn_hidden: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.position = nn.Embedding(max_len, dim)

@@ -16,7 +16,7 @@ into the frames the rank models eat.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -176,7 +176,7 @@ def _rechorus_source(path: Path, role: Role, seed: int) -> Source:
     return Source(path, "sequence", ("label",), "user_id", frame)
 
 
-def sequence_task(users: np.ndarray, seqs: list[list[int]], attrs: dict[str, dict[int, object]], role: Role,
+def sequence_task(users: np.ndarray, seqs: list[list[int]], attrs: Mapping[str, Mapping[int, object]], role: Role,
                   seed: int) -> pd.DataFrame:
     """The DIN protocol: predict whether the next item is the user's, against one sampled item.
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from adpilot.errors import UserError
+
+if TYPE_CHECKING:
+    from adpilot.store.db import Store
 
 
 class KindChoice(StrEnum):
@@ -26,7 +29,7 @@ StoreOption = Annotated[
 ]
 
 
-def _open(store: Path | None, read_only: bool = False):  # type: ignore[no-untyped-def]
+def _open(store: Path | None, read_only: bool = False) -> Store:
     """The store at ``store`` (or the configured one); a missing or locked file is a user error."""
     import duckdb
 
@@ -49,7 +52,7 @@ def ingest(
 ) -> None:
     """Validate, clean, pseudonymise and de-duplicate files into the store; rejected rows go to quarantine."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from adpilot.store.ingest import checked_settings, ingest_file
@@ -62,8 +65,11 @@ def ingest(
             with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                           console=console, transient=True) as bar:
                 task = bar.add_task(f"ingesting {path.name}", total=None)
-                report = ingest_file(db, path, kind=kind.value if kind else None,
-                                     progress=lambda done, total, t=task: bar.update(t, completed=done, total=total))
+
+                def progress(done: int, total: int | None, bar: Progress = bar, task: TaskID = task) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                report = ingest_file(db, path, kind=kind.value if kind else None, progress=progress)
             table.add_row(path.name, report.kind, f"{report.rows_read:,}", f"{report.accepted:,}",
                           f"{report.quarantined:,}", f"{report.duplicates:,}", f"{report.flagged:,}",
                           "; ".join(report.notes))

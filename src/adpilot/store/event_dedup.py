@@ -10,7 +10,7 @@ from datetime import datetime
 import duckdb
 
 from adpilot.store.kinds import KINDS, Kind, TimeWindow
-from adpilot.store.validate import literal, quote, typed_sql
+from adpilot.store.validate import Inputs, literal, quote, typed_sql
 
 IN = "_adpilot_in"
 """The name under which the batch being ingested is registered."""
@@ -42,7 +42,7 @@ def batch_rows(source: str, rows: tuple[int, int], span: tuple[datetime, datetim
             f"AND {alias}ts BETWEEN TIMESTAMPTZ '{span[0].isoformat()}' AND TIMESTAMPTZ '{span[1].isoformat()}'")
 
 
-def time_span(con: duckdb.DuckDBPyConnection, kind: Kind, inputs: dict[str, tuple[str, str]],
+def time_span(con: duckdb.DuckDBPyConnection, kind: Kind, inputs: Inputs,
                window: TimeWindow) -> tuple[datetime, datetime] | None:
     """First and last plausible timestamp of the batch (before the other checks: a superset of its valid events)."""
     ts = next(s for s in kind.specs if s.name == "ts")

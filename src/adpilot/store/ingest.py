@@ -52,7 +52,7 @@ from adpilot.store.kinds import KINDS, Kind, TimeWindow, resolve_kind
 from adpilot.store.privacy import PSEUDONYM_MACRO as PSEUDONYM
 from adpilot.store.privacy import hide_csv_ids, hide_json_ids, install_pseudonym_macro, mask_sql
 from adpilot.store.readers import ArrowSource, Chunk, CsvSource, Reject, Source, open_source
-from adpilot.store.validate import as_text, input_kind, literal, quote, validation_sql
+from adpilot.store.validate import InputKind, Inputs, as_text, input_kind, literal, quote, validation_sql
 
 VALID, PSEUDONYMS = "_adpilot_valid", "_adpilot_pseudonyms"
 PSEUDONYM_CACHE = 500_000
@@ -123,12 +123,12 @@ def _fingerprint(path: Path, kind: str) -> str:
     return digest.hexdigest()
 
 
-def _inputs(source: Source, table: pa.Table, kind: Kind) -> tuple[dict[str, tuple[str, str]], str | None]:
+def _inputs(source: Source, table: pa.Table, kind: Kind) -> tuple[Inputs, str | None]:
     """How each field is read from the batch, and the pre-parse problem (JSON lines) if any."""
     names = [s.name for s in kind.specs]
     if source.json_lines:
         paths = ", ".join(f"'$.\"{n}\"'" for n in names)
-        inputs = {n: (f"(CASE WHEN json_valid(_raw) AND json_type(_raw) = 'OBJECT' THEN "
+        inputs: Inputs = {n: (f"(CASE WHEN json_valid(_raw) AND json_type(_raw) = 'OBJECT' THEN "
                       f"json_extract_string(_raw, [{paths}]) END)[{i + 1}]", "str") for i, n in enumerate(names)}
         pre = ("CASE WHEN NOT json_valid(_raw) THEN 'line is not valid JSON' "
                "WHEN json_type(_raw) <> 'OBJECT' THEN 'line is not a JSON object' END")
@@ -180,7 +180,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, source: str, kind: Kind, validat
     return (int(found[0]) if found else 0) + len(rejects)
 
 
-def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind, validation: str, inputs: dict[str, tuple[str, str]]) -> str:
+def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind, validation: str, inputs: Inputs) -> str:
     """``validation`` with user ids pseudonymised and free text masked.
 
     HMACs are computed once per distinct id and kept for the session in a temporary (never persisted) table
@@ -190,8 +190,9 @@ def _cleaned(con: duckdb.DuckDBPyConnection, kind: Kind, validation: str, inputs
     replaced = [f"CASE WHEN regexp_matches({quote(c)}, '[0-9@]') THEN {mask_sql(quote(c))} ELSE {quote(c)} END "
                 f"AS {quote(c)}" for c in kind.masked]
     join = ""
+    missing: tuple[str, InputKind] = ("NULL::VARCHAR", "str")
     for column in kind.pseudonymised:
-        expr, kind_of_input = inputs.get(column, ("NULL::VARCHAR", "str"))
+        expr, kind_of_input = inputs.get(column, missing)
         cached = con.execute(f"SELECT count(*) FROM {PSEUDONYMS}").fetchall()[0]
         if cached and cached[0] > PSEUDONYM_CACHE:
             con.execute(f"DELETE FROM {PSEUDONYMS}")
@@ -252,9 +253,10 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: Chunk, ki
             accepted = _store_entities(con, kind)
     finally:
         con.unregister(IN)
-    if span[0] is not None and span[1] is not None:
-        flag_bots(con, span[0], span[1], policy.burst_per_second, policy.clicks_per_minute,
-                  users=f"(SELECT user_id, ts FROM events WHERE {batch_rows(source.path, rows, span)})")
+    first, last = span
+    if first is not None and last is not None:
+        flag_bots(con, first, last, policy.burst_per_second, policy.clicks_per_minute,
+                  users=f"(SELECT user_id, ts FROM events WHERE {batch_rows(source.path, rows, (first, last))})")
     return accepted, quarantined, valid - accepted, span
 
 

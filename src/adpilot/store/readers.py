@@ -438,11 +438,12 @@ def open_source(path: Path, *, batch_rows: int = 262_144, block_bytes: int = 16 
         raise InputFileError(f"{path}: unknown file type '{suffix}' (use .csv, .tsv, .jsonl or .parquet)")
     encoding = sniff_encoding(path)
     notes = [] if encoding == "utf-8" else [f"decoded from {encoding.upper()}"]
-    common = {"encoding": encoding, "block_bytes": block_bytes, "max_record_bytes": max_record_bytes, "notes": notes}
     if suffix in JSON_SUFFIXES:
-        source = JsonLinesSource(str(path), has_raw=True, json_lines=True, quote_aware=False, **common)
+        source = JsonLinesSource(str(path), has_raw=True, json_lines=True, quote_aware=False, encoding=encoding,
+                                 block_bytes=block_bytes, max_record_bytes=max_record_bytes, notes=notes)
         source.columns = _json_keys(source)
         return source
     delimiter = TEXT_SUFFIXES[suffix]
     names, header_end = _csv_header(path, encoding, delimiter, max_record_bytes)
-    return CsvSource(str(path), columns=names, header_end=header_end, delimiter=delimiter, **common)
+    return CsvSource(str(path), columns=names, header_end=header_end, delimiter=delimiter, encoding=encoding,
+                     block_bytes=block_bytes, max_record_bytes=max_record_bytes, notes=notes)

@@ -18,6 +18,7 @@ from adpilot.store.fields import FieldSpec
 from adpilot.store.privacy import hide_json_ids_sql
 
 InputKind = Literal["str", "num", "ts", "other"]
+Inputs = dict[str, tuple[str, InputKind]]  # field -> (SQL expression reading it, how it arrives)
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,8 @@ def _threads(n: int) -> Iterator[None]:
 
 
 class _Towers(nn.Module):
+    log_rate: torch.Tensor
+
     def __init__(self, lm_dim: int, dim: int, hidden: int, history: int, log_rate: torch.Tensor) -> None:
         super().__init__()
         self.linear = nn.Linear(lm_dim, dim, bias=False)

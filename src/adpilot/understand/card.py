@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from adpilot.errors import UserError
 from adpilot.store import Store
@@ -24,8 +25,8 @@ def profile_card(store: Store, candidates: Sequence[str]) -> str:
     raise UserError(f"no profile for user {candidates[-1]!r} (tried the raw id and its pseudonym)")
 
 
-def _join(values: object) -> str:
-    return ", ".join(map(str, values)) if values is not None and len(values) else "-"  # type: ignore[arg-type]
+def _join(values: Any) -> str:
+    return ", ".join(map(str, values)) if values is not None and len(values) else "-"
 
 
 def _format(p: dict) -> str:

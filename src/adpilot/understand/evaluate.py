@@ -193,7 +193,7 @@ def next_item_retrieval(store: Store, held: pd.DataFrame, encoder_name: str, k: 
                   "adapter_loss": adapter.loss_}
         long_rows = recent_rows(recent_items, at, adapter.history)
 
-    names = ("popularity", "item_cf", "interest_ann", "lm_profile", "lm_profile_affinity", "lm_hybrid")
+    names: tuple[str, ...] = ("popularity", "item_cf", "interest_ann", "lm_profile", "lm_profile_affinity", "lm_hybrid")
     if adapter is not None:
         names += ("lm_adapter", "lm_adapter_cf", *(f"lm_adapter_cf_cold{m}" for m in cold_slots))
     hits = np.zeros((len(held), len(names)))

@@ -52,7 +52,7 @@ class LookalikeIndex:
             index.train(sample)
             index.nprobe = min(self.nprobe, nlist)
         else:
-            index = faiss.IndexFlatIP(dim)
+            index = faiss.IndexFlatIP(dim)  # type: ignore[assignment]  # both are faiss.Index
         index.add(vectors)
         self.index_ = index
         self.user_ids_ = np.asarray(user_ids, dtype=object)
