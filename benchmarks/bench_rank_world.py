@@ -16,17 +16,22 @@ test rows) and, over several seeds, the seed mean with a t-interval:
    paired difference (with - without).
 3. Multi-task: each of ``--mtl`` (ESMM, and ESCM² = ESMM + the doubly robust counterfactual CVR risk) on all
    impressions (click, conversion) vs a CVR model (``--cvr-model``, uncalibrated: its validation rows hold a
-   handful of conversions) trained on clicked impressions only, all scored over ALL held-out impressions against
-   ``p_convert`` (post-click conversion probability): expected AUC, mean |p - p_true|, ECE, mean prediction over
-   mean truth, the lowest ``p_click`` decile; then the paired differences (ESCM² - ESMM is the fix's effect, same
-   run, same seed). The multi-task models' pCVR is the CVR tower calibrated on the clicked validation rows, as
-   served (``CTRModel.predict_cvr``).
+   handful of conversions) trained on clicked impressions only, times a CTR model of the same kind for its
+   pCTCVR, all scored over ALL held-out impressions: pCVR against ``p_convert`` (post-click conversion
+   probability, as if every impression were clicked), pCVR weighted by ``p_click`` (against P(conversion |
+   click), what a click is worth), and pCTCVR = pCTR x pCVR against ``p_click x p_convert`` (what an impression
+   is worth, what the auction multiplies): expected AUC, ECE, mean ratio, a table per decile of the model's
+   pCTR; then the paired differences (ESCM² - ESMM is the fix's effect, same run, same seed). The multi-task
+   models' pCVR is the CVR tower calibrated on the clicked validation rows, as served (``CTRModel.predict_cvr``).
 
 ``--parts`` picks which of the three to run (e.g. ``--parts cvr --encoder use`` for the multi-task part alone).
 
 Reproduce (37 min wall on 2 cores at load 15, of which 12 min e5 encoding of 2,561 texts; ``--encoder use`` is
 about 15x faster to encode; each seed adds five fits of 1.5-3 min):
     .venv/bin/python benchmarks/bench_rank_world.py --users 20000 --events 3000000 --seeds 0 1
+Part 3 alone, one process per seed (~20 min each at load 12: 4 min reading, four fits in 6.5 min, the rest
+bootstrap; ``--world DIR`` reuses a world written by ``adpilot world`` with the same config):
+    .venv/bin/python benchmarks/bench_rank_world.py --seeds 0 --encoder use --parts cvr --mtl esmm escm2 --n-boot 100
 """
 
 from __future__ import annotations
@@ -65,11 +70,22 @@ def expected_auc(scores: np.ndarray, p_true: np.ndarray) -> float:
     return float(((pos_g * (below + 0.5 * neg_g)).sum() - 0.5 * self_pairs) / (pos.sum() * neg.sum() - self_pairs))
 
 
-def truth_ece(p_model: np.ndarray, p_true: np.ndarray, bins: int = 15) -> float:
-    """Mean over equal-mass bins of p_model of |mean p_model - mean p_true|, weighted by bin size."""
+def truth_ece(p_model: np.ndarray, p_true: np.ndarray, bins: int = 15, weight: np.ndarray | None = None) -> float:
+    """Mean over equal-mass bins of p_model of |mean p_model - mean p_true|, weighted by bin size; with
+    ``weight`` (e.g. p_click, to judge pCVR where clicks happen) bins hold equal weight and means are weighted.
+
+    >>> round(truth_ece(np.array([0.1, 0.3]), np.array([0.2, 0.2]), bins=1, weight=np.array([1.0, 3.0])), 3)
+    0.05
+    """
     order = np.argsort(p_model, kind="stable")
-    return float(sum(len(b) * abs(p_model[b].mean() - p_true[b].mean())
-                     for b in np.array_split(order, bins) if len(b)) / len(p_model))
+    if weight is None:
+        parts, w = np.array_split(np.arange(len(order)), bins), np.ones(len(order))
+    else:
+        w = np.asarray(weight, np.float64)[order]
+        cum = np.cumsum(w)
+        parts = np.split(np.arange(len(order)), np.searchsorted(cum, cum[-1] * np.arange(1, bins) / bins, "right"))
+    pm, pt = p_model[order], p_true[order]
+    return float(sum(abs((w[b] * (pm[b] - pt[b])).sum()) for b in parts if len(b)) / w.sum())
 
 
 def vectors(world_dir: Path, frame: pd.DataFrame, encoder: str) -> tuple[list, list, float]:
@@ -215,26 +231,33 @@ def cold_part(seed: int, train: pd.DataFrame, test: pd.DataFrame, test_mask: np.
 
 
 def cvr_part(seed: int, train: pd.DataFrame, test: pd.DataFrame, a: argparse.Namespace, boot, record) -> None:  # noqa: ANN001
-    """3. Multi-task: each of ``--mtl`` (ESMM, ESCM²-DR) served pCVR vs a CVR model trained on clicks only, and
-    ESCM² - ESMM (the counterfactual risk's effect) in the same run."""
+    """3. Multi-task: each of ``--mtl`` (ESMM, ESCM²-DR) vs a CVR model trained on clicks only (times a CTR model
+    of the same kind for its pCTCVR), all over ALL held-out impressions: pCVR against ``p_convert``, pCVR where
+    clicks happen (click-weighted), and pCTCVR = pCTR x pCVR against ``p_click x p_convert``; then the paired
+    differences (ESCM² - ESMM is the counterfactual risk's effect, same run, same seed)."""
     from adpilot.rank.calibration import cvr_tower
 
     everyone = np.arange(len(test))
-    pv = test["p_convert"].to_numpy()
+    pc, pv = test["p_click"].to_numpy(), test["p_convert"].to_numpy()
+    ctcvr = pc * pv
     clicked = train[train["click"] == 1]
     t0 = time.perf_counter()
     naive = fit(a.cvr_model, clicked, ("conversion",), TRUTH, a, seed, calibration="none")
-    served = {f"{a.cvr_model} on clicks": naive.predict_proba(test)[:, 1]}
+    naive_name = f"{a.cvr_model} on clicks"
+    naive_ctr = fit(a.cvr_model, train, ("click",), TRUTH, a, seed).predict_proba(test)[:, 1]
+    served = {naive_name: (naive_ctr, naive.predict_proba(test)[:, 1])}
     raw: dict[str, np.ndarray] = {}
     for name in a.mtl:
         model = fit(name, train, ("click", "conversion"), TRUTH, a, seed)
-        served[name], raw[name] = model.predict_cvr(test), cvr_tower(raw_heads(model, test))
+        served[name], raw[name] = (model.predict_heads(test)[:, 0], model.predict_cvr(test)), cvr_tower(
+            raw_heads(model, test))
     print(f"seed {seed} - 3. pCVR over all {len(test)} held-out impressions vs p_convert (mean {pv.mean():.4f}): "
           f"{', '.join(a.mtl)} on {len(train)} impressions ({int(train['conversion'].sum())} conversions) vs "
-          f"{a.cvr_model} on the {len(clicked)} clicked ones only (fits {time.perf_counter() - t0:.0f} s):")
-    low = np.argsort(test["p_click"].to_numpy(), kind="stable")[:len(test) // 10]
+          f"{a.cvr_model} on the {len(clicked)} clicked ones only, its pCTCVR with a {a.cvr_model} CTR model "
+          f"(fits {time.perf_counter() - t0:.0f} s):")
+    low = np.argsort(pc, kind="stable")[:len(test) // 10]
     clicked_test = test["click"].to_numpy() > 0
-    for name, q in served.items():
+    for name, (pctr, q) in served.items():
         key = name if name in a.mtl else "naive"
         print(show(f"{name}: expected AUC vs p_convert", record(f"{key}_eauc", boot(lambda r, q=q: expected_auc(
             q[r], pv[r]), everyone))))
@@ -247,23 +270,54 @@ def cvr_part(seed: int, train: pd.DataFrame, test: pd.DataFrame, a: argparse.Nam
         print(show(f"{name}: lowest p_click decile mean pCVR", float(q[low].mean())) + f" (p_convert "
               f"{pv[low].mean():.4f}); clicked test rows {q[clicked_test].mean():.4f} (p_convert "
               f"{pv[clicked_test].mean():.4f})")
+        print(show(f"{name}: click-weighted ECE of pCVR", record(f"{key}_cw_ece", boot(
+            lambda r, q=q: truth_ece(q[r], pv[r], weight=pc[r]), everyone))))
+        print(show(f"{name}: click-weighted pCVR / p_convert", record(f"{key}_cw_ratio", boot(
+            lambda r, q=q: (pc[r] * q[r]).sum() / ctcvr[r].sum(), everyone))))
+        p = pctr * q
+        print(show(f"{name}: pCTCVR expected AUC vs p_click x p_convert", record(f"{key}_ctcvr_eauc", boot(
+            lambda r, p=p: expected_auc(p[r], ctcvr[r]), everyone))))
+        print(show(f"{name}: pCTCVR ECE vs p_click x p_convert", record(f"{key}_ctcvr_ece", boot(
+            lambda r, p=p: truth_ece(p[r], ctcvr[r]), everyone))) + f"  (mean truth {ctcvr.mean():.6f})")
+        print(show(f"{name}: mean pCTCVR / p_click x p_convert", record(f"{key}_ctcvr_ratio", boot(
+            lambda r, p=p: p[r].mean() / ctcvr[r].mean(), everyone))))
+        print(show(f"{name}: share of pCTCVR on never-converting rows", float(p[pv == 0].sum() / p.sum())) +
+              f" (bots: {np.mean(pv == 0):.3f} of the rows)")
+        print(decile_table(pctr, q, pc, pv))
         if name in raw:
             print(show(f"{name} before calibration: mean pCVR / expected AUC", float(raw[name].mean())) +
                   f" / {expected_auc(raw[name], pv):.4f}")
-    naive_p = served[f"{a.cvr_model} on clicks"]
-    pairs = [(m, naive_p, "naive") for m in a.mtl]
+    pairs = [(m, naive_name, "naive") for m in a.mtl]
     if "esmm" in a.mtl:
-        pairs += [(m, served["esmm"], "esmm") for m in a.mtl if m != "esmm"]
+        pairs += [(m, "esmm", "esmm") for m in a.mtl if m != "esmm"]
+    measures = (("eauc", "expected AUC", lambda r, p, q: expected_auc(q[r], pv[r])),
+                ("ece", "ECE vs p_convert", lambda r, p, q: truth_ece(q[r], pv[r])),
+                ("gap", "mean |p - p_convert|", lambda r, p, q: np.abs(q[r] - pv[r]).mean()),
+                ("cw_ece", "click-weighted ECE of pCVR", lambda r, p, q: truth_ece(q[r], pv[r], weight=pc[r])),
+                ("ctcvr_eauc", "pCTCVR expected AUC", lambda r, p, q: expected_auc(p[r] * q[r], ctcvr[r])),
+                ("ctcvr_ece", "pCTCVR ECE", lambda r, p, q: truth_ece(p[r] * q[r], ctcvr[r])))
     for model, other, peer in pairs:
-        ours, key = served[model], f"{model}_vs_{peer}"
         title = f"{model} - {'on clicks' if peer == 'naive' else peer}"
-        print(show(f"{title}: expected AUC", record(f"{key}_eauc", boot(
-            lambda r, o=ours, b=other: expected_auc(o[r], pv[r]) - expected_auc(b[r], pv[r]), everyone))))
-        print(show(f"{title}: ECE vs p_convert", record(f"{key}_ece", boot(
-            lambda r, o=ours, b=other: truth_ece(o[r], pv[r]) - truth_ece(b[r], pv[r]), everyone))))
-        print(show(f"{title}: mean |p - p_convert|", record(f"{key}_gap", boot(
-            lambda r, o=ours, b=other: np.abs(o[r] - pv[r]).mean() - np.abs(b[r] - pv[r]).mean(), everyone))))
+        for short, label, m in measures:
+            print(show(f"{title}: {label}", record(f"{model}_vs_{peer}_{short}", boot(
+                lambda r, m=m, o=served[model], b=served[other]: m(r, *o) - m(r, *b), everyone))))
     print(show("oracle expected AUC (ceiling)", expected_auc(pv, pv)))
+
+
+def decile_table(pctr: np.ndarray, pcvr: np.ndarray, p_click: np.ndarray, p_convert: np.ndarray) -> str:
+    """Per decile of the model's pCTR (calibration is conditional on what the model can tell apart): mean
+    pCVR, the truth weighted by clicks (P(conversion | click) among those rows: what a click is priced at), the
+    unweighted truth (P(conversion) if every row were clicked), and pCTCVR over the truth's p_click x p_convert."""
+    decile = np.minimum(np.argsort(np.argsort(pctr, kind="stable"), kind="stable") * 10 // len(pctr), 9)
+    rows = {"pCVR": [], "click-weighted p_convert": [], "p_convert": [], "pCTCVR / truth": []}
+    for k in range(10):
+        d = decile == k
+        rows["pCVR"].append(pcvr[d].mean())
+        rows["click-weighted p_convert"].append((p_click[d] * p_convert[d]).sum() / p_click[d].sum())
+        rows["p_convert"].append(p_convert[d].mean())
+        rows["pCTCVR / truth"].append((pctr[d] * pcvr[d]).sum() / max((p_click[d] * p_convert[d]).sum(), 1e-300))
+    return "\n".join(f"    by pCTR decile, {name:26s} " + " ".join(
+        f"{v:.3g}" if name.startswith("pCTCVR") else f"{v:.4f}" for v in values) for name, values in rows.items())
 
 
 def main() -> None:

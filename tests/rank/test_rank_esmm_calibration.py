@@ -2,7 +2,10 @@
 rows, served equally by the estimator and the numpy scorer, and pCTCVR = pCTR * pCVR stays consistent.
 
 Issue #4: ESMM's pCVR was served as the raw tower (its calibrator was fitted on pCTCVR, and the scorer skipped
-it), while the auction multiplies pCVR by money (oCPC bid = target CPA x pCVR)."""
+it), while the auction multiplies pCVR by money (oCPC bid = target CPA x pCVR). A trait the features do not show
+(the world's interest match) raises both clicks and conversions, so pCVR is P(conversion | click) for what the
+model sees, above the mean conversion probability of every impression, and pCTR x pCVR is P(conversion |
+impression)."""
 
 from __future__ import annotations
 
@@ -18,17 +21,18 @@ from adpilot.rank.estimator import CTRModel
 from adpilot.rank.scorer import load_scorer
 
 
-def impressions(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Impressions with a known post-click conversion probability ``cvr`` (returned), clicks at ~8%."""
+def impressions(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Impressions with known click and post-click conversion probabilities (returned), clicks at ~10%; a hidden
+    per-row trait (not a column) raises both, as the world's interest match does."""
     rng = np.random.default_rng(seed)
-    ad, user, x = rng.integers(0, 40, n), rng.integers(0, 300, n), rng.normal(size=n)
-    p_click = expit(-2.6 + 0.8 * x + 0.3 * (ad % 3))
-    cvr = expit(-1.8 + 0.9 * (ad % 4 == 0) - 0.4 * x)
+    ad, user, x, hidden = rng.integers(0, 40, n), rng.integers(0, 300, n), rng.normal(size=n), rng.normal(size=n)
+    p_click = expit(-3.2 + 0.8 * x + 0.3 * (ad % 3) + 1.2 * hidden)
+    cvr = expit(-1.8 + 0.9 * (ad % 4 == 0) - 0.4 * x + 1.2 * hidden)
     click = rng.uniform(size=n) < p_click
     conversion = click & (rng.uniform(size=n) < cvr)
     frame = pd.DataFrame({"ad_id": ad.astype(str), "user_id": user.astype(str), "x": x,
                           "click": click.astype(int), "conversion": conversion.astype(int)})
-    return frame, cvr
+    return frame, p_click, cvr
 
 
 def test_tower_calibration_fixes_an_inflated_cvr_tower() -> None:
@@ -57,16 +61,16 @@ def test_no_clicked_validation_rows_leaves_the_tower_as_is() -> None:
 
 
 @pytest.fixture(scope="module")
-def esmm() -> tuple[CTRModel, pd.DataFrame, np.ndarray]:
-    frame, cvr = impressions(40_000, 1)
+def esmm() -> tuple[CTRModel, pd.DataFrame, np.ndarray, np.ndarray]:
+    frame, p_click, cvr = impressions(40_000, 1)
     model = CTRModel("esmm", labels=("click", "conversion"), epochs=3, batch_size=512, embedding_dim=8,
                      hidden=(16,), max_buckets=1024, seed=0).fit(frame.iloc[:24_000], frame.iloc[24_000:32_000])
-    return model, frame.iloc[32_000:], cvr[32_000:]
+    return model, frame.iloc[32_000:], p_click[32_000:], cvr[32_000:]
 
 
 def test_esmm_pcvr_matches_the_conversion_rate_of_clicks(esmm, tmp_path) -> None:
     """Held out: mean pCVR over clicked rows is the observed conversion rate, and the scorer serves it."""
-    model, test, cvr = esmm
+    model, test, _, cvr = esmm
     clicked = test["click"].to_numpy() > 0
     pcvr = model.predict_cvr(test)
     truth = cvr[clicked].mean()
@@ -80,9 +84,23 @@ def test_esmm_pcvr_matches_the_conversion_rate_of_clicks(esmm, tmp_path) -> None
     np.testing.assert_allclose(pctr, heads[:200, 0], rtol=1e-4, atol=1e-7)
 
 
+def test_esmm_pctcvr_is_calibrated_over_all_impressions(esmm) -> None:
+    """What the auction multiplies, pCTR x pCVR, matches P(conversion | impression) over every held-out row, and
+    pCVR matches the truth weighted by clicks. Over all rows pCVR stays above the mean conversion probability:
+    the clicked rows it learns from are the ones with the hidden trait (issue #4's "over-prediction where clicks
+    are rare"; pulling pCVR down there would under-price the clicks that do happen)."""
+    model, test, p_click, cvr = esmm
+    heads = model.predict_heads(test)
+    truth = p_click * cvr
+    assert abs(heads[:, 1].mean() / truth.mean() - 1) < 0.2, (heads[:, 1].mean(), truth.mean())
+    pcvr = model.predict_cvr(test)
+    assert abs((p_click * pcvr).sum() / truth.sum() - 1) < 0.2
+    assert pcvr.mean() > 1.3 * cvr.mean(), (pcvr.mean(), cvr.mean())
+
+
 def test_old_esmm_files_are_refused(esmm, tmp_path) -> None:
     """A file whose second calibrator was fitted on pCTCVR would serve a wrong pCVR: it must be retrained."""
-    model, _, _ = esmm
+    model, _, _, _ = esmm
     header, arrays = load_arrays(model.save(tmp_path / "new"))
     del header["tower_calibration"], header["format_version"]
     old = save_arrays(tmp_path / "old", header, arrays)

@@ -227,6 +227,10 @@ class ESMM(RankModel):
     """Entire-space multi-task model (Ma et al. 2018): shared embeddings, a CTR tower and a CVR tower, trained on
     impressions with ``pCTCVR = pCTR * pCVR`` so that pCVR is learnt over the whole impression space.
 
+    Calibrated per tower, pCVR is P(conversion | click) for what the features show and pCTR * pCVR is
+    P(conversion | impression); see :func:`~adpilot.rank.calibration.fit_tower_calibrators` for why pCVR reads
+    above the mean conversion probability of seldom-clicked impressions, and why that is not corrected.
+
     Labels ``[batch, 2]``: (click, conversion). Logits ``[batch, 2]``: (CTR logit, CVR logit)."""
 
     name = "esmm"
@@ -275,10 +279,11 @@ class ESCM2(ESMM):
     DR-JL imputation loss ``mean_i o_i / pCTR_i * (e(r_i, pCVR_i) - e(r~_i, pCVR_i))^2`` with pCVR held fixed.
     pCTCVR stays pCTR * pCVR; the imputation is the third logit column and is never served.
 
-    Measured (``benchmarks/bench_rank_world.py --parts cvr``, 266 training conversions): over all impressions
-    it lowers ESMM's pCVR over-prediction only a little (mean 4.9x -> 4.3x the truth, ECE 0.031 -> 0.027) at
-    the same expected AUC; the inverse-propensity terms are noisy with so few conversions, and the towers fit
-    the few low-pCTR clicks rather than the unclicked impressions around them.
+    Measured (``benchmarks/bench_rank_world.py --parts cvr``, 266 training conversions, seeds 0 and 1): over all
+    impressions it lowers ESMM's pCVR a little (mean 4.9x -> 4.3x the truth, ECE 0.031 -> 0.027) but ranks
+    conversions per impression worse (pCTCVR expected AUC 0.66 -> 0.54-0.60) and puts more of pCTCVR on bots
+    (0.04-0.13 -> 0.18-0.29). The propensity pCTR(x) is the click probability only given the features; the
+    world's clicks also follow a hidden interest match that raises conversions, which the DR risk assumes away.
     """
 
     name = "escm2"
