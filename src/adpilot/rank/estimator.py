@@ -10,6 +10,7 @@ import dataclasses
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypeAlias, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -22,12 +23,12 @@ from adpilot.rank.features import Encoded, FeatureEncoder
 from adpilot.rank.models import REGISTRY, InputShape, ModelParams, build_model
 from adpilot.rank.readers import LABEL_GUESSES, Source, open_source
 
-Data = pd.DataFrame | Source | str | Path
+Data: TypeAlias = pd.DataFrame | Source | str | Path
 CACHE_ROWS = 3_000_000
 """Training sets up to this many rows are encoded once and reshuffled each epoch; larger ones are streamed."""
 
 
-def _is_list(value: object) -> bool:
+def _is_list(value: object) -> TypeGuard[list | tuple | np.ndarray]:
     return isinstance(value, list | tuple | np.ndarray)
 
 
@@ -292,7 +293,7 @@ class CTRModel:
         import torch
 
         header, arrays = load_arrays(path)
-        params = {k: tuple(v) if isinstance(v, list) else v for k, v in header["params"].items()}
+        params: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in header["params"].items()}
         self = cls(**params)
         self.spec_ = FeatureSpec.from_dict(header["spec"])
         self.encoder_ = FeatureEncoder(self.spec_).load_state({k[4:]: v for k, v in arrays.items()

@@ -95,6 +95,11 @@ class RankModel(nn.Module):
         self.flat_dim = shape.n_tokens * params.embedding_dim + shape.n_dense
         self.bias = nn.Parameter(torch.zeros(len(self.heads) + self.extra_outputs))
 
+    def logits(self, ids: torch.Tensor, seqs: torch.Tensor, dense: torch.Tensor,
+               vectors: torch.Tensor) -> torch.Tensor:
+        """The model's own logits, before the shared bias (every registered model defines them)."""
+        raise NotImplementedError
+
     def forward(self, ids: torch.Tensor, seqs: torch.Tensor, dense: torch.Tensor,
                 vectors: torch.Tensor) -> torch.Tensor:
         """Inputs as in :class:`~adpilot.rank.features.Encoded`; logits ``[batch, n_heads + extra_outputs]``."""
@@ -235,7 +240,7 @@ class ESMM(RankModel):
 
     name = "esmm"
     heads = ("click", "conversion")
-    towers = ("ctr", "cvr")
+    towers: tuple[str, ...] = ("ctr", "cvr")
     """MLP towers over the shared inputs, one logit column each, in order (``<tower>`` and ``<tower>_out``)."""
 
     def __init__(self, shape: InputShape, params: ModelParams) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -241,7 +242,7 @@ class NumpyModel:
                 linear_row = linear_row + w_cross
         elif layers:
             if len(layers) > 1:
-                blocks.append(("first", *layers[0]))
+                blocks.append(("first", layers[0][0], layers[0][1]))
             blocks.append(("last", layers[-1][0].T * w_cross, w_cross))
         rest: list = []
         if "mlp.net.0.weight" in w:
@@ -401,7 +402,7 @@ class NumpyModel:
         out[rows[starts]] = np.add.reduceat(weighted, starts, axis=0)
         return out
 
-    def _bst_weights(self) -> dict[str, object]:
+    def _bst_weights(self) -> dict[str, Any]:
         """:class:`~adpilot.rank.layers.HistoryTransformer`'s weights transposed for ``x @ W``, with the
         ``1/sqrt(width)`` of both attentions folded into the query weights."""
         w = self.w
