@@ -262,6 +262,7 @@ def interleaved(engines: dict[str, DecisionEngine], reqs: list[AdRequest], trips
     times = {n: (np.empty(len(reqs)), np.empty(len(reqs))) for n in names}
     sent = dict.fromkeys(names, 0)
     usage = {label: redis_usage(url) for label, url in (servers or {}).items()}
+    load = os.getloadavg()[0]
     differ: list[str] = []
     revenue = dict.fromkeys(names, 0.0)  # expected, per click billing: sum of pCTR x price over placed ads
     for i, r in enumerate(reqs):
@@ -274,11 +275,13 @@ def interleaved(engines: dict[str, DecisionEngine], reqs: list[AdRequest], trips
             times[n][0][i], times[n][1][i] = (time.perf_counter_ns() - t0) / 1e6, (time.thread_time_ns() - c0) / 1e6
             sent[n] += trips.count - k0 if trips is not None else 0
         if not same_decision(*decided.values()):
-            differ.append(req.request_id)
+            differ.append(f"{req.request_id} (no-fill: " + " / ".join(str(d.no_fill_reason) for d in decided.values())
+                          + ")")
         for n, d in decided.items():
             revenue[n] += sum(ad.pctr * ad.price for ad in d.ads)
+    print(f"machine load average (1 min) {load:.1f} before, {os.getloadavg()[0]:.1f} after the interleaved run")
     print(f"decisions differing between {' and '.join(names)}: {len(differ)} of {len(reqs)}"
-          + (f" (first: {differ[:5]})" if differ else ""))
+          + (f" (first: {differ[:3]})" if differ else ""))
     print("expected revenue (sum of pCTR x price per click): "
           + ", ".join(f"{n} {revenue[n]:.4f}" for n in names)
           + f"; ratio {names[1]} / {names[0]} {revenue[names[1]] / max(revenue[names[0]], 1e-12):.5f}")

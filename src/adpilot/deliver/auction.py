@@ -33,9 +33,13 @@ def best_per_group(groups: np.ndarray, value: np.ndarray) -> np.ndarray:
     >>> best_per_group(np.array([1, 1, 2]), np.array([0.1, 0.3, 0.2])).tolist()
     [1, 2]
     """
+    by_group = np.sort(groups)
+    if not (by_group[1:] == by_group[:-1]).any():  # one candidate per group: each is its group's best
+        return np.arange(len(groups))
     order = np.lexsort((-value, groups))
     first = np.ones(len(order), dtype=bool)
-    first[1:] = groups[order][1:] != groups[order][:-1]
+    grouped = groups[order]
+    first[1:] = grouped[1:] != grouped[:-1]
     return np.sort(order[first])
 
 
@@ -49,9 +53,14 @@ class AuctionResult:
 
 def rank(ecpm: np.ndarray, reserve_cpm: float, rng: np.random.Generator) -> np.ndarray:
     """Indices of the bidders at or above the reserve (finite, positive eCPM), best first, ties in random order."""
-    eligible = np.flatnonzero(np.isfinite(ecpm) & (ecpm > 0) & (ecpm >= reserve_cpm))
-    ties = rng.random(len(eligible))
-    return eligible[np.lexsort((ties, -ecpm[eligible]))]
+    eligible = (np.isfinite(ecpm) & (ecpm > 0) & (ecpm >= reserve_cpm)).nonzero()[0]
+    ties = rng.random(len(eligible))  # drawn whether needed or not: the request's stream stays the same
+    key = -ecpm[eligible]
+    order = np.argsort(key, kind="stable")
+    ranked = key[order]
+    if (ranked[1:] == ranked[:-1]).any():  # equal eCPMs: the random draw orders them (else a plain sort does)
+        order = np.lexsort((ties, key))
+    return eligible[order]
 
 
 def prices(ecpm: np.ndarray, bid: np.ndarray, pctr: np.ndarray, reserve_cpm: float,

@@ -6,8 +6,7 @@ any counters backend plug in without the engine knowing which one it got.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -23,12 +22,24 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str], kind: Literal["query", "passage"] = "query") -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
+GATHERED = ("ad_ids", "product_ids", "ad_vectors", "prior_ctr", "prior_cvr", "campaign_ids", "recent_items")
+
+
 class CandidateBatch:
     """Everything a scorer may use for one request and its ``k`` candidate ads (arrays are row-aligned).
 
     ``user_vector`` is ``None`` for an anonymous or opted-out user; ``context_vector`` is the query's or page's
     vector (``None`` without either). Vectors are unit-norm float32: ``ad_vectors`` has shape (k, d).
+
+    The :data:`GATHERED` fields (the per-candidate columns and the user's recent items) are given, or
+    (:meth:`lazy`, as the engine builds it) gathered on first read and then kept: a scorer pays only for what it
+    reads — one that never reads ``ad_vectors`` saves the gather of k x d floats, the costliest part of a batch.
+    ``len(batch)`` is ``k`` without reading any column. Read-only.
+
+    >>> b = CandidateBatch.lazy(2, lambda name: np.arange(2) if name == "prior_ctr" else None, user_vector=None,
+    ...                         context_vector=None, user_id=None, slot="feed", device=None, geo=None, hour=0)
+    >>> len(b), b.prior_ctr.tolist()
+    (2, [0, 1])
     """
 
     ad_ids: np.ndarray  # (k,) object
@@ -44,8 +55,46 @@ class CandidateBatch:
     device: str | None
     geo: str | None
     hour: int
-    campaign_ids: np.ndarray | None = None  # (k,) object
-    segment: str | None = None  # the user's segment key, when personalised
+    campaign_ids: np.ndarray | None  # (k,) object
+    segment: str | None  # the user's segment key, when personalised
+    _k: int
+
+    def __init__(self, ad_ids: np.ndarray, product_ids: np.ndarray, ad_vectors: np.ndarray, prior_ctr: np.ndarray,
+                 prior_cvr: np.ndarray, user_vector: np.ndarray | None, context_vector: np.ndarray | None,
+                 user_id: str | None, recent_items: tuple[str, ...], slot: str, device: str | None,
+                 geo: str | None, hour: int, campaign_ids: np.ndarray | None = None,
+                 segment: str | None = None) -> None:
+        self._set(len(ad_ids), None, ad_ids=ad_ids, product_ids=product_ids, ad_vectors=ad_vectors,
+                  prior_ctr=prior_ctr, prior_cvr=prior_cvr, campaign_ids=campaign_ids, user_vector=user_vector,
+                  context_vector=context_vector, user_id=user_id, recent_items=recent_items, slot=slot,
+                  device=device, geo=geo, hour=hour, segment=segment)
+
+    @classmethod
+    def lazy(cls, k: int, gather: Callable[[str], object], *, user_vector: np.ndarray | None,
+             context_vector: np.ndarray | None, user_id: str | None, slot: str, device: str | None,
+             geo: str | None, hour: int, segment: str | None = None) -> CandidateBatch:
+        """A batch of ``k`` candidates whose :data:`GATHERED` fields come from ``gather(name)`` when first read."""
+        batch = cls.__new__(cls)
+        batch._set(k, gather, user_vector=user_vector, context_vector=context_vector, user_id=user_id, slot=slot,
+                   device=device, geo=geo, hour=hour, segment=segment)
+        return batch
+
+    def _set(self, k: int, gather: Callable[[str], object] | None, **fields: object) -> None:
+        self.__dict__.update(fields, _k=k, _gather=gather)
+
+    def __getattr__(self, name: str) -> object:
+        """Only reached for a field not read yet (set attributes are found first): gather it now, keep it."""
+        gather = self.__dict__.get("_gather")
+        if gather is None or name not in GATHERED:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = self.__dict__[name] = gather(name)
+        return value
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a {type(self).__name__} is read-only (tried to set {name!r})")
+
+    def __len__(self) -> int:
+        return self._k
 
 
 @runtime_checkable

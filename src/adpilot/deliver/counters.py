@@ -315,13 +315,21 @@ class RedisCounters:
         self.client = redis.Redis.from_url(url, socket_timeout=socket_timeout_s,
                                            socket_connect_timeout=socket_timeout_s, decode_responses=True)
         self.prefix = prefix
+        self._key_cache: dict[str, tuple[str, str, str]] = {}
         self._state = self.client.register_script(_STATE)
         self._place = self.client.register_script(_PLACE)
         self._commit = self.client.register_script(_COMMIT)
 
-    def _budget_keys(self, campaign_id: str) -> list[str]:
-        base = f"{self.prefix}:budget:{{{campaign_id}}}"
-        return [f"{base}:spend", f"{base}:res", f"{base}:amt"]
+    def _budget_keys(self, campaign_id: str) -> tuple[str, str, str]:
+        """A campaign's spend, reservation and amount keys, formatted once per campaign (admission reads ~8
+        campaigns' keys per request)."""
+        keys = self._key_cache.get(campaign_id)
+        if keys is None:
+            if len(self._key_cache) >= 100_000:  # campaigns come and go: bounded
+                self._key_cache.clear()
+            base = f"{self.prefix}:budget:{{{campaign_id}}}"
+            keys = self._key_cache[campaign_id] = (f"{base}:spend", f"{base}:res", f"{base}:amt")
+        return keys
 
     def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         try:
@@ -365,7 +373,7 @@ class RedisCounters:
         reservation_id: str, expires_at: float, now: float, user_id: str | None, cap_daily: int,
         cap_lifetime: int, creative_ids: Sequence[str],
     ) -> Placement:
-        keys = self._budget_keys(campaign_id)
+        keys = list(self._budget_keys(campaign_id))
         args: list[str | int] = [day, repr(float(amount)), repr(float(total_budget)), repr(float(daily_budget)),
                                  reservation_id, repr(expires_at), repr(now), "", cap_daily, cap_lifetime]
         if user_id and (cap_daily or cap_lifetime):

@@ -10,10 +10,13 @@ signed tokens.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -73,7 +76,8 @@ class _Trace:
 
     Stages are recorded as they happen but counted only when asked: a decision that places an ad without
     ``explain`` never pays for the bookkeeping. A stage is ``(rows, [(reason, passes), ...])``: its checks are
-    attributed in order, each row to the first check it fails. Recorded arrays are never written to afterwards.
+    attributed in order, each row to the first check it fails; ``passes`` is a mask aligned with ``rows``, or the
+    positions that passed (integers). Recorded arrays are never written to afterwards.
     """
 
     def __init__(self, snapshot: Snapshot, enabled: bool, limit: int) -> None:
@@ -85,6 +89,10 @@ class _Trace:
         """Record that ``rows`` went through ``checks`` (``passes`` masks aligned with ``rows``)."""
         self._stages.append((rows, checks))
 
+    def kept(self, rows: np.ndarray, reason: str, positions: np.ndarray) -> None:
+        """Record that only ``rows[positions]`` passed the check ``reason`` (its mask is built when counted)."""
+        self._stages.append((rows, [(reason, positions)]))
+
     def drop(self, reason: str, rows: np.ndarray) -> None:
         """Record that every one of ``rows`` was removed for ``reason``."""
         self._stages.append((rows, [(reason, np.zeros(len(rows), dtype=bool))]))
@@ -95,6 +103,9 @@ class _Trace:
         for rows, checks in self._stages:
             alive = np.ones(len(rows), dtype=bool)
             for reason, passes in checks:
+                if passes.dtype != bool:  # the positions that passed (``kept``)
+                    positions, passes = passes, np.zeros(len(rows), dtype=bool)
+                    passes[positions] = True
                 gone = rows[alive & ~passes]
                 alive &= passes
                 if len(gone):
@@ -114,17 +125,48 @@ class _Trace:
         return {**self.info, "removed": removed}
 
 
+_BATCH_COLUMNS: dict[str, Callable[[Snapshot, np.ndarray, np.ndarray], np.ndarray]] = {
+    "ad_ids": lambda s, rows, camp: s.ads.ids[rows],
+    "product_ids": lambda s, rows, camp: s.ads.product_ids[rows],
+    "ad_vectors": lambda s, rows, camp: np.take(s.ads.vectors, rows, axis=0),
+    "prior_ctr": lambda s, rows, camp: s.ads.prior_ctr[rows],
+    "prior_cvr": lambda s, rows, camp: s.ads.prior_cvr[rows],
+    "campaign_ids": lambda s, rows, camp: s.campaigns.ids[camp],
+}
+
+
+def _batch_column(snapshot: Snapshot, rows: np.ndarray, camp: np.ndarray, user_row: int,
+                  name: str) -> np.ndarray | tuple[str, ...]:
+    """A gathered :class:`CandidateBatch` field of the candidates' ad ``rows`` (of campaign rows ``camp``) or of the
+    user (``user_row``, -1 for none), computed only when the scorer reads it."""
+    if name == "recent_items":
+        if user_row < 0:
+            return ()
+        users = snapshot.users
+        items = users.recent[users.recent_ptr[user_row]:users.recent_ptr[user_row + 1]]
+        return tuple(snapshot.product_ids[items[items >= 0]].tolist())
+    return _BATCH_COLUMNS[name](snapshot, rows, camp)
+
+
 _ZEROS4 = np.zeros(4, np.uint64)  # shared: Philox's state setter copies it
 _ZEROS4.flags.writeable = False
 
 
 class _RequestStreams(threading.local):
     """One Philox generator per thread, re-keyed for each request: the very stream of ``Philox(key=key)``,
-    without constructing one per request (that draws OS entropy for a seed sequence the key then ignores)."""
+    without constructing one per request (that draws OS entropy for a seed sequence the key then ignores); and a
+    scratch mask per thread, so that a request does not zero a catalogue-sized array to mark a few rows."""
 
     def __init__(self) -> None:
         self.bits = np.random.Philox(key=0)
         self.rng = np.random.Generator(self.bits)
+        self._mask = np.zeros(0, dtype=bool)
+
+    def mask(self, n: int) -> np.ndarray:
+        """This thread's all-``False`` bool array of length ``n``: whoever sets entries clears them again."""
+        if len(self._mask) != n:
+            self._mask = np.zeros(n, dtype=bool)
+        return self._mask
 
     def keyed(self, key: int) -> np.random.Generator:
         self.bits.state = {"bit_generator": "Philox",
@@ -253,9 +295,11 @@ class DecisionEngine:
         else:
             found, source = snapshot.fallback[:want], 2
         if len(rule):
-            taken = np.zeros(len(snapshot.ads.ids), dtype=bool)
+            taken = self._streams.mask(len(snapshot.ads.ids))
             taken[rule] = True
-            found = found[~taken[found]]
+            fresh = ~taken[found]
+            taken[rule] = False
+            found = found[fresh]
         return np.concatenate([rule, found]), len(rule), source
 
     def _decide(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
@@ -285,10 +329,11 @@ class DecisionEngine:
                                   device=request.device, query=request.query, user_row=user_row,
                                   personalised=personalised, matched=matched,
                                   block_domains=request.block_domains, block_categories=request.block_categories)
-        checks = [(name, masks[name]) for name in FILTERS if name not in cfg.skip_filters]
+        checks = [(name, ok) for name in FILTERS if (ok := masks[name]) is not None and name not in cfg.skip_filters]
         trace.stage(rows, checks)
-        keep = np.logical_and.reduce([ok for _, ok in checks]) if checks else np.ones(len(rows), dtype=bool)
-        rows = rows[keep][: cfg.n_candidates]  # retrieval order: rule-targeted first, then the nearest
+        if checks:
+            rows = rows[np.logical_and.reduce([ok for _, ok in checks])]
+        rows = rows[: cfg.n_candidates]  # retrieval order: rule-targeted first, then the nearest
         if not len(rows):
             return [], None
         return self._auction(snapshot, request, now, rng, trace, clock, rows, user_row, user_vector, context_vector)
@@ -298,17 +343,12 @@ class DecisionEngine:
                  context_vector: np.ndarray | None) -> tuple[list[PlacedAd], str | None]:
         """Score, bid and rank every candidate; admit campaigns down the ranking; price and place the winners."""
         ads, camps, users, cfg = snapshot.ads, snapshot.campaigns, snapshot.users, self.config
-        recent: tuple[str, ...] = ()
-        if user_vector is not None:
-            items = users.recent[users.recent_ptr[user_row]:users.recent_ptr[user_row + 1]]
-            recent = tuple(snapshot.product_ids[items[items >= 0]].tolist())
         camp = ads.campaign[rows]
-        batch = CandidateBatch(
-            ad_ids=ads.ids[rows], product_ids=ads.product_ids[rows], ad_vectors=np.take(ads.vectors, rows, axis=0),
-            prior_ctr=ads.prior_ctr[rows], prior_cvr=ads.prior_cvr[rows], user_vector=user_vector,
-            context_vector=context_vector, user_id=request.user_id if user_vector is not None else None,
-            recent_items=recent, slot=request.slot, device=request.device, geo=request.geo,
-            hour=int(now // 3600 % 24), campaign_ids=camps.ids[camp],
+        batch = CandidateBatch.lazy(  # the user's recent items only with an interest vector, as ever
+            len(rows), partial(_batch_column, snapshot, rows, camp, user_row if user_vector is not None else -1),
+            user_vector=user_vector, context_vector=context_vector,
+            user_id=request.user_id if user_vector is not None else None, slot=request.slot,
+            device=request.device, geo=request.geo, hour=int(now // 3600 % 24),
             segment=users.segment[user_row] if user_vector is not None else None)
         pctr, pcvr = (np.asarray(a, dtype=np.float64) for a in snapshot.scorer.score(batch))
         finite = np.isfinite(pctr) & np.isfinite(pcvr)
@@ -319,15 +359,11 @@ class DecisionEngine:
         bid = bids_per_click(camps, camp, pcvr, self.pacer.rate_[camp] if cfg.pacing else np.ones(len(camp)))
         ecpm = 1000.0 * pctr * bid
         best = best_per_group(camp, ecpm)
-        same = np.zeros(len(rows), dtype=bool)
-        same[best] = True
-        trace.stage(rows, [("same_campaign_better_ad", same)])
+        trace.kept(rows, "same_campaign_better_ad", best)
         rows, camp, pctr, pcvr, bid, ecpm = (a[best] for a in (rows, camp, pctr, pcvr, bid, ecpm))
         reserve = max(cfg.reserve_cpm, request.floor_price)
         order = rank(ecpm, reserve, rng)
-        ranked = np.zeros(len(rows), dtype=bool)
-        ranked[order] = True
-        trace.stage(rows, [("below_reserve", ranked)])
+        trace.kept(rows, "below_reserve", order)
         order = order[self._admit(snapshot, request, now, rng, trace, clock, rows[order], camp[order])]
         price = prices(ecpm[order], bid[order], pctr[order], reserve, cfg.price_rule, cfg.min_cpc)
         if request.explain:
@@ -364,25 +400,26 @@ class DecisionEngine:
             r, c = rows[start:start + chunk], camp[start:start + chunk]
             tz = camps.tz_row[c]
             ids, days = camps.ids[c].tolist(), [clock.day[t] for t in tz.tolist()]
-            capped = np.flatnonzero(camps.capped[c]) if request.user_id else np.zeros(0, dtype=np.int64)
-            state = self.counters.admission_state(ids, days, now, request.user_id, capped.tolist())
+            capped = camps.capped[c].nonzero()[0].tolist() if request.user_id else []
+            state = self.counters.admission_state(ids, days, now, request.user_id, capped)
             daily_budget = camps.daily_budget[c]
             remaining = np.minimum(camps.total_budget[c] - state.spent_total, daily_budget - state.spent_day)
             checks = {"zero_budget": camps.has_budget[c],
                       "budget_exhausted": remaining - state.reserved >= max(cfg.min_cpc, 1e-9)}
-            if len(capped):
-                daily, life = state.served_today, state.served_lifetime
-                cap_d, cap_l = camps.cap_daily[c[capped]], camps.cap_lifetime[c[capped]]
-                over = np.zeros(len(c), dtype=bool)
-                over[capped] = ((cap_d > 0) & (daily >= cap_d)) | ((cap_l > 0) & (life >= cap_l))
-                checks["frequency_cap"] = ~over
+            if capped:  # a few campaigns: plain Python beats a dozen numpy calls
+                under = np.ones(len(c), dtype=bool)
+                for i, daily, life in zip(capped, state.served_today.tolist(), state.served_lifetime.tolist(),
+                                          strict=True):
+                    cap_d, cap_l = int(camps.cap_daily[c[i]]), int(camps.cap_lifetime[c[i]])
+                    under[i] = not ((cap_d > 0 and daily >= cap_d) or (cap_l > 0 and life >= cap_l))
+                checks["frequency_cap"] = under
             if cfg.pacing:
                 self.pacer.update(c, state.spent_day + state.reserved, daily_budget, clock.day_fraction[tz], now)
                 enters, _ = self.pacer.select(c, rng)
                 checks["pacing"] = enters | camps.shaded[c]  # max-clicks is shaded, not throttled
             trace.stage(r, list(checks.items()))
             keep = np.logical_and.reduce(list(checks.values()))
-            admitted.extend((start + np.flatnonzero(keep)).tolist())
+            admitted.extend((start + keep.nonzero()[0]).tolist())
         return np.asarray(admitted[:need], dtype=np.int64)
 
     def _place(self, snapshot: Snapshot, request: AdRequest, now: float, rng: np.random.Generator,
@@ -428,6 +465,5 @@ class DecisionEngine:
         without any."""
         if len(options) <= 1:
             return options[0] if options else None
-        prior = snapshot.ads.creative_prior[options]
-        prior[~np.isfinite(prior)] = pctr
-        return options[self.bandit.select(prior, placement.impressions, placement.clicks, rng)]
+        prior = [p if math.isfinite(p) else pctr for p in snapshot.ads.creative_prior[options].tolist()]
+        return options[self.bandit.select(prior, placement.impressions.tolist(), placement.clicks.tolist(), rng)]

@@ -84,7 +84,7 @@ class PIPacer:
         error = (share - plan) / np.maximum(plan, self.error_floor)
         with self._lock:
             last = self.last_[rows]
-            dt_hours = np.where(np.isnan(last), 0.0, clip(now - last, 0.0, 3600.0)) / 3600.0
+            dt_hours = np.fmin(np.fmax(now - last, 0.0), 3600.0) / 3600.0  # fmax: never updated (nan) -> 0
             integral = clip(self.integral_[rows] - self.ki * error * dt_hours, self._log_min_rate, 0.0)
             self.integral_[rows] = integral
             self.rate_[rows] = clip(np.exp(integral - self.kp * error), self.min_rate, 1.0)

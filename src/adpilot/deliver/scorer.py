@@ -23,12 +23,14 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def similarity_features(user_sim: np.ndarray, context_sim: np.ndarray, prior: np.ndarray,
                         prior_centre: float) -> np.ndarray:
-    """Design matrix (n, 3): user cosine, context cosine, centred logit prior (0 where the prior is unknown)."""
+    """Design matrix (n, 3): user cosine, context cosine, centred logit prior (0 where the prior is unknown).
+    Filled column by column (``np.column_stack`` costs more than the arithmetic for one request's candidates)."""
+    x = np.empty((len(prior), 3))
+    x[:, 0], x[:, 1], x[:, 2] = user_sim, context_sim, 0.0
     known = np.isfinite(prior)
-    prior_term = np.zeros(len(prior))
     if known.any():
-        prior_term[known] = _logit(prior[known]) - prior_centre
-    return np.column_stack([user_sim, context_sim, prior_term])
+        x[known, 2] = _logit(prior[known]) - prior_centre
+    return x
 
 
 class SimilarityScorer:
@@ -75,16 +77,21 @@ class SimilarityScorer:
         return self
 
     def score(self, batch: CandidateBatch) -> tuple[np.ndarray, np.ndarray]:
-        k = len(batch.ad_ids)
+        k = len(batch)
         probes = [v for v in (batch.user_vector, batch.context_vector) if v is not None]
-        sims = batch.ad_vectors @ np.stack(probes, axis=1) if probes else np.zeros((k, 0))  # one pass, (k, m)
+        sims = np.zeros((k, 0))
+        if probes:  # one pass over the ad vectors, (k, m); the probes as columns (np.stack's layout, not its cost)
+            columns = np.empty((len(probes[0]), len(probes)), dtype=np.result_type(*probes))
+            for j, probe in enumerate(probes):
+                columns[:, j] = probe
+            sims = batch.ad_vectors @ columns
         user = sims[:, 0] if batch.user_vector is not None else np.zeros(k)
         context = sims[:, -1] if batch.context_vector is not None else np.zeros(k)
         x_ctr = similarity_features(user, context, batch.prior_ctr, self.ctr_centre_)
         x_cvr = similarity_features(user, context, batch.prior_cvr, self.cvr_centre_)
         pctr = 1 / (1 + np.exp(-(x_ctr @ self.ctr_coef_ + self.ctr_intercept_)))
         pcvr = 1 / (1 + np.exp(-(x_cvr @ self.cvr_coef_ + self.cvr_intercept_)))
-        return pctr.astype(np.float64), pcvr.astype(np.float64)
+        return pctr.astype(np.float64, copy=False), pcvr.astype(np.float64, copy=False)
 
     def save(self, path: str | Path) -> None:
         state = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(self).items()}

@@ -95,12 +95,19 @@ class CampaignTable:
     has_budget: np.ndarray = field(init=False)  # both budgets positive
     capped: np.ndarray = field(init=False)  # has a daily or a lifetime frequency cap
     shaded: np.ndarray = field(init=False)  # max clicks: paced by shading its bid, never throttled
+    any_schedule: bool = field(init=False)  # some campaign has a start or an end
+    any_hours: bool = field(init=False)  # some campaign serves only at some hours
+    any_audience: bool = field(init=False)  # some campaign has an audience
 
     def __post_init__(self) -> None:
-        """Flags the admission step reads for every ranked campaign of every request: derived once here."""
+        """Flags the admission step reads for every ranked campaign of every request, and whether a targeting
+        filter can remove anything at all (if not, requests skip it): derived once here."""
         object.__setattr__(self, "has_budget", (self.total_budget > 0) & (self.daily_budget > 0))
         object.__setattr__(self, "capped", (self.cap_daily > 0) | (self.cap_lifetime > 0))
         object.__setattr__(self, "shaded", self.strategy == STRATEGIES.index(BidStrategy.max_clicks))
+        object.__setattr__(self, "any_schedule", bool(np.isfinite(self.start).any() or np.isfinite(self.end).any()))
+        object.__setattr__(self, "any_hours", bool((self.hours_mask != (1 << 24) - 1).any()))
+        object.__setattr__(self, "any_audience", bool(self.has_audience.any()))
 
 
 @dataclass(frozen=True)

@@ -88,43 +88,41 @@ FILTERS = ("schedule", "geo", "device", "hour", "audience", "purchased", "negati
 def targeting_filters(snapshot: Snapshot, ads: np.ndarray, clock: LocalClock, *, slot: str, geo: str | None,
                       device: str | None, query: str | None, user_row: int, personalised: bool,
                       matched: np.ndarray, block_domains: Sequence[str] = (),
-                      block_categories: Sequence[str] = ()) -> dict[str, np.ndarray]:
-    """One mask per filter in :data:`FILTERS` (``True`` = passes) over candidate ad rows ``ads``."""
+                      block_categories: Sequence[str] = ()) -> dict[str, np.ndarray | None]:
+    """One mask per filter in :data:`FILTERS` (``True`` = passes) over candidate ad rows ``ads``; ``None`` for a
+    filter that cannot remove any of them (no campaign of the snapshot uses it, or the request does not trigger
+    it), so that the decision path neither computes nor combines an all-``True`` mask."""
     c = snapshot.campaigns
     camp = snapshot.ads.campaign[ads]
-    local_hour = clock.hour[c.tz_row[camp]]
-    masks = {
-        "schedule": (c.start[camp] <= clock.now) & (clock.now < c.end[camp]),
+    masks: dict[str, np.ndarray | None] = {
+        "schedule": (c.start[camp] <= clock.now) & (clock.now < c.end[camp]) if c.any_schedule else None,
         "geo": c.geo.allows(geo, camp),
         "device": c.device.allows(device, camp),
-        "hour": ((c.hours_mask[camp] >> local_hour) & 1).astype(bool),
-        "audience": ~c.has_audience[camp] | _member(matched, len(c.ids))[camp],
+        "hour": (c.hours_mask[camp] >> clock.hour[c.tz_row[camp]]) & 1 != 0 if c.any_hours else None,
+        "audience": ~c.has_audience[camp] | _member(matched, len(c.ids))[camp] if c.any_audience else None,
+        "purchased": None, "negative_keyword": None,
     }
-    purchased_ok = np.ones(len(ads), dtype=bool)
     if personalised and user_row >= 0:
         u = snapshot.users
         bought = u.purchased[u.purchased_ptr[user_row]:u.purchased_ptr[user_row + 1]]
         if len(bought):
             bought_mask = _member(bought[bought >= 0], len(snapshot.product_ids))
-            purchased_ok = ~(c.exclude_purchased[camp] & bought_mask[snapshot.ads.product_row[ads]])
-    masks["purchased"] = purchased_ok
-    negative_ok = np.ones(len(ads), dtype=bool)
+            masks["purchased"] = ~(c.exclude_purchased[camp] & bought_mask[snapshot.ads.product_row[ads]])
     if query:
         text = query.lower()
         blocked = [rows for keyword, rows in c.negative_keywords if keyword in text]
         if blocked:
-            negative_ok = ~_member(np.concatenate(blocked), len(c.ids))[camp]
-    masks["negative_keyword"] = negative_ok
+            masks["negative_keyword"] = ~_member(np.concatenate(blocked), len(c.ids))[camp]
     masks["slot"] = snapshot.ads.slot_ok.get(slot, snapshot.ads.any_slot_ok)[ads]
     masks["blocked_domain"] = _unlisted(c.domain_members, [d.strip().lower() for d in block_domains], camp)
     masks["blocked_category"] = _unlisted(snapshot.ads.category_members, block_categories, ads)
     return masks
 
 
-def _unlisted(members: dict[str, np.ndarray], keys: Sequence[str], rows: np.ndarray) -> np.ndarray:
-    """Which of ``rows`` belong to none of ``keys`` in ``members`` (key -> rows)."""
+def _unlisted(members: dict[str, np.ndarray], keys: Sequence[str], rows: np.ndarray) -> np.ndarray | None:
+    """Which of ``rows`` belong to none of ``keys`` in ``members`` (key -> rows); ``None`` when no key is known."""
     found = [members[k] for k in keys if k in members]
     if not found:
-        return np.ones(len(rows), dtype=bool)
+        return None
     listed = np.concatenate(found)
     return ~_member(listed, int(max(listed.max(), rows.max(initial=-1))) + 1)[rows]
