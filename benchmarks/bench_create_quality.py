@@ -3,7 +3,10 @@ neighbours) with paired arms on the same sampled references: two outputs without
 and the copy assembled from the neighbours' sentences (``extractive``) — then the LLM's first draft, the session-5
 setting (``--n`` drafts ranked by consensus against ``--neighbours`` retrieved copies), the same drafts with the
 fused copy (``CopyWriter(fusion=True)``: the drafts' most consensual sentences), and with ``--more N`` the fused
-copy of N drafts. The ranked and fused arms send the same prompts, so the second costs no model call (cache).
+copy of N drafts; ``selected``: the fused and the hybrid copies (drafts' and neighbours' human sentences) with the
+drafts, ranked by the shipped learned selector (``create/selector.json``, fitted by ``adpilot creative
+fit-selector`` on pairs from position 100). The ranked, fused and selected arms send the same prompts, so only
+the first costs model calls (cache).
 Differences are paired bootstrap intervals. ``--offset`` starts further in the sampled order: tune there (e.g.
 ``--offset 100``), report on the prefix.
 
@@ -27,6 +30,7 @@ from adpilot.create.evaluate import EvalResult, evaluate, typical_length
 from adpilot.create.local import LocalLLM
 from adpilot.create.metrics import mean_interval
 from adpilot.create.retrieval import NEIGHBOURS, read_examples
+from adpilot.create.selector import default_selector
 from adpilot.create.writer import CopyWriter
 
 
@@ -67,6 +71,9 @@ def main() -> None:
     started, cpu = time.perf_counter(), time.process_time()
     arms = {"ranked": evaluate(refs, CopyWriter(llm, n=args.n, **writer), pool, **common),
             "fused": evaluate(refs, CopyWriter(llm, n=args.n, fusion=True, **writer), pool, **common)}
+    if (selector := default_selector()) is not None:
+        arms["selected"] = evaluate(refs, CopyWriter(llm, n=args.n, fusion=True, hybrid=True, selector=selector,
+                                                     **writer), pool, **common)
     if args.more:
         arms["fused-more"] = evaluate(refs, CopyWriter(llm, n=args.more, fusion=True, **writer), pool, **common)
     print(f"n={len(nearest.rows)} (sampled positions {args.offset}..{args.offset + len(nearest.rows) - 1}) "
@@ -88,6 +95,9 @@ def main() -> None:
         if args.more:
             show(f"LLM fused: sentences of {args.more} drafts", value["fused-more"], args.seed)
         show("paired: fused - ranked", value["fused"] - value["ranked"], args.seed)
+        if "selected" in value:
+            show("LLM selected: learned selector over all", value["selected"], args.seed)
+            show("paired: selected - fused", value["selected"] - value["fused"], args.seed)
         show("paired: ranked - first draft", value["ranked"] - first, args.seed)
         show("paired: fused - extractive", value["fused"] - value["extractive"], args.seed)
         if args.more:

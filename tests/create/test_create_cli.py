@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from adpilot.cli import _mount, app
 from adpilot.config import get_settings
+from adpilot.errors import UserError
 from adpilot.store.db import Store
 
 runner = CliRunner()
@@ -41,8 +42,6 @@ def test_generate_then_show_then_resume(store_path) -> None:  # type: ignore[no-
 
 
 def test_user_mistakes_are_one_line_errors(store_path) -> None:  # type: ignore[no-untyped-def]
-    from adpilot.errors import UserError
-
     for args in (["creative", "generate", "--campaign", "nope", "--backend", "template"],
                  ["creative", "generate", "--ad", "a1", "--slot", "billboard"],
                  ["creative", "show", "zzz"],
@@ -66,3 +65,23 @@ def test_eval_template_and_nearest_baseline(store_path, tmp_path) -> None:  # ty
     assert len(out.read_text(encoding="utf-8").splitlines()) == 3
     nearest = runner.invoke(app, ["creative", "eval", "--refs", str(refs), "--baseline", "nearest"])
     assert nearest.exit_code == 0 and "nearest-copy" in nearest.output
+
+
+def test_fit_selector_writes_weights_that_eval_uses(store_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    refs = tmp_path / "refs.jsonl"
+    colours = ("白色", "黑色", "红色", "蓝色", "灰色", "绿色", "粉色", "黄色")
+    refs.write_text("".join(json.dumps({"content": f"类型#上衣*颜色#{c}*材质#棉", "summary":
+                                        f"{c}纯棉上衣，柔软透气。穿着舒适自在，日常通勤都合适。"}, ensure_ascii=False) + "\n"
+                            for c in colours * 7), encoding="utf-8")
+    weights = tmp_path / "selector.json"
+    fitted = runner.invoke(app, ["creative", "fit-selector", "--refs", str(refs), "--backend", "template",
+                                 "--offset", "46", "--limit", "8", "--out", str(weights)])
+    assert fitted.exit_code == 0, fitted.output
+    assert "fitted on 8 pairs" in fitted.output and json.loads(weights.read_text())["provenance"]["offset"] == 46
+    used = runner.invoke(app, ["creative", "eval", "--refs", str(refs), "--backend", "template", "--limit", "2",
+                               "--selector", str(weights)])
+    assert used.exit_code == 0 and f"selector={weights}" in used.output, used.output
+    for args in (["--offset", "0"], ["--selector", str(tmp_path / "none.json")]):
+        command = "fit-selector" if args[0] == "--offset" else "eval"
+        result = runner.invoke(app, ["creative", command, "--refs", str(refs), "--backend", "template", *args])
+        assert isinstance(result.exception, UserError), (args, result.output)

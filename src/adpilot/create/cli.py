@@ -23,6 +23,11 @@ Extractive = Annotated[bool, typer.Option(help="also let a copy assembled from t
                                                 "compete in selection (stored with source 'retrieval')")]
 Fusion = Annotated[bool, typer.Option(help="put first a copy fused from the drafts' sentences that agree most "
                                             "with the retrieved copies (no extra model call)")]
+Hybrid = Annotated[bool, typer.Option(help="also fuse the drafts' sentences with the same-type neighbours' human "
+                                            "sentences (stored with source 'retrieval')")]
+SelectorOption = Annotated[str, typer.Option(
+    "--selector", help="rank candidates by learned weights: 'shipped' (create/selector.json when present), "
+                       "'none' (fused copy first, then consensus), or a JSON file from `fit-selector`")]
 GreedyFirst = Annotated[bool, typer.Option(help="draft 0 is the greedy completion, the others sampled")]
 Threads = Annotated[int | None, typer.Option(help="llama.cpp threads (default: ADPILOT_LLM_THREADS); 1 is "
                                                   "much faster than 2 on a busy machine")]
@@ -33,6 +38,14 @@ def _settings(threads: int | None):  # type: ignore[no-untyped-def]
 
     settings = get_settings()
     return settings if threads is None else settings.model_copy(update={"llm_threads": threads})
+
+
+def _selector(choice: str):  # type: ignore[no-untyped-def]
+    from adpilot.create.selector import Selector, default_selector
+
+    if choice == "none":
+        return None
+    return default_selector() if choice == "shipped" else Selector.load(choice)
 
 
 def _pool(examples: list, k: int, encoder: str):  # type: ignore[no-untyped-def]
@@ -61,7 +74,8 @@ def generate(
     max_tokens: int = 160, temperature: float = 0.8, repeat_penalty: Penalty = 1.2, seed: Seed = 0,
     fluency: Annotated[bool, typer.Option(help="score perplexity under the local model")] = False,
     encoder: Encoder = "tfidf", threads: Threads = None, extractive: Extractive = False,
-    greedy_first: GreedyFirst = False, fusion: Fusion = True,
+    greedy_first: GreedyFirst = False, fusion: Fusion = True, hybrid: Hybrid = False,
+    selector: SelectorOption = "none",
 ) -> None:
     """Write copy for a campaign × segments (or one product / ad) into `creatives`; resumable and cached."""
     from adpilot.create.cache import CachedLLM
@@ -85,7 +99,7 @@ def generate(
         perplexity = getattr(llm, "perplexity", None) if fluency else None
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature, encoder=text_encoder,
                             target_chars=typical_length(examples) or None, extractive=extractive,
-                            greedy_first=greedy_first, fusion=fusion)
+                            greedy_first=greedy_first, fusion=fusion, hybrid=hybrid, selector=_selector(selector))
         studio = Studio(store.con, writer,
                         index, slot=slot, seed=seed, perplexity=perplexity)
         with typer.progressbar(length=len(todo), label=f"writing with {llm.name}") as bar:
@@ -110,7 +124,7 @@ def evaluate_command(
     cache: Annotated[Path | None, typer.Option(help="completion cache (DuckDB file)")] = None,
     out: Annotated[Path | None, typer.Option(help="write outputs and per-item scores as JSONL")] = None,
     threads: Threads = None, extractive: Extractive = False, greedy_first: GreedyFirst = False,
-    fusion: Fusion = True,
+    fusion: Fusion = True, hybrid: Hybrid = False, selector: SelectorOption = "none",
     neighbours: Annotated[int, typer.Option(help="retrieved copies the extractive candidate is built from and "
                                                  "selection scores against (k of them are the shots)")] = 10,
     shard: Annotated[str, typer.Option(help="i/m: evaluate every m-th sampled reference from the i-th")] = "0/1",
@@ -142,7 +156,7 @@ def evaluate_command(
         cached = CachedLLM(make_llm(settings, backend, model, repeat_penalty), duckdb.connect(str(cache_path)))
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature,
                             target_chars=typical_length(examples or references) or None, extractive=extractive,
-                            greedy_first=greedy_first, fusion=fusion)
+                            greedy_first=greedy_first, fusion=fusion, hybrid=hybrid, selector=_selector(selector))
     total = len(range(shard_at[0], min(limit or len(references), len(references) - offset), shard_at[1]))
     handle = out.open("w", encoding="utf-8") if out is not None else None
 
@@ -160,7 +174,8 @@ def evaluate_command(
         finally:
             if handle is not None:
                 handle.close()
-    setting = f"variants={n} extractive={extractive} fusion={fusion} model={cached.name}" if cached else \
+    setting = f"variants={n} extractive={extractive} fusion={fusion} hybrid={hybrid} selector={selector} " \
+        f"model={cached.name}" if cached else \
         f"model={baseline}-copy (no LLM)"
     typer.echo(f"n={len(result.rows)} refs={refs} pool={pool or 'leave-one-out'} k={k} neighbours={neighbours} "
                + setting)
@@ -168,6 +183,58 @@ def evaluate_command(
         typer.echo(f"{name:16s} {mean:6.2f}  [95% CI {low:.2f}, {high:.2f}]")
     if cached is not None:
         typer.echo(f"cache hits {cached.hits}/{cached.hits + cached.misses}")
+
+
+@group.command("fit-selector")
+def fit_selector(
+    refs: Annotated[Path, typer.Option(help="reference JSONL {content, summary}")],
+    pool: Annotated[Path | None, typer.Option(help="few-shot pool JSONL (default: leave-one-out over refs)")]
+    = None,
+    offset: Annotated[int, typer.Option(help="first position of the sampled order to train on (the reported "
+                                             "prefix is refused)")] = 100,
+    limit: Annotated[int, typer.Option(help="training pairs from --offset")] = 200,
+    out: Annotated[Path | None, typer.Option(help="weights JSON (default: the shipped create/selector.json)")]
+    = None,
+    l2: Annotated[float, typer.Option(help="ridge penalty per training pair")] = 3.0,
+    backend: Backend = None, model: ModelPath = None, n: Variants = 3, k: Shots = 3, seed: Seed = 0,
+    max_tokens: int = 128, temperature: float = 0.8, repeat_penalty: Penalty = 1.2,
+    cache: Annotated[Path | None, typer.Option(help="completion cache (DuckDB file)")] = None,
+    threads: Threads = None, hybrid: Hybrid = True,
+    neighbours: Annotated[int, typer.Option(help="retrieved copies (pseudo-references)")] = 10,
+) -> None:
+    """Fit the learned candidate selector on pairs outside the reported prefix and write its weights."""
+    import sys
+
+    import duckdb
+
+    from adpilot.create.cache import CachedLLM
+    from adpilot.create.evaluate import selector_groups, typical_length
+    from adpilot.create.factory import make_llm
+    from adpilot.create.retrieval import read_examples
+    from adpilot.create.selector import DEFAULT_PATH, Selector, cross_validate
+    from adpilot.create.writer import CopyWriter
+
+    references = read_examples(refs)
+    examples = read_examples(pool) if pool is not None else None
+    settings = _settings(threads)
+    cache_path = cache or settings.home / "create_cache.duckdb"
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    cached = CachedLLM(make_llm(settings, backend, model, repeat_penalty), duckdb.connect(str(cache_path)))
+    writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature, fusion=True, hybrid=hybrid,
+                        target_chars=typical_length(examples or references) or None)
+    with typer.progressbar(length=min(limit, len(references) - offset), label="candidates") as bar:
+        groups = selector_groups(references, writer, examples, k=k, limit=limit, seed=seed, offset=offset,
+                                 neighbours=neighbours, on_item=lambda _done: bar.update(1))
+    command = "adpilot " + " ".join(sys.argv[1:])
+    provenance = {"command": command, "refs": refs.name, "offset": offset, "pairs": len(groups),
+                  "candidates": int(sum(len(y) for _, y in groups)), "n": n, "k": k, "hybrid": hybrid, "l2": l2,
+                  "model": cached.name, "target": "char BLEU-4 of each candidate against its own reference"}
+    provenance["leave_one_pair_out_bleu4"] = cross_validate(groups, l2)
+    path = Selector.fit(groups, l2=l2, provenance=provenance).save(out or DEFAULT_PATH)
+    typer.echo(f"selector fitted on {len(groups)} pairs ({provenance['candidates']} candidates) at positions "
+               f"{offset}..{offset + limit - 1} -> {path}; leave-one-pair-out BLEU-4 "
+               f"{json.dumps(provenance['leave_one_pair_out_bleu4'])}; cache hits {cached.hits}/"
+               f"{cached.hits + cached.misses}")
 
 
 @group.command()

@@ -4,7 +4,7 @@ and score it against the reference with BLEU-4 and ROUGE-1/2/L; also count compl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,10 +13,13 @@ from adpilot.create.compliance import Policy, check
 from adpilot.create.metrics import bleu4, mean_interval, rouge
 from adpilot.create.prompts import CopySpec
 from adpilot.create.retrieval import NEIGHBOURS, CopyExample, CopyPool, assemble_copy
+from adpilot.create.selector import candidate_features
 from adpilot.create.writer import CopyWriter
 from adpilot.errors import UserError, check_scalar
 
 METRICS = ("bleu-4", "rouge-1", "rouge-2", "rouge-l")
+REPORTED_PAIRS = 46
+"""Figures are reported on this prefix of the sampled order: nothing may be fitted or tuned on it."""
 BASELINES = ("nearest", "extractive")
 """Outputs without a model: the nearest pool copy, or the copy assembled from the neighbours' sentences."""
 
@@ -89,6 +92,43 @@ def sample_indices(n_refs: int, limit: int | None, seed: int, shard: tuple[int, 
     return chosen[index::count]
 
 
+def _briefs(refs: Sequence[CopyExample], pool: Sequence[CopyExample] | None, spec: CopySpec, k: int,
+            neighbours: int, limit: int | None, seed: int, shard: tuple[int, int], offset: int,
+            ) -> Iterator[tuple[int, CopyExample, list[CopyExample]]]:
+    """(index, reference, its ``max(k, neighbours)`` nearest compliant pool examples) for each sampled reference;
+    without ``pool``, leave-one-out over ``refs`` (an example whose copy is the reference's never comes back)."""
+    index = CopyPool(k=k).fit(compliant_pool(pool if pool is not None else refs, spec))
+    for i in sample_indices(len(refs), limit, seed, shard, offset):
+        ref = refs[i]
+        yield i, ref, [index.examples_[j] for j in index.query(ref.product, k=max(k, neighbours, 1),
+                                                                exclude_copy=ref.copy)]
+
+
+def selector_groups(refs: Sequence[CopyExample], writer: CopyWriter, pool: Sequence[CopyExample] | None = None,
+                    k: int = 3, limit: int | None = None, seed: int = 0, offset: int = REPORTED_PAIRS,
+                    neighbours: int = NEIGHBOURS, spec: CopySpec | None = None,
+                    on_item: Callable[[int], None] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Training data for :meth:`Selector.fit`: per sampled reference, the features of the writer's live
+    candidates (shape (n_i, len(FEATURES))) and each one's BLEU-4 against the reference (shape (n_i,)).
+    Refuses positions inside the reported prefix (``offset`` < :data:`REPORTED_PAIRS`)."""
+    if offset < REPORTED_PAIRS:
+        raise UserError(f"fit the selector on pairs outside the reported prefix: `offset` must be >= "
+                        f"{REPORTED_PAIRS}, got {offset}")
+    spec = spec or CopySpec(slot="detail")
+    target = writer.target_chars or typical_length(pool if pool is not None else refs)
+    groups = []
+    for done, (i, ref, near) in enumerate(_briefs(refs, pool, spec, k, neighbours, limit, seed, (0, 1), offset),
+                                          start=1):
+        live = [d for d in writer.write(ref.product, None, spec, near[:k], seed=seed + i, neighbours=near)
+                if d.text is not None]
+        texts = [d.text or "" for d in live]
+        features = candidate_features(texts, [d.origin for d in live], [e.copy for e in near], ref.product, target)
+        groups.append((features, np.array([bleu4(t, ref.copy) for t in texts])))
+        if on_item is not None:
+            on_item(done)
+    return groups
+
+
 def evaluate(refs: Sequence[CopyExample], writer: CopyWriter | None, pool: Sequence[CopyExample] | None = None,
              k: int = 3, limit: int | None = None, seed: int = 0, spec: CopySpec | None = None,
              on_item: Callable[[int, dict], None] | None = None, shard: tuple[int, int] = (0, 1),
@@ -103,12 +143,10 @@ def evaluate(refs: Sequence[CopyExample], writer: CopyWriter | None, pool: Seque
         raise UserError(f"`baseline` must be one of {BASELINES}, got {baseline!r}")
     spec = spec or CopySpec(slot="detail")
     target = typical_length(pool if pool is not None else refs)
-    index = CopyPool(k=k).fit(compliant_pool(pool if pool is not None else refs, spec))
     result = EvalResult()
     policy = Policy(max_chars=spec.max_chars, language=spec.language)
-    for done, i in enumerate(sample_indices(len(refs), limit, seed, shard, offset), start=1):
-        ref = refs[i]
-        near = [index.examples_[j] for j in index.query(ref.product, k=max(k, neighbours, 1), exclude_copy=ref.copy)]
+    for done, (i, ref, near) in enumerate(_briefs(refs, pool, spec, k, neighbours, limit, seed, shard, offset),
+                                          start=1):
         if writer is None:
             output = (near[0].copy if near else "") if baseline == "nearest" else \
                 assemble_copy(ref.product, near, target)
@@ -126,7 +164,7 @@ def evaluate(refs: Sequence[CopyExample], writer: CopyWriter | None, pool: Seque
         if writer is not None:  # the first draft (greedy with greedy_first), i.e. no selection
             row["unselected-bleu-4"] = bleu4(first, ref.copy)
             row["unselected-rouge-l"] = rouge(first, ref.copy)["rouge-l"]
-            row["chosen-extractive"] = 100.0 * (bool(decisions) and decisions[0].origin == "retrieval")
+            row["chosen-retrieval"] = 100.0 * (bool(decisions) and decisions[0].origin == "retrieval")
         result.rows.append(row)
         if on_item is not None:
             on_item(done, {"index": i, "output": output, **row})

@@ -3,7 +3,9 @@ greedy), with ``extractive`` add a copy assembled from the retrieved neighbours'
 (compliance, which also rejects repetition loops), repair the failures (regenerate with the reason in the prompt,
 then rewrite by rule), reject what cannot be repaired, drop near-duplicates, rank the survivors by a
 reference-free consensus score, and with ``fusion`` put first a copy fused from the drafts' most consensual
-sentences (reviewed too). Every candidate leaves a :class:`Decision` with its reason."""
+sentences (reviewed too); with ``hybrid`` a second fused copy may borrow the retrieved neighbours' human sentences,
+and with a ``selector`` (:mod:`adpilot.create.selector`) learned weights rank all the candidates instead. Every
+candidate leaves a :class:`Decision` with its reason."""
 
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ from adpilot.create.metrics import bleu4, ngram_cosine
 from adpilot.create.prompts import Audience, CopySpec, ProductBrief, build_messages
 from adpilot.create.retrieval import CopyExample, assemble_copy, greedy_sentences, sentences
 from adpilot.create.scoring import coverage
+from adpilot.create.selector import Selector, candidate_features
 from adpilot.errors import check_scalar
 
 ACTIONS = ("accepted", "regenerated", "rewritten", "rejected", "duplicate")
 ORIGINS = ("llm", "retrieval", "fusion")
-"""Who wrote a candidate: the model, :func:`assemble_copy` from retrieved human copy (never the model), or
-:func:`fuse` from the model's own accepted drafts."""
+"""Who wrote a candidate: the model, retrieved human copy (:func:`assemble_copy`, or the hybrid :func:`fuse` whose
+copy holds human sentences), or :func:`fuse` from the model's own accepted drafts."""
 FUSION_MIN_CHARS = 6
 """Shorter sentences (``简约百搭。``) say nothing on their own and are not fused."""
 FUSION_DUPLICATE = 0.5
@@ -64,7 +67,8 @@ def _exactly(texts: Sequence[str] | None, n: int) -> list[str]:
 class Decision:
     """What happened to one draft: ``text`` is the compliant copy (``None`` when rejected or duplicate);
     ``order`` is the draft's sampling index (seed offset; ``n`` for the extractive candidate, ``n + 1`` for the
-    fused one), ``rank_score`` its consensus score, ``origin`` one of :data:`ORIGINS`."""
+    fused one, ``n + 2`` for the hybrid), ``rank_score`` its consensus or selector score, ``origin`` one of
+    :data:`ORIGINS`."""
 
     draft: str
     text: str | None
@@ -88,7 +92,7 @@ def consensus(candidates: Sequence[str], pseudo_references: Sequence[str], produ
 
 
 def fuse(drafts: Sequence[str], pseudo_references: Sequence[str], product: ProductBrief, target_chars: int,
-         coverage_weight: float = 20.0) -> str:
+         coverage_weight: float = 20.0, human: Sequence[str] = ()) -> str:
     """Sentence-level consensus: from the sentences of the model's accepted drafts, pick greedily the one with
     the highest mean char BLEU to the pseudo-references (the retrieved neighbours' copies) plus
     ``coverage_weight`` × the share of attribute values it adds, skipping near-repeats and a second opening
@@ -99,18 +103,25 @@ def fuse(drafts: Sequence[str], pseudo_references: Sequence[str], product: Produ
     AdvertiseGen pairs): each draft has a few sentences in the stock phrasing of human copy and a few that drift;
     keeping only the former beats choosing any one draft. Never looks at the reference.
 
+    ``human`` copies (the retrieved neighbours' own, also among ``pseudo_references``) offer their sentences too:
+    each is scored against the *other* pseudo-references (against its own copy it would agree perfectly), so a
+    stock human sentence wins only where it agrees with the other neighbours more than any draft sentence does.
+
     >>> fuse(["复古雪纺裙，清新。白色裙身很干净。", "复古风格的雪纺裙，优雅大方。胡乱写的一句话。"],
     ...      ["复古风格，优雅大方。白色裙身干净。"], ProductBrief.from_advertisegen("类型#裙*风格#复古*颜色#白色"), 20)
     '复古风格的雪纺裙，优雅大方。白色裙身很干净。'
     """
     position: dict[str, float] = {}
-    for draft in drafts:
-        parts = sentences(draft)
+    source: dict[str, str] = {}
+    for text, own in [*((d, "") for d in drafts), *((h, h) for h in human)]:
+        parts = sentences(text)
         for i, sentence in enumerate(parts):
-            if len(sentence.strip()) >= FUSION_MIN_CHARS:
-                position.setdefault(sentence, i / len(parts))
-    agreement = {s: statistics.fmean(bleu4(s, p) for p in pseudo_references) if pseudo_references else 0.0
-                 for s in position}
+            if len(sentence.strip()) >= FUSION_MIN_CHARS and sentence not in position:
+                position[sentence], source[sentence] = i / len(parts), own
+    agreement = {}
+    for sentence, own in source.items():
+        others = [p for p in pseudo_references if p != own] if own else list(pseudo_references)
+        agreement[sentence] = statistics.fmean(bleu4(sentence, p) for p in others) if others else 0.0
     texts = list(position)
     n_values = max(sum(k != "类型" for k, _ in product.attributes), 1)
 
@@ -133,9 +144,11 @@ class CopyWriter:
     def __init__(self, llm: LLM, n: int = 4, max_tokens: int = 160, temperature: float = 0.8, repair: bool = True,
                  dedupe_threshold: float = 0.9, banned_brands: Sequence[str] = (), encoder: Any | None = None,
                  greedy_first: bool = False, target_chars: int | None = None, extractive: bool = False,
-                 fusion: bool = False) -> None:
+                 fusion: bool = False, hybrid: bool = False, selector: Selector | None = None) -> None:
         self.llm = llm
         self.fusion = fusion
+        self.hybrid = hybrid
+        self.selector = selector
         self.extractive = extractive
         self.greedy_first = greedy_first
         self.target_chars = None if target_chars is None else int(check_scalar(target_chars, "target_chars", ge=10))
@@ -177,19 +190,28 @@ class CopyWriter:
             for i, new in zip(failing, retry, strict=True):
                 decisions[i] = self._repair(decisions[i], new, policy)
         decisions = self._dedupe(decisions)
-        if self.fusion:
-            decisions += self._fused(decisions, [s.copy for s in near], product, target, policy)
-        return self._rank(decisions, [s.copy for s in near], product)
+        decisions += self._fused(decisions, near, product, target, policy)
+        return self._rank(decisions, [s.copy for s in near], product, target)
 
-    def _fused(self, decisions: list[Decision], pseudo_references: list[str], product: ProductBrief, target: int,
+    def _fused(self, decisions: list[Decision], near: Sequence[CopyExample], product: ProductBrief, target: int,
                policy: Policy) -> list[Decision]:
-        """The reviewed :func:`fuse` of the accepted model drafts; none when it equals one of them (a single
-        draft, say). A fused copy that is a draft's first sentences is kept: shorter, it scores better."""
+        """With ``fusion``, the reviewed :func:`fuse` of the accepted model drafts; none when it equals one of
+        them (a single draft, say). A fused copy that is a draft's first sentences is kept: shorter, it scores
+        better. With ``hybrid``, also the fusion of the drafts' and the same-type neighbours' sentences (order
+        ``n + 2``), labelled ``retrieval`` because it holds human sentences; none when it holds no human one."""
         drafts = [d.text for d in decisions if d.text is not None and d.origin == "llm"]
-        text = fuse(drafts, pseudo_references, product, int(target * FUSION_LENGTH))
-        if not text or normalise(text) in drafts:
-            return []
-        return [replace(self._review(text, policy, self.n + 1), origin="fusion")]
+        pseudo_references = [e.copy for e in near]
+        result = []
+        if self.fusion and (text := fuse(drafts, pseudo_references, product, int(target * FUSION_LENGTH))) \
+                and normalise(text) not in drafts:
+            result.append(replace(self._review(text, policy, self.n + 1), origin="fusion"))
+        if self.hybrid and drafts:
+            human = [e.copy for e in near if e.product.title == product.title] or pseudo_references
+            text = fuse(drafts, pseudo_references, product, int(target * FUSION_LENGTH), human=human)
+            if any(s in h for s in sentences(text) for h in human) and \
+                    normalise(text) not in drafts + [d.text for d in result]:
+                result.append(replace(self._review(text, policy, self.n + 2), origin="retrieval"))
+        return result
 
     def _drafts(self, messages: list, seed: int) -> list[str]:
         """``n`` drafts: with ``greedy_first``, draft 0 is the greedy (temperature 0) completion — the single most
@@ -259,10 +281,18 @@ class CopyWriter:
             result.append(d)
         return result
 
-    @staticmethod
-    def _rank(decisions: list[Decision], pseudo_references: list[str], product: ProductBrief) -> list[Decision]:
+    def _rank(self, decisions: list[Decision], pseudo_references: list[str], product: ProductBrief,
+              target: int) -> list[Decision]:
+        """Live candidates best first: by the learned ``selector`` when there is one, else the fused copy first
+        and the rest by :func:`consensus`; then the rejected and duplicate drafts."""
         live = [d for d in decisions if d.text is not None]
-        scores = consensus([d.text or "" for d in live], pseudo_references, product)
+        texts = [d.text or "" for d in live]
+        if self.selector is not None and live:
+            scores = self.selector.score(candidate_features(texts, [d.origin for d in live], pseudo_references,
+                                                            product, target)).tolist()
+            fusion_first = False
+        else:
+            scores, fusion_first = consensus(texts, pseudo_references, product), True
         ranked = sorted((replace(d, rank_score=round(s, 4)) for d, s in zip(live, scores, strict=True)),
-                        key=lambda d: (d.origin != "fusion", -d.rank_score))
+                        key=lambda d: (fusion_first and d.origin != "fusion", -d.rank_score))
         return ranked + [d for d in decisions if d.text is None]
