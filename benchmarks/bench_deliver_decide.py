@@ -210,19 +210,28 @@ def baseline_modules(src: Path) -> dict[str, ModuleType]:
 
 
 class RoundTrips:
-    """Requests sent to Redis by this process (a command, or a whole pipeline, is one), counted in redis-py."""
+    """Requests sent to Redis by this process (a command, or a whole pipeline, is one), counted in redis-py and in
+    the decision path's lean script connection."""
 
     def __init__(self) -> None:
         from redis.connection import AbstractConnection
 
+        from adpilot.deliver.resp import ScriptConnection
+
         self.count = 0
         send = AbstractConnection.send_packed_command
+        call = ScriptConnection.call
 
         def counted(connection, command, check_health=True):  # noqa: ANN001, ANN202
             self.count += 1
             return send(connection, command, check_health)
 
+        def counted_call(connection, *parts):  # noqa: ANN001, ANN002, ANN202
+            self.count += 1
+            return call(connection, *parts)
+
         AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+        ScriptConnection.call = counted_call  # type: ignore[method-assign]
 
 
 def redis_usage(url: str) -> tuple[dict[str, int], float]:

@@ -183,3 +183,32 @@ def test_concurrent_placements_never_exceed_a_cap(counters) -> None:
         t.join()
     assert len(placed) == 2  # the daily cap, exactly
     assert counters.budget_state(["c"], [DAY], 0.0)[2].tolist() == pytest.approx([0.02])
+
+
+def test_redis_scripts_are_loaded_again_after_a_flush(redis_url: str) -> None:
+    """The decision path's scripts go over the lean connection by sha; a Redis that forgot them (restart,
+    SCRIPT FLUSH) gets them again instead of failing the request."""
+    import redis
+
+    counters = RedisCounters(redis_url, prefix="flush")
+    assert hold(counters, "c", DAY, 1.0, 5.0, 5.0, "r1", 100.0, 0.0)
+    redis.Redis.from_url(redis_url).script_flush()
+    assert hold(counters, "c", DAY, 1.0, 5.0, 5.0, "r2", 100.0, 0.0)
+    assert counters.budget_state(["c"], [DAY], now=1.0)[2].tolist() == [2.0]  # both reservations held
+
+
+def test_redis_url_database_and_errors_are_honoured(redis_url: str) -> None:
+    """``/3`` in the URL puts the decision path's keys in database 3, as redis-py does for the other calls;
+    a script error is raised as an error, not taken for an unreachable Redis."""
+    import redis
+
+    from adpilot.deliver.resp import ReplyError, ScriptConnection
+
+    counters = RedisCounters(f"{redis_url}/3", prefix="db")
+    assert hold(counters, "c", DAY, 1.0, 5.0, 5.0, "r1", 100.0, 0.0)
+    assert redis.Redis.from_url(f"{redis_url}/3").keys("db:budget:*")
+    assert not redis.Redis.from_url(f"{redis_url}/0").keys("db:budget:*")
+    lean = ScriptConnection(redis_url, 0.5)
+    with pytest.raises(ReplyError, match="NOSCRIPT"):
+        lean.evalsha("0" * 40, [], [])
+    assert lean.call("PING") == b"PONG"  # the connection survives an error reply

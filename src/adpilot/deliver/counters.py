@@ -22,10 +22,12 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from adpilot.deliver.base import AdmissionState, CountersUnavailable, Placement
+from adpilot.deliver.resp import ReplyError, ScriptConnection
 
 _EPS = 1e-9
 _NO_COUNTS = np.zeros(0, np.int64)
@@ -314,6 +316,7 @@ class RedisCounters:
         self._redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self.client = redis.Redis.from_url(url, socket_timeout=socket_timeout_s,
                                            socket_connect_timeout=socket_timeout_s, decode_responses=True)
+        self._lean = ScriptConnection(url, socket_timeout_s)  # the two scripts of every decision
         self.prefix = prefix
         self._key_cache: dict[str, tuple[str, str, str]] = {}
         self._state = self.client.register_script(_STATE)
@@ -337,6 +340,20 @@ class RedisCounters:
         except self._redis_errors as error:
             raise CountersUnavailable(f"redis is unreachable: {error}") from error
 
+    def _run(self, script: Any, keys: list[str], args: list[str | int]) -> str:
+        """A decision-path script through the lean connection; loaded again if Redis forgot it (restart, flush)."""
+        try:
+            try:
+                reply = self._lean.evalsha(script.sha, keys, args)
+            except ReplyError as error:
+                if not str(error).startswith("NOSCRIPT"):
+                    raise
+                self._call(self.client.script_load, script.script)
+                reply = self._lean.evalsha(script.sha, keys, args)
+        except OSError as error:
+            raise CountersUnavailable(f"redis is unreachable: {error}") from error
+        return reply.decode() if isinstance(reply, bytes) else str(reply)
+
     def _read(self, campaign_ids: Sequence[str], days: Sequence[str], now: float, user_id: str | None,
               freq_ids: Sequence[str], freq_days: Sequence[str]) -> AdmissionState:
         """Budget state of ``campaign_ids`` and the user's counts of ``freq_ids``, in one script call."""
@@ -349,7 +366,7 @@ class RedisCounters:
             keys.append(self._freq_keys(user_id, freq_days[0])[1])
             keys.extend(self._freq_keys(user_id, d)[0] for d in freq_days)
             args.extend(freq_ids)
-        values = np.fromstring(self._call(self._state, keys=keys, args=args), sep=" ") if len(args) > 2 else _NO_VALUES
+        values = np.fromstring(self._run(self._state, keys, args), sep=" ") if len(args) > 2 else _NO_VALUES
         split = 3 * len(campaign_ids)
         budget = values[:split].reshape(-1, 3)
         counts = values[split:].astype(np.int64).reshape(-1, 2)
@@ -382,7 +399,7 @@ class RedisCounters:
         if creative_ids:
             keys.extend((f"{self.prefix}:bandit:imp", f"{self.prefix}:bandit:clk"))
             args.extend(creative_ids)
-        outcome, *counts = self._call(self._place, keys=keys, args=args).split()
+        outcome, *counts = self._run(self._place, keys, args).split()
         if outcome != "1":
             return Placement("budget" if outcome == "0" else "frequency", _NO_COUNTS, _NO_COUNTS)
         impressions, clicks = np.asarray(counts, dtype=np.int64).reshape(2, -1)
