@@ -243,7 +243,8 @@ class DecisionEngine:
         personalised = bool(request.consent_personalisation and user_row >= 0 and users.consent[user_row])
         user_vector = (users.vectors[user_row].astype(np.float32)
                        if personalised and users.has_vector[user_row] else None)
-        context_vector, context = None, ("", None)
+        context_vector: np.ndarray | None = None
+        context: tuple[str, str | int | None] = ("", None)
         if request.query:
             context_vector, context = self._queries.get(request.query), ("text", request.query.strip())
         elif request.page:
@@ -282,7 +283,7 @@ class DecisionEngine:
         if probes:
             k = -(-want // 2) if len(probes) == 2 else want  # with both probes, half from each
             if context_vector is None:
-                lists = [snapshot.index.search(user_vector, k)]
+                lists = [snapshot.index.search(probes[0], k)]  # the user's vector, the only probe
             else:
                 near_context, near_user = snapshot.index.search_cached(context, context_vector, k, user_vector)
                 lists = [near_context] if near_user is None else [near_user, near_context]

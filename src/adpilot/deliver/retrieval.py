@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -46,6 +46,7 @@ class AdIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n, dim = vectors.shape
         self.kind = ("flat" if n < _EXACT_BELOW else "ivf") if kind == "auto" else kind
+        self._index: Any  # faiss index classes share no typed base
         if self.kind == "flat":
             self._index = faiss.IndexFlatIP(dim)
         elif self.kind == "ivf":
@@ -108,7 +109,7 @@ class AdIndex:
         if self.kind == "hnsw":
             import faiss
 
-            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
+            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))  # type: ignore[attr-defined]
             _, rows = self._index.search(q, k, params=params)
         else:
             _, rows = self._index.search(q, k)

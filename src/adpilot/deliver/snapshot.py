@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import BaseModel
 
 from adpilot.deliver.base import Encoder, Scorer
 from adpilot.deliver.retrieval import AdIndex, IndexKind
@@ -252,7 +253,7 @@ class Snapshot:
         )
 
 
-def _frame(data: Any, record: type) -> pd.DataFrame:
+def _frame(data: Any, record: type[BaseModel]) -> pd.DataFrame:
     """A DataFrame with the record's columns from a DataFrame, an Arrow table or a list of records."""
     if isinstance(data, pd.DataFrame):
         df = data.copy()
@@ -496,7 +497,7 @@ def _ad_table(ads_df: pd.DataFrame, camp_index: dict[str, int], product_index: d
         product_ids=ads_df["product_id"].to_numpy(dtype=object), product_row=product_row,
         vectors=np.ascontiguousarray(product_vectors[product_row]), prior_ctr=prior_ctr, prior_cvr=prior_cvr,
         cr_ptr=cr_ptr, creative_ids=cr["creative_id"].to_numpy(dtype=object),
-        creative_text=cr["text"].to_numpy(dtype=object), creative_slot=np.where(pd.isna(cr_slot), None, cr_slot),
+        creative_text=cr["text"].to_numpy(dtype=object), creative_slot=np.where(pd.isna(cr_slot), None, cr_slot),  # type: ignore[call-overload]
         creative_prior=np.asarray([float(s.get("pctr", np.nan)) for s in scores], dtype=np.float64),
         slot_ok=slot_ok, any_slot_ok=slotless | ~has_creative,
         category_members=_groups([(c, row) for row, p in enumerate(ads_df["product_id"])

@@ -58,7 +58,7 @@ def user_table(profiles: Any, users: Any, product_index: dict[str, int], dim: in
     table = pa.Table.from_pandas(profiles, preserve_index=False) if isinstance(profiles, pd.DataFrame) else profiles
     ids = table.column("user_id").to_pylist()
     n = len(ids)
-    vectors = np.zeros((n, dim), dtype=dtype)
+    vectors: np.ndarray = np.zeros((n, dim), dtype=dtype)
     has_vector = np.zeros(n, dtype=bool)
     if "interest_vector" in table.column_names and n:
         ptr, flat = _list_column(table, "interest_vector", n)
