@@ -110,14 +110,15 @@ def main() -> None:
         for k in range(args.updates):
             new = events_table(args.events // 20, args.users, args.products,
                                START + np.timedelta64(30 + k, "D"), rng, queries, args.events * (1 + k))
-            t, cpu = time.perf_counter(), time.process_time()
+            t, cpu, before = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
             touched = update_profiles(store, encoder, events=new)
-            update_s = time.perf_counter() - t
+            update_s, after = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF)
             stored, live = con.sql("SELECT (SELECT sum(count) FROM pragma_storage_info('profiles') WHERE "
                                    "column_path = '[0]'), count(*) FROM profiles").fetchall()[0]
             print(f"update {k + 1}: {new.num_rows:,} events -> {touched:,} profiles in {update_s:.1f} s wall, "
-                  f"{time.process_time() - cpu:.1f} s CPU; peak RSS {_rss():.0f} MiB; "
-                  f"{stored:,} rows stored for {live:,} profiles")
+                  f"{time.process_time() - cpu:.1f} s CPU (user {after.ru_utime - before.ru_utime:.1f}, system "
+                  f"{after.ru_stime - before.ru_stime:.1f}, {(after.ru_minflt - before.ru_minflt) / 1e6:.2f}M minor "
+                  f"faults); peak RSS {_rss():.0f} MiB; {stored:,} rows stored for {live:,} profiles")
             if not args.skip_build:
                 print(f"ratio update/build time = {update_s / build_s:.2f} (events ratio 0.05)")
         print(f"load average {os.getloadavg()[0]:.1f}")
