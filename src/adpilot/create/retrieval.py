@@ -138,6 +138,7 @@ class CopyPool:
         self.examples_ = list(examples)
         texts = [e.product.text for e in self.examples_]
         self._pairs = [set(e.product.attributes) for e in self.examples_]
+        self.vectors_: Any  # dense LM vectors, or sparse TF-IDF rows (None for an empty pool)
         if self.encoder is not None:
             self.vectors_ = np.asarray(self.encoder.encode(texts, kind="passage"), dtype=np.float32)
         else:
