@@ -1,17 +1,17 @@
-"""The ad routes' fast lane and the engine line: same answers as FastAPI's route, errors worded by FastAPI, and
-shedding once the line to the engine is too long."""
+"""The ad routes' fast lane and the door: same answers as FastAPI's route, errors worded by FastAPI, and shedding
+of the ad requests whose turn on the event loop comes too late."""
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 
-import anyio
 import pytest
 from fastapi.testclient import TestClient
 
 from adpilot.serve.fastpath import _declared_json
-from adpilot.serve.guard import EngineQueue
+from adpilot.serve.guard import Guard, Inflight, Message, Receive, Scope, Send
+from adpilot.serve.metrics import Metrics
 
 
 @pytest.mark.parametrize(("content_type", "fast"), [
@@ -45,32 +45,38 @@ def test_both_lanes_answer_alike(client: TestClient) -> None:
     assert bare.status_code == 422
 
 
-def test_engine_line_is_too_long_once_its_oldest_waited_past_the_limit() -> None:
-    queue = EngineQueue(threads=1, max_wait_s=0.05)
-    busy, release = threading.Event(), threading.Event()
+def test_ad_requests_whose_turn_comes_too_late_are_shed_fast() -> None:
+    """Decisions run on the event loop, one after the other: of a burst read together, each ad request takes its
+    arrival time before any is decided, and those whose turn comes after ``max_wait_s`` get the fast no-bid."""
+    decided: list[str] = []
 
-    def hold() -> str:
-        busy.set()
-        release.wait(5)
-        return "held"
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        time.sleep(0.06)  # a decision, holding the loop
+        decided.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
 
-    async def main() -> None:
-        results: list[str] = []
+    metrics = Metrics()
+    guard = Guard(app, metrics, Inflight(32), max_body_bytes=1000, max_wait_s=0.1)
 
-        async def run(arrived: float, func) -> None:  # noqa: ANN001
-            results.append(await queue.run(arrived, func))
+    async def call(path: str) -> tuple[int, bool]:
+        sent: list[Message] = []
 
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(run, time.perf_counter(), hold)
-            while not busy.is_set():
-                await anyio.sleep(0.001)
-            assert not queue.too_long(time.perf_counter())  # one running, nobody waiting
-            tasks.start_soon(run, time.perf_counter(), lambda: "fresh")
-            await anyio.sleep(0.01)
-            assert not queue.too_long(time.perf_counter())
-            await anyio.sleep(0.06)
-            assert queue.too_long(time.perf_counter())  # the waiting one has now waited past 50 ms
-            release.set()
-        assert results == ["held", "fresh"] and not queue.too_long(time.perf_counter())
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
 
-    anyio.run(main)
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": path, "headers": [], "state": {}}
+        await guard(scope, receive, send)
+        return sent[0]["status"], (b"x-adpilot-shed", b"1") in sent[0]["headers"]
+
+    async def burst() -> list[tuple[int, bool]]:
+        return list(await asyncio.gather(*(call(p) for p in ["/v1/decide"] * 2 + ["/openrtb/2.6/bid"] * 2)))
+
+    answers = asyncio.run(burst())
+    assert answers[:2] == [(200, False), (200, False)]  # waited 0 and 60 ms
+    assert answers[2:4] == [(204, True), (204, True)]  # their turn came at 120 ms: OpenRTB's no-bid, at once
+    assert decided == ["/v1/decide", "/v1/decide"]
+    assert metrics.shed.lines() == ['adpilot_shed_total{route="/openrtb/2.6/bid"} 2.0']

@@ -7,30 +7,29 @@ and then validates the Python objects; here one ``model_validate_json`` (pydanti
 Anything else takes the ordinary route, unchanged: other paths and methods, bodies that are not declared JSON, and
 every body that fails validation — FastAPI then words the 422 exactly as the contract says (the body, already
 read, is handed on). Handlers are the routes' own functions, so both lanes answer alike, and exceptions go
-through the app's exception handlers as they would on the ordinary route.
+through the app's exception handlers as they would on the ordinary route. The handler runs right here, on the event
+loop (the guard has already let the requests read with this one check in, and shed it if its turn came too late).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, ValidationError
 
-from adpilot.serve.guard import ASGIApp, EngineQueue, Message, Receive, Scope, Send
+from adpilot.serve.guard import ASGIApp, Message, Receive, Scope, Send
 
 Handler = Callable[[Any, Request], Response]
 
 
 class AdFastPath:
-    """ASGI middleware serving ``routes`` (path -> (body model, handler)) of ``app`` on their fast lane; the
-    handler runs through ``engine``'s line (a worker thread, in arrival order)."""
+    """ASGI middleware serving ``routes`` (path -> (body model, handler)) of ``app`` on their fast lane."""
 
-    def __init__(self, app: ASGIApp, fastapi_app: FastAPI, routes: dict[str, tuple[type[BaseModel], Handler]],
-                 engine: EngineQueue) -> None:
-        self.app, self.fastapi_app, self.routes, self.engine = app, fastapi_app, routes, engine
+    def __init__(self, app: ASGIApp, fastapi_app: FastAPI,
+                 routes: dict[str, tuple[type[BaseModel], Handler]]) -> None:
+        self.app, self.fastapi_app, self.routes = app, fastapi_app, routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -51,15 +50,15 @@ class AdFastPath:
             await self.app(scope, _replay(body), send)
             return
         request = Request(scope, receive)
-        arrived = scope.get("state", {}).get("arrived") or time.perf_counter()
         try:
-            response = await self.engine.run(arrived, handler, parsed, request)
+            response = handler(parsed, request)
         except Exception as error:
             answer = self._handler_for(error)
             if answer is None:
                 raise
             response = await answer(request, error)
-        await response(scope, receive, send)
+        await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
 
     def _handler_for(self, error: Exception) -> Callable[..., Any] | None:
         """The app's exception handler for ``error``'s class (nearest base first), as Starlette would pick it."""

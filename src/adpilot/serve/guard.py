@@ -5,22 +5,24 @@ response through an extra task and stream, which costs more than a whole decisio
 for chunked uploads too (no ``Content-Length``): the bytes are counted as they arrive and the request is refused
 with 413 once past the limit, before the body is buffered.
 
-Shedding has two triggers. ``Inflight`` caps the requests in progress. On the ad routes, a request is also refused
-at the door when it would wait too long for the engine (:class:`EngineQueue`): with the count alone, 32 admitted
-decisions queued behind each other (and fought over the GIL) until answered ones took ~200 ms at 3,000 requests/s
-offered, twice the OpenRTB ``tmax``.
+Shedding has two triggers. ``Inflight`` caps the requests in progress. An ad request is also refused when its turn
+comes too late: decisions run on the event loop itself, one after the other (see :mod:`adpilot.serve.app`), so a
+request waits for the decisions of those read before it. Each ad request first lets the requests read with it check
+in (one yield to the loop: every request of a burst takes its arrival time before any of them is decided), and is
+answered with a fast no-bid when, at its turn, it has waited ``max_wait_s``. A request read while the loop was busy
+has waited unseen for at most one such turn of the loop, so an answered ad request has waited at most about twice
+``max_wait_s``. With the count alone, 32 admitted decisions queued behind each other until answered ones took
+~200 ms at 3,000 requests/s offered, twice the OpenRTB ``tmax``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
-import anyio.to_thread
 import orjson
 from fastapi import HTTPException
 
@@ -35,7 +37,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 AD_ROUTES = ("/v1/decide", "/openrtb/2.6/bid")
 ROUTE_PREFIXES = ("/v1/campaigns", "/v1/ads", "/v1/creatives", "/v1/advertisers")
 KNOWN_ROUTES = (*AD_ROUTES, "/v1/events", "/v1/win", "/healthz", "/metrics", "/v1/admin/refresh", "/console")
-T = TypeVar("T")
 
 
 class Inflight:
@@ -56,38 +57,6 @@ class Inflight:
             self.now -= 1
 
 
-class EngineQueue:
-    """The ad routes' line to the engine: at most ``threads`` decisions run at once, in worker threads (faiss and
-    BLAS release the GIL, so a decision overlaps the event loop's HTTP work), the others wait in arrival order.
-
-    ``too_long`` is the door's question: has the oldest request in line already waited ``max_wait_s``? Then a new
-    one would wait longer still, and is better answered with a no-bid now than with a late answer. The limit is
-    generous on purpose: under a closed loop of clients a shed answer comes back at once as a new request, and a
-    tight limit (40 ms) turned a machine hiccup into a storm of shed answers that served half the decisions.
-    Only the event loop's thread touches the line, so it needs no lock.
-    """
-
-    def __init__(self, threads: int, max_wait_s: float) -> None:
-        self.max_wait_s = max_wait_s
-        self._limiter = anyio.CapacityLimiter(threads)
-        self._waiting: deque[float] = deque()  # arrival times, oldest first
-
-    def too_long(self, now: float) -> bool:
-        return bool(self._waiting) and now - self._waiting[0] > self.max_wait_s
-
-    async def run(self, arrived: float, func: Callable[..., T], *args: Any) -> T:
-        """``func(*args)`` in a worker thread once a place is free; ``arrived`` (perf_counter) is the request's."""
-        self._waiting.append(arrived)
-        try:
-            await self._limiter.acquire()
-        finally:
-            self._waiting.remove(arrived)
-        try:
-            return await anyio.to_thread.run_sync(func, *args)
-        finally:
-            self._limiter.release()
-
-
 def route_label(path: str) -> str:
     """A bounded label for metrics: ids in paths never become label values."""
     for prefix in ROUTE_PREFIXES:
@@ -97,14 +66,14 @@ def route_label(path: str) -> str:
 
 
 class Guard:
-    """Refuse oversized bodies (413), shed past ``inflight.limit`` or, on the ad routes, when ``engine``'s line is
-    too long (fast no-bid on ad routes, 429 elsewhere), and count every request by route and status with its
-    latency."""
+    """Refuse oversized bodies (413), shed past ``inflight.limit`` or, on the ad routes, when the request's turn
+    comes after it waited ``max_wait_s`` (fast no-bid on ad routes, 429 elsewhere), and count every request by route
+    and status with its latency."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, inflight: Inflight, engine: EngineQueue,
-                 max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, inflight: Inflight, max_body_bytes: int,
+                 max_wait_s: float) -> None:
         self.app, self.metrics, self.inflight, self.max_body = app, metrics, inflight, max_body_bytes
-        self.engine = engine
+        self.max_wait_s = max_wait_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,18 +94,25 @@ class Guard:
         try:
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
                 await _answer(send_counted, 413, {"detail": f"body larger than {self.max_body} bytes"})
-            elif (path in AD_ROUTES and self.engine.too_long(started)) or not self.inflight.enter():
+            elif (path in AD_ROUTES and not await self._in_time(started)) or not self.inflight.enter():
                 self.metrics.shed.inc((route_label(path),))
                 await _shed(path, send_counted)
             else:
+                # a declared length was checked above (the server reads no more body than it declares)
+                limited = receive if length is not None else self._limited(receive)
                 try:
-                    await self.app(scope, self._limited(receive), send_counted)
+                    await self.app(scope, limited, send_counted)
                 finally:
                     self.inflight.leave()
         finally:
             label = route_label(path)
             self.metrics.requests.inc((label, str(status)))
             self.metrics.latency.observe((label,), time.perf_counter() - started)
+
+    async def _in_time(self, arrived: float) -> bool:
+        """Let the requests read with this one check in, then: is it still worth deciding?"""
+        await asyncio.sleep(0)
+        return time.perf_counter() - arrived <= self.max_wait_s
 
     def _limited(self, receive: Receive) -> Receive:
         received = 0
