@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from adpilot.errors import UserError
+
+if TYPE_CHECKING:
+    from adpilot.config import Settings
+    from adpilot.create.retrieval import CopyPool
+    from adpilot.create.selector import Selector
 
 group = typer.Typer(help="LLM-written ad copy: generate, evaluate, show.", no_args_is_help=True)
 
@@ -33,14 +38,14 @@ Threads = Annotated[int | None, typer.Option(help="llama.cpp threads (default: A
                                                   "much faster than 2 on a busy machine")]
 
 
-def _settings(threads: int | None):  # type: ignore[no-untyped-def]
+def _settings(threads: int | None) -> Settings:
     from adpilot.config import get_settings
 
     settings = get_settings()
     return settings if threads is None else settings.model_copy(update={"llm_threads": threads})
 
 
-def _selector(choice: str):  # type: ignore[no-untyped-def]
+def _selector(choice: str) -> Selector | None:
     from adpilot.create.selector import Selector, default_selector
 
     if choice == "none":
@@ -48,7 +53,7 @@ def _selector(choice: str):  # type: ignore[no-untyped-def]
     return default_selector() if choice == "shipped" else Selector.load(choice)
 
 
-def _pool(examples: list, k: int, encoder: str):  # type: ignore[no-untyped-def]
+def _pool(examples: list, k: int, encoder: str) -> CopyPool:
     from adpilot.create.retrieval import CopyPool
 
     if encoder not in ("tfidf", "e5", "use"):

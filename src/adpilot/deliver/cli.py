@@ -54,7 +54,7 @@ def decide(
         first = error.errors()[0]
         raise UserError(f"`{first['loc'][0]}` {first['msg'].lower()}") from error
     with Store(store_path, read_only=True) as db:
-        snapshot = Snapshot.from_store(db, load_scorer(scorer_path), get_encoder(settings.encoder, settings))  # type: ignore[arg-type]
+        snapshot = Snapshot.from_store(db, load_scorer(scorer_path), get_encoder(settings.encoder, settings))
     decision = DecisionEngine(snapshot, settings=settings, seed=seed).decide(request)
     typer.echo(json.dumps(decision.model_dump(mode="json"), ensure_ascii=False, indent=2))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adpilot.deliver.base import CandidateBatch, clip
+from adpilot.deliver.base import CandidateBatch, Scorer, clip
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -131,7 +131,7 @@ class MappingScorerAdapter:
         return np.asarray(pctr, dtype=np.float64), np.asarray(pcvr, dtype=np.float64)
 
 
-def as_batch_scorer(scorer: object) -> object:
+def as_batch_scorer(scorer: object) -> Scorer:
     """``scorer`` itself when it takes one ``CandidateBatch``, wrapped when it has the rank room's
     ``score(user, ads, context)``; anything else is a configuration mistake."""
     import inspect
@@ -144,14 +144,14 @@ def as_batch_scorer(scorer: object) -> object:
     params = [p for p in inspect.signature(method).parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if len(params) == 1:
-        return scorer
+        return scorer  # type: ignore[return-value]  # score(batch): the protocol, checked by its signature
     if [p.name for p in params[:2]] == ["user", "ads"]:
         return MappingScorerAdapter(scorer)
     raise UserError(f"the scorer {type(scorer).__name__}.score takes ({', '.join(p.name for p in params)}); "
                     "expected (batch) or (user, ads, context)")
 
 
-def load_scorer(path: str | Path) -> object:
+def load_scorer(path: str | Path) -> Scorer:
     """A saved scorer ready for the engine: this module's JSON ``SimilarityScorer`` or the rank room's exported
     model file (served through :class:`MappingScorerAdapter`)."""
     from adpilot.errors import UserError

@@ -202,7 +202,7 @@ class Snapshot:
         return cls(
             campaigns=camp_t, ads=ad_t, users=users_t, product_ids=np.asarray(list(product_index), dtype=object),
             product_index=product_index, page_vectors=page_vectors,
-            index=AdIndex(ad_t.vectors, kind=index_kind), scorer=as_batch_scorer(scorer),  # type: ignore[arg-type]
+            index=AdIndex(ad_t.vectors, kind=index_kind), scorer=as_batch_scorer(scorer),
             encoder=encoder,
             slots=_known_slots(slots, ad_t),
             fallback=np.argsort(-value, kind="stable")[:1000],

@@ -42,7 +42,7 @@ class RefreshBroadcast:
         from redis.exceptions import RedisError
 
         try:
-            return max(0, int(self.client.publish(self.channel, self.me)) - 1)  # type: ignore[arg-type]
+            return max(0, int(self.client.publish(self.channel, self.me)) - 1)
         except RedisError:
             return None
 

@@ -112,7 +112,9 @@ class Metrics:
     def render(self) -> str:
         """All series in the Prometheus text exposition format 0.0.4."""
         out: list[str] = []
-        for metric in (self.requests, self.latency, self.no_fill, self.shed, self.events, *self.gauges):
+        series: list[Counter | Histogram | Gauge] = [self.requests, self.latency, self.no_fill, self.shed,
+                                                     self.events, *self.gauges]
+        for metric in series:
             out.append(f"# HELP {metric.name} {metric.help}")
             out.append(f"# TYPE {metric.name} {metric.kind}")
             out.extend(metric.lines())

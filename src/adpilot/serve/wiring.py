@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from adpilot.config import Settings
 from adpilot.deliver.base import Counters
 from adpilot.deliver.counters import InProcessCounters, RedisCounters
@@ -19,7 +21,7 @@ def make_counters(settings: Settings) -> Counters:
     return RedisCounters(settings.redis_url) if settings.redis_url else InProcessCounters()
 
 
-def engine_factory(settings: Settings, counters: Counters | None = None):  # type: ignore[no-untyped-def]
+def engine_factory(settings: Settings, counters: Counters | None = None) -> Callable[[], DecisionEngine]:
     """A function building a fresh engine snapshot from the store: read-only, one process at a time (see
     :mod:`adpilot.serve.store_access`); counters persist across refreshes."""
     from adpilot.understand.registry import get_encoder

@@ -322,7 +322,7 @@ def _sources(store: Store, encoder: TextEncoder) -> tuple[np.ndarray, Keys, spar
         rows = [i for i, k in enumerate(kinds) if k == kind]
         if rows:
             sources[n_items + np.array(rows)] = encode_cached(store, encoder, [bodies[i] for i in rows],
-                                                              kind=kind)  # type: ignore[arg-type]
+                                                              kind=kind)
     pairs = con.sql(FEATURES_SQL).fetchnumpy()
     features = sparse.csr_matrix((np.ones(len(pairs["src"])), (pairs["src"], pairs["key_id"])),
                                  shape=(sources.shape[0], len(keys.kind)))
