@@ -85,3 +85,32 @@ def test_thompson_draws_the_same_stream_as_one_array_draw() -> None:
         expected = np.random.default_rng(seed).beta(20 * p + capped, 20 * (1 - p) + impressions - capped)
         assert bandit.select(prior.tolist(), impressions.tolist(), clicks.tolist(),
                              np.random.default_rng(seed)) == int(np.argmax(expected))
+
+
+def test_a_clock_lent_by_the_same_second_equals_a_fresh_one() -> None:
+    """Within one second the previous clock's calendar is reused; hour, day and day fraction must equal a clock
+    computed afresh, bit for bit — across DST changes, day ends and microsecond rounding up to the next second."""
+    from datetime import datetime
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from adpilot.deliver.targeting import LocalClock
+
+    zones = tuple(ZoneInfo(z) for z in ("Asia/Shanghai", "Europe/Berlin", "America/New_York", "Asia/Kolkata"))
+    campaigns = SimpleNamespace(timezones=zones)
+    rng = np.random.default_rng(0)
+    edges = [datetime(2026, 3, 29, 1, 0, 0, tzinfo=ZoneInfo("UTC")).timestamp(),  # Berlin springs forward
+             datetime(2026, 11, 1, 6, 0, 0, tzinfo=ZoneInfo("UTC")).timestamp(),  # New York falls back
+             datetime(2026, 11, 26, 16, 0, 0, tzinfo=ZoneInfo("UTC")).timestamp()]  # midnight in Shanghai
+    times = [e + d for e in edges for d in (-1.0, -0.9999996, -1e-7, 0.0, 0.4999995, 0.9999999, 1.0)]
+    times += list(1.7e9 + np.cumsum(rng.exponential(0.01, 3000)))
+    previous = None
+    for now in times:
+        fresh = LocalClock.at(campaigns, now)
+        lent = LocalClock.at(campaigns, now, previous)
+        previous = lent
+        want = [datetime.fromtimestamp(now, tz) for tz in zones]
+        assert lent.day == fresh.day == tuple(w.date().isoformat() for w in want)
+        assert lent.hour.tolist() == fresh.hour.tolist() == [w.hour for w in want]
+        seconds = [w.hour * 3600 + w.minute * 60 + w.second + w.microsecond / 1e6 for w in want]
+        assert lent.day_fraction.tolist() == fresh.day_fraction.tolist() == [s / 86400.0 for s in seconds]

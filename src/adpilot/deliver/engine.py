@@ -197,6 +197,7 @@ class DecisionEngine:
         self._queries = QueryVectorCache(snapshot.encoder, self.config.query_cache_size)
         self._snapshot = snapshot
         self._streams = _RequestStreams()
+        self._clock: LocalClock | None = None  # the last request's: lends its calendar within the same second
 
     @property
     def snapshot(self) -> Snapshot:
@@ -325,7 +326,7 @@ class DecisionEngine:
                               "audience_campaigns": len(matched),
                               **sources},
             })
-        clock = LocalClock.at(camps, now)
+        clock = self._clock = LocalClock.at(camps, now, self._clock)
         masks = targeting_filters(snapshot, rows, clock, slot=request.slot, geo=request.geo,
                                   device=request.device, query=request.query, user_row=user_row,
                                   personalised=personalised, matched=matched,

@@ -23,9 +23,11 @@ Semantics (documented here, relied on by tests):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -40,17 +42,33 @@ class LocalClock:
     hour: np.ndarray  # (n_tz,) int
     day: tuple[str, ...]  # local date, ISO
     day_fraction: np.ndarray  # (n_tz,) float in [0, 1)
+    second: int = 0  # the whole second of ``now`` the calendar fields belong to (as datetime rounds ``now``)
+    zones: tuple[ZoneInfo, ...] = ()  # the time zones they were computed for
+    base: np.ndarray | None = None  # (n_tz,) int: seconds of the local day at ``second``
 
     @classmethod
-    def at(cls, campaigns: CampaignTable, now: float) -> LocalClock:
-        hours, days, fractions = [], [], []
-        for tz in campaigns.timezones:
-            local = datetime.fromtimestamp(now, tz)
-            seconds = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
-            hours.append(local.hour)
-            days.append(local.date().isoformat())
-            fractions.append(seconds / 86400.0)
-        return cls(now, np.asarray(hours, dtype=np.int64), tuple(days), np.asarray(fractions))
+    def at(cls, campaigns: CampaignTable, now: float, previous: LocalClock | None = None) -> LocalClock:
+        """The clock at ``now``. A ``previous`` clock of the same second and time zones lends its calendar: offsets
+        change only on whole seconds, so hour and day are the same and the day fraction is that second's plus the
+        microseconds, rounded as ``datetime.fromtimestamp`` rounds them — equal to computing it afresh, without a
+        time-zone conversion per zone per request."""
+        second = math.floor(now)
+        micro = round((now - second) * 1e6)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
+        if previous is not None and previous.base is not None and previous.second == second \
+                and previous.zones is campaigns.timezones:
+            hour, day, base = previous.hour, previous.day, previous.base
+        else:
+            hours, days, bases = [], [], []
+            for tz in campaigns.timezones:
+                local = datetime.fromtimestamp(second, tz)
+                hours.append(local.hour)
+                days.append(local.date().isoformat())
+                bases.append(local.hour * 3600 + local.minute * 60 + local.second)
+            hour, day, base = np.asarray(hours, dtype=np.int64), tuple(days), np.asarray(bases, dtype=np.int64)
+            hour.flags.writeable = base.flags.writeable = False  # shared by the clocks of this second
+        return cls(now, hour, day, (base + micro / 1e6) / 86400.0, second, campaigns.timezones, base)
 
 
 def audience_matches(snapshot: Snapshot, user_row: int, personalised: bool, user_vector: np.ndarray | None,
