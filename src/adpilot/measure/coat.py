@@ -20,7 +20,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from adpilot.errors import InputFileError, UserError, check_scalar
-from adpilot.measure.intervals import Interval, bootstrap_interval
+from adpilot.measure.intervals import Interval, bootstrap_mean, bootstrap_ratio
 from adpilot.measure.metrics import auc_delong, ranking_table
 
 
@@ -159,13 +159,9 @@ def evaluate(train: np.ndarray, test: np.ndarray, propensities: np.ndarray | Non
 
 
 def _user_bootstrap(values: np.ndarray, n_bootstrap: int, random_state: int) -> Interval:
-    values = values[np.isfinite(values)]
-    return bootstrap_interval(lambda idx: values[idx].mean(axis=1), values.size, estimate=float(values.mean()),
-                              n_bootstrap=n_bootstrap, random_state=random_state)
+    return bootstrap_mean(values[np.isfinite(values)], n_bootstrap=n_bootstrap, random_state=random_state)
 
 
 def _paired_lift(model: pd.Series, base: pd.Series, n_bootstrap: int, random_state: int) -> Interval:
     both = pd.concat([model, base], axis=1).dropna().to_numpy()
-    return bootstrap_interval(lambda idx: both[idx, 0].mean(axis=1) / both[idx, 1].mean(axis=1), len(both),
-                              estimate=float(both[:, 0].mean() / both[:, 1].mean()), n_bootstrap=n_bootstrap,
-                              random_state=random_state)
+    return bootstrap_ratio(both[:, 0], both[:, 1], n_bootstrap=n_bootstrap, random_state=random_state)

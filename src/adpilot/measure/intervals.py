@@ -88,6 +88,20 @@ def bootstrap_mean(samples: np.ndarray, *, level: float = 0.95, n_bootstrap: int
                               random_state=random_state)
 
 
+def bootstrap_ratio(numerator: np.ndarray, denominator: np.ndarray, *, level: float = 0.95,
+                    n_bootstrap: int = 2000, random_state: int | None = 0) -> Interval:
+    """Percentile bootstrap interval of ``mean(numerator) / mean(denominator)``, the two (n,) samples resampled as
+    pairs (a paired lift).
+
+    >>> bootstrap_ratio(np.array([2.0, 4.0, 2.0, 4.0]), np.array([1.0, 2.0, 1.0, 2.0]), n_bootstrap=200).format(1)
+    '2.0 [2.0, 2.0]'
+    """
+    numerator, denominator = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    return bootstrap_interval(lambda idx: numerator[idx].mean(axis=1) / denominator[idx].mean(axis=1),
+                              numerator.shape[0], estimate=float(numerator.mean() / denominator.mean()), level=level,
+                              n_bootstrap=n_bootstrap, random_state=random_state)
+
+
 def wilson(successes: int, trials: int, level: float = 0.95) -> Interval:
     """Wilson score interval of a proportion: stays inside [0, 1] and behaves at 0 or n successes.
 

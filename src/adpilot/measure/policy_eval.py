@@ -12,7 +12,6 @@ A lift interval that contains 1 is reported as "indistinguishable".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from adpilot.datasets.open_bandit import BanditLog, check_same_items
 from adpilot.errors import UserError
-from adpilot.measure.intervals import Interval, bootstrap_interval
+from adpilot.measure.intervals import Interval, bootstrap_mean, bootstrap_ratio
 from adpilot.measure.obd import Featurizer
 from adpilot.measure.ope import DR, IPW, SNIPW, effective_clicks, posterior_draws
 from adpilot.measure.policy import POLICIES
@@ -88,22 +87,10 @@ def _evaluate(train: BanditLog, test: BanditLog, policies: list[str], n_bootstra
                                        _quantiles(estimate / logging_value.estimate,
                                                   value_draws * scale / logging_draws, level)))
         numerator, _ = DR().terms(reward, test.action, action_dist, test.pscore, test.position, q_hat)
-        value = bootstrap_interval(partial(_mean_of, numerator), reward.size, estimate=float(numerator.mean()),
-                                   level=level, n_bootstrap=n_bootstrap, random_state=random_state)
-        lift = bootstrap_interval(partial(_ratio_of_means, numerator, reward), reward.size,
-                                  estimate=value.estimate / logging_value.estimate, level=level,
-                                  n_bootstrap=n_bootstrap, random_state=random_state)
+        value = bootstrap_mean(numerator, level=level, n_bootstrap=n_bootstrap, random_state=random_state)
+        lift = bootstrap_ratio(numerator, reward, level=level, n_bootstrap=n_bootstrap, random_state=random_state)
         rows.append(PolicyEstimate(name, "dr", value, lift, model_held_fixed=True))
     return logging_value, rows
-
-
-def _mean_of(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` over each bootstrap row of indices ``idx`` (n_bootstrap, n)."""
-    return values[idx].mean(axis=1)
-
-
-def _ratio_of_means(numerator: np.ndarray, denominator: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    return numerator[idx].mean(axis=1) / denominator[idx].mean(axis=1)
 
 
 def _quantiles(estimate: float, draws: np.ndarray, level: float) -> Interval:
