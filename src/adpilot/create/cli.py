@@ -12,6 +12,7 @@ from adpilot.errors import UserError
 
 if TYPE_CHECKING:
     from adpilot.config import Settings
+    from adpilot.create.cache import CachedLLM
     from adpilot.create.retrieval import CopyPool
     from adpilot.create.selector import Selector
 
@@ -51,6 +52,19 @@ def _selector(choice: str) -> Selector | None:
     if choice == "none":
         return None
     return default_selector() if choice == "shipped" else Selector.load(choice)
+
+
+def _file_cached_llm(settings: Settings, cache: Path | None, backend: str | None, model: Path | None,
+                     repeat_penalty: float) -> CachedLLM:
+    """The chosen model behind a completion cache in a DuckDB file of its own (default: the settings' home)."""
+    import duckdb
+
+    from adpilot.create.cache import CachedLLM
+    from adpilot.create.factory import make_llm
+
+    cache_path = cache or settings.home / "create_cache.duckdb"
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    return CachedLLM(make_llm(settings, backend, model, repeat_penalty), duckdb.connect(str(cache_path)))
 
 
 def _pool(examples: list, k: int, encoder: str) -> CopyPool:
@@ -135,11 +149,8 @@ def evaluate_command(
     shard: Annotated[str, typer.Option(help="i/m: evaluate every m-th sampled reference from the i-th")] = "0/1",
 ) -> None:
     """BLEU-4, ROUGE-1/2/L (AdvertiseGen protocol) and violation rate of generated copy against references."""
-    import duckdb
 
-    from adpilot.create.cache import CachedLLM
     from adpilot.create.evaluate import BASELINES, evaluate, typical_length
-    from adpilot.create.factory import make_llm
     from adpilot.create.retrieval import read_examples
     from adpilot.create.writer import CopyWriter
 
@@ -156,9 +167,7 @@ def evaluate_command(
     settings = _settings(threads)
     writer, cached = None, None
     if baseline is None:
-        cache_path = cache or settings.home / "create_cache.duckdb"
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        cached = CachedLLM(make_llm(settings, backend, model, repeat_penalty), duckdb.connect(str(cache_path)))
+        cached = _file_cached_llm(settings, cache, backend, model, repeat_penalty)
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature,
                             target_chars=typical_length(examples or references) or None, extractive=extractive,
                             greedy_first=greedy_first, fusion=fusion, hybrid=hybrid, selector=_selector(selector))
@@ -210,11 +219,7 @@ def fit_selector(
     """Fit the learned candidate selector on pairs outside the reported prefix and write its weights."""
     import sys
 
-    import duckdb
-
-    from adpilot.create.cache import CachedLLM
     from adpilot.create.evaluate import selector_groups, typical_length
-    from adpilot.create.factory import make_llm
     from adpilot.create.retrieval import read_examples
     from adpilot.create.selector import DEFAULT_PATH, Selector, cross_validate
     from adpilot.create.writer import CopyWriter
@@ -222,9 +227,7 @@ def fit_selector(
     references = read_examples(refs)
     examples = read_examples(pool) if pool is not None else None
     settings = _settings(threads)
-    cache_path = cache or settings.home / "create_cache.duckdb"
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    cached = CachedLLM(make_llm(settings, backend, model, repeat_penalty), duckdb.connect(str(cache_path)))
+    cached = _file_cached_llm(settings, cache, backend, model, repeat_penalty)
     writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature, fusion=True, hybrid=hybrid,
                         target_chars=typical_length(examples or references) or None)
     with typer.progressbar(length=min(limit, len(references) - offset), label="candidates") as bar:
