@@ -42,9 +42,9 @@ class LocalClock:
     hour: np.ndarray  # (n_tz,) int
     day: tuple[str, ...]  # local date, ISO
     day_fraction: np.ndarray  # (n_tz,) float in [0, 1)
-    second: int = 0  # the whole second of ``now`` the calendar fields belong to (as datetime rounds ``now``)
-    zones: tuple[ZoneInfo, ...] = ()  # the time zones they were computed for
-    base: np.ndarray | None = None  # (n_tz,) int: seconds of the local day at ``second``
+    second: int  # the whole second of ``now`` the calendar fields belong to (as datetime rounds ``now``)
+    zones: tuple[ZoneInfo, ...]  # the time zones they were computed for
+    base: np.ndarray  # (n_tz,) int: seconds of the local day at ``second``
 
     @classmethod
     def at(cls, campaigns: CampaignTable, now: float, previous: LocalClock | None = None) -> LocalClock:
@@ -56,8 +56,7 @@ class LocalClock:
         micro = round((now - second) * 1e6)
         if micro >= 1_000_000:
             second, micro = second + 1, micro - 1_000_000
-        if previous is not None and previous.base is not None and previous.second == second \
-                and previous.zones is campaigns.timezones:
+        if previous is not None and previous.second == second and previous.zones is campaigns.timezones:
             hour, day, base = previous.hour, previous.day, previous.base
         else:
             hours, days, bases = [], [], []
