@@ -135,7 +135,7 @@ def test_serve_cli_runs_several_workers_on_one_store(live_store: tuple[Path, Set
     refused = subprocess.run(adpilot, env=env, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "ADPILOT_REDIS_URL" in refused.stderr, refused.stderr
     port, log = free_port(), tmp_path / "cli.log"
-    with redis_server(tmp_path) as url:
+    with redis_server(tmp_path, unix_socket=True) as url:  # a co-located Redis, over its socket file
         proc = subprocess.Popen([*adpilot, "--port", str(port)], env={**env, "ADPILOT_REDIS_URL": url},
                                 stdout=log.open("wb"), stderr=subprocess.STDOUT)
         try:
