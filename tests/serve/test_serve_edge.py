@@ -3,6 +3,7 @@ reconciliation of events and spend between the responses, the metrics, the count
 
 from __future__ import annotations
 
+import gc
 import re
 import shutil
 from collections.abc import Iterator
@@ -152,8 +153,10 @@ def test_management_never_stores_a_row_the_snapshot_would_refuse(edge: TestClien
     assert over.status_code == 422 and "daily_budget" in over.text
     cleared = edge.patch(f"/v1/campaigns/{cid}", json={"name": None}, headers=key)
     assert cleared.status_code == 422 and "`name` cannot be null" in cleared.text
+    gc.unfreeze()
     refreshed = edge.post("/v1/admin/refresh", headers=admin)
     assert refreshed.status_code == 200, refreshed.text
+    assert gc.get_freeze_count() > 0  # the fresh snapshot is out of the full collections' way
 
 
 def test_openrtb_win_notice_counts_the_impression_once(edge: TestClient, users: list[tuple[str, str]]) -> None:

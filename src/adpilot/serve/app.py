@@ -16,6 +16,7 @@ without; under load, a decide request cost 1.34 rather than 1.60 CPU ms (one wor
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import threading
 import time
@@ -89,6 +90,8 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
         with app.state.refresh_lock:
             fresh = engine_factory()
             app.state.engine.refresh(fresh.snapshot)
+            del fresh
+            _settle_heap()
             return len(app.state.engine.snapshot.ads.ids)
 
     broadcast = RefreshBroadcast(settings.redis_url, rebuild) if settings.redis_url else None
@@ -112,6 +115,7 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
     app.state.compliance = compliance
     app.state.metrics = metrics = Metrics()
     app.state.engine = engine_factory()
+    _settle_heap()
     app.state.refresh_lock = threading.Lock()
     inflight = Inflight(settings.serve_max_inflight)
     metrics.gauges.append(Gauge("adpilot_process_pid", "This worker's process id: each worker of a server exposes "
@@ -237,6 +241,17 @@ def create_app(settings: Settings, engine_factory: EngineFactory, compliance: Ca
         return {"status": "refreshed", "ads": ads, "workers_notified": notified}
 
     return app
+
+
+def _settle_heap() -> None:
+    """Move what is alive now (the snapshot: ids, maps, caches) out of the cyclic collector's sight.
+
+    Python's full collection walks every tracked object: with a 1M-profile snapshot one took ~50 ms of the event
+    loop (measured on the engine with ``gc.callbacks``), a stall every few thousand requests. Frozen objects are still
+    freed by reference counting; unfreezing first lets the next full collection find cycles in a replaced snapshot."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _json(model: BaseModel) -> Response:
