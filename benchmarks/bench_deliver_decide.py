@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_deliver_decide.py [--ads 100000] [--users 1000000] [--requests 3000]
         [--baseline-src OLD/src/adpilot/deliver] [--redis-url redis://127.0.0.1:6379/0 [--baseline-redis-url URL]]
+        [--budget-ttl SECONDS]
 
 Prints p50/p99/mean latency of ``DecisionEngine.decide`` with the default IVF index (``--index``), and the same
 requests through the same engine on an exact (flat) index as the peer measured in the same run. With ``--baseline-src``
@@ -340,6 +341,9 @@ def main() -> None:
                         help="keep the counters in this (scratch) Redis instead of in-process")
     parser.add_argument("--baseline-redis-url", default=None,
                         help="a second scratch Redis for the baseline's counters (default: --redis-url)")
+    parser.add_argument("--budget-ttl", type=float, default=None,
+                        help="seconds the current engine's Redis counters keep a campaign's budget state read by "
+                             "admission (default: RedisCounters' own)")
     args = parser.parse_args()
     if args.baseline_redis_url and not (args.redis_url and args.baseline_src):
         parser.error("--baseline-redis-url needs --redis-url and --baseline-src")
@@ -352,7 +356,8 @@ def main() -> None:
     reqs = requests(args)
     trips = RoundTrips() if args.redis_url else None
     run = f"{time.time():.0f}"  # a fresh key prefix per run, so that runs on one server do not share budgets
-    counters = RedisCounters(args.redis_url, prefix=f"bench-{run}-current") if args.redis_url else None
+    ttl = {} if args.budget_ttl is None else {"budget_ttl_s": args.budget_ttl}
+    counters = RedisCounters(args.redis_url, prefix=f"bench-{run}-current", **ttl) if args.redis_url else None
     engine = DecisionEngine(snapshot, counters, settings=settings, seed=args.seed)
     if args.baseline_src is not None:
         modules = baseline_modules(args.baseline_src)

@@ -150,6 +150,26 @@ def test_admission_state_reads_budgets_and_the_users_counts(counters) -> None:
     assert len(counters.admission_state([], [], 1.0, "u", []).spent_total) == 0
 
 
+def test_admission_keeps_budget_state_briefly_and_place_still_refuses_an_overspend(redis_url) -> None:
+    ours = RedisCounters(redis_url, prefix="ttl", budget_ttl_s=60.0)
+    other = RedisCounters(redis_url, prefix="ttl")  # another server process
+    assert ours.admission_state(["c", "d"], [DAY, DAY], 1.0, "u", [1]).reserved.tolist() == [0.0, 0.0]
+    assert hold(other, "c", DAY, 0.9, 1.0, 1.0, "r1", 100.0, 1.0)
+    assert expose(other, "u", "d", DAY, 0, 5)
+    state = ours.admission_state(["c", "d"], [DAY, DAY], 1.0, "u", [1])
+    assert state.reserved.tolist() == [0.0, 0.0]  # the budgets as read a moment ago ...
+    assert state.served_today.tolist() == [1] and state.served_lifetime.tolist() == [1]  # ... the counts fresh
+    assert not hold(ours, "c", DAY, 0.2, 1.0, 1.0, "r2", 100.0, 1.0)  # the stale state cannot overspend
+    assert ours.admission_state(["c"], [DAY], 1.0, None, []).reserved.tolist() == pytest.approx([0.9])  # re-read
+    assert hold(ours, "d", DAY, 0.25, 1.0, 1.0, "r3", 100.0, 1.0)
+    assert ours.admission_state(["d"], [DAY], 1.0, None, []).reserved.tolist() == pytest.approx([0.25])  # own hold
+    assert ours.admission_state(["c"], [DAY], 100.5, None, []).reserved.tolist() == [0.0]  # a later now: re-read
+    fresh = RedisCounters(redis_url, prefix="ttl", budget_ttl_s=0.0)
+    assert fresh.admission_state(["d"], [DAY], 1.0, None, []).reserved.tolist() == pytest.approx([0.25])
+    assert hold(other, "d", DAY, 0.5, 1.0, 1.0, "r4", 100.0, 1.0)
+    assert fresh.admission_state(["d"], [DAY], 1.0, None, []).reserved.tolist() == pytest.approx([0.75])
+
+
 def test_place_writes_budget_and_frequency_together_or_neither(counters) -> None:
     counters.add_bandit("cr1", 7, 2)
     placed = counters.place("c", DAY, 0.4, 1.0, 1.0, "r1", 100.0, 0.0, "u", 0, 1, ["cr1", "cr2"])

@@ -151,7 +151,9 @@ class Counters(Protocol):
     ) -> AdmissionState:
         """:meth:`budget_state` of every campaign and, with a ``user_id``, the user's ``(served_today,
         served_lifetime)`` counts of the campaigns at positions ``capped``: what the engine reads to admit
-        candidates, in one round trip for a remote store."""
+        candidates, in one round trip for a remote store. Only a pre-filter (:meth:`place` checks again,
+        atomically), so a shared store may answer the budget part from a state read a moment ago (Redis: up to
+        ``budget_ttl_s``, 5 s); the counts are always current."""
         ...
 
     def place(

@@ -12,13 +12,20 @@ Frequency counts are per (user, campaign) per local day and for the campaign's l
 
 The decision path needs two calls per placed ad: ``admission_state`` (budgets and the user's frequency counts of the
 candidate campaigns) and ``place`` (reservation, exposure count and the creatives' bandit counts); in Redis each is
-one script, one round trip.
+one script, one round trip. Admission only pre-filters — ``place`` checks budget and caps again atomically — so
+Redis keeps each campaign's budget state read by admission for ``budget_ttl_s`` (5 s) in this process, its own
+reservations added: a stale state can only let through a reservation that ``place`` then refuses (which drops the
+kept state), or hold a campaign back for those seconds, never overspend; pacing moves over hours, so a spend a few
+seconds old steers it alike. The user's frequency counts are always read fresh. On the serve benchmark's store
+(5,000 campaigns, no caps, ~700 decisions/s) admission then needs no script in ~60% of decisions: Redis server CPU
+per decision 0.216 -> 0.148 ms (0.198 -> 0.157 with a 1 s state).
 """
 
 from __future__ import annotations
 
 import heapq
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +35,7 @@ import numpy as np
 
 from adpilot.deliver.base import AdmissionState, CountersUnavailable, Placement
 from adpilot.deliver.resp import ReplyError, ScriptConnection
+from adpilot.errors import check_scalar
 
 _EPS = 1e-9
 _NO_COUNTS = np.zeros(0, np.int64)
@@ -202,8 +210,8 @@ class InProcessCounters:
 # Every script that drops reservations zeroes 'reserved' once none is left (no float dust), so a purge that drops
 # none has nothing to write: reading a budget's state then writes nothing.
 _PURGE = """
-local function purge(spend, res, amt, now)
-  local expired = redis.call('ZRANGEBYSCORE', res, '-inf', '(' .. now)
+local function purge(spend, res, amt, before)  -- before: '(' .. now, the reservations that expired by now
+  local expired = redis.call('ZRANGEBYSCORE', res, '-inf', before)
   if #expired == 0 then return end
   for _, rid in ipairs(expired) do
     local held = redis.call('HGET', amt, rid)
@@ -222,21 +230,19 @@ _STATE = _PURGE + """
 -- KEYS: 3 budget keys per campaign (n of them), then the user's lifetime key and one daily key per capped campaign
 -- ARGV: now, n, the n campaigns' days, then the capped campaigns' ids
 -- Returns the values as one space-separated string: one reply element to parse instead of 3 per campaign.
-local now, n = ARGV[1], tonumber(ARGV[2])
-local out = {}
+local before, n = '(' .. ARGV[1], tonumber(ARGV[2])
+local out, m = {}, 0  -- m counts the values in out (cheaper than #out)
 for i = 0, n - 1 do
-  local spend, res, amt = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
-  purge(spend, res, amt, now)
+  local spend = KEYS[3 * i + 1]
+  purge(spend, KEYS[3 * i + 2], KEYS[3 * i + 3], before)
   local v = redis.call('HMGET', spend, 'total', 'day:' .. ARGV[i + 3], 'reserved')
-  out[#out + 1] = v[1] or '0'
-  out[#out + 1] = v[2] or '0'
-  out[#out + 1] = v[3] or '0'
+  out[m + 1], out[m + 2], out[m + 3], m = v[1] or '0', v[2] or '0', v[3] or '0', m + 3
 end
 local life = KEYS[3 * n + 1]
 for j = 1, #ARGV - n - 2 do
   local cid = ARGV[n + 2 + j]
-  out[#out + 1] = redis.call('HGET', KEYS[3 * n + 1 + j], cid) or '0'
-  out[#out + 1] = redis.call('HGET', life, cid) or '0'
+  out[m + 1] = redis.call('HGET', KEYS[3 * n + 1 + j], cid) or '0'
+  out[m + 2], m = redis.call('HGET', life, cid) or '0', m + 2
 end
 return table.concat(out, ' ')
 """
@@ -261,7 +267,7 @@ _PLACE = _PURGE + _FREQUENCY + """
 local spend, res, amt = KEYS[1], KEYS[2], KEYS[3]
 local day, amount, total_budget, daily_budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local rid, expires, now, cid = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-purge(spend, res, amt, now)
+purge(spend, res, amt, '(' .. now)
 if redis.call('HEXISTS', amt, rid) == 1 then return '0' end
 local v = redis.call('HMGET', spend, 'total', 'day:' .. day, 'reserved')
 local total, spent_day, reserved = tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0')
@@ -288,7 +294,7 @@ return table.concat(out, ' ')
 _COMMIT = _PURGE + """
 local spend, res, amt = KEYS[1], KEYS[2], KEYS[3]
 local rid, now, spend_flag = ARGV[1], ARGV[2], ARGV[3]
-purge(spend, res, amt, now)
+purge(spend, res, amt, '(' .. now)
 local held = redis.call('HGET', amt, rid)
 if not held then return false end
 local a, day = string.match(held, '^([^|]+)|(.*)$')
@@ -307,10 +313,12 @@ class RedisCounters:
     """The same counters in Redis, every check-and-change one Lua script, for several server processes.
 
     A Redis that cannot be reached raises :class:`CountersUnavailable` (the engine then serves nothing rather
-    than spend blind). ``prefix`` namespaces the keys so that tests and deployments can share a server.
+    than spend blind). ``prefix`` namespaces the keys so that tests and deployments can share a server;
+    ``budget_ttl_s`` is how long admission keeps a campaign's budget state (module docstring; 0: read every time).
     """
 
-    def __init__(self, url: str, prefix: str = "adpilot", socket_timeout_s: float = 0.2) -> None:
+    def __init__(self, url: str, prefix: str = "adpilot", socket_timeout_s: float = 0.2,
+                 budget_ttl_s: float = 5.0) -> None:
         import redis
 
         self._redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -319,6 +327,9 @@ class RedisCounters:
         self._lean = ScriptConnection(url, socket_timeout_s)  # the two scripts of every decision
         self.prefix = prefix
         self._key_cache: dict[str, tuple[str, str, str]] = {}
+        # (campaign, day) -> (monotonic time read, the request's now, spent_total, spent_day, reserved)
+        self._budgets: dict[tuple[str, str], tuple[float, float, float, float, float]] = {}
+        self.budget_ttl_s = check_scalar(budget_ttl_s, "budget_ttl_s", ge=0)
         self._state = self.client.register_script(_STATE)
         self._place = self.client.register_script(_PLACE)
         self._commit = self.client.register_script(_COMMIT)
@@ -381,9 +392,22 @@ class RedisCounters:
         self, campaign_ids: Sequence[str], days: Sequence[str], now: float, user_id: str | None,
         capped: Sequence[int],
     ) -> AdmissionState:
+        """The budget state of campaigns read by this process less than ``budget_ttl_s`` ago (for a request
+        within ``budget_ttl_s`` of the same ``now``) comes from memory, the rest and the user's counts from one
+        script call (none when there is nothing to read)."""
         capped = capped if user_id else ()
-        return self._read(campaign_ids, days, now, user_id, [campaign_ids[i] for i in capped],
-                          [days[i] for i in capped])
+        clock, ttl, budgets = time.monotonic(), self.budget_ttl_s, self._budgets
+        known = [budgets.get(key) for key in zip(campaign_ids, days, strict=True)]
+        stale = [i for i, held in enumerate(known)
+                 if held is None or clock - held[0] >= ttl or abs(now - held[1]) > ttl]
+        state = self._read([campaign_ids[i] for i in stale], [days[i] for i in stale], now, user_id,
+                           [campaign_ids[i] for i in capped], [days[i] for i in capped])
+        if len(budgets) >= 100_000:  # campaigns come and go: bounded
+            budgets.clear()
+        for i, total, day, reserved in zip(stale, *(a.tolist() for a in state[:3]), strict=True):
+            known[i] = budgets[campaign_ids[i], days[i]] = (clock, now, total, day, reserved)
+        budget = np.array([held[2:] for held in known if held is not None]).reshape(-1, 3)
+        return AdmissionState(budget[:, 0], budget[:, 1], budget[:, 2], state.served_today, state.served_lifetime)
 
     def place(
         self, campaign_id: str, day: str, amount: float, total_budget: float, daily_budget: float,
@@ -400,6 +424,12 @@ class RedisCounters:
             keys.extend((f"{self.prefix}:bandit:imp", f"{self.prefix}:bandit:clk"))
             args.extend(creative_ids)
         outcome, *counts = self._run(self._place, keys, args).split()
+        held = self._budgets.get((campaign_id, day))
+        if held is not None:  # this process's own reservation shows at once; a refusal means the state is stale
+            if outcome == "1":
+                self._budgets[campaign_id, day] = (*held[:4], held[4] + amount)
+            elif outcome == "0":
+                self._budgets.pop((campaign_id, day), None)
         if outcome != "1":
             return Placement("budget" if outcome == "0" else "frequency", _NO_COUNTS, _NO_COUNTS)
         impressions, clicks = np.asarray(counts, dtype=np.int64).reshape(2, -1)
