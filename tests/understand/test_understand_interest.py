@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from scipy import sparse
 
+from adpilot.understand import interest
 from adpilot.understand.interest import KEEP, Keys, list_matrix, ranked_affinities
 
 
@@ -38,3 +40,16 @@ def test_without_consent_only_habits_remain() -> None:
     assert out["top_categories"].to_pylist() == [["运动/篮球"], None]
     assert out["device"].to_pylist() == ["ios", "ios"] and out["peak_hour"].to_pylist() == [21, 21]
     assert [len(k) for k in out["key_ids"].to_pylist()] == [3, 2]
+
+
+def test_ranking_by_blocks_of_users_equals_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    vocab = ([("keyword", f"w{i}") for i in range(60)] + [("brand", f"b{i}") for i in range(25)]
+             + [("hour", str(h)) for h in range(24)])
+    keys = keys_of(vocab)
+    total = sparse.random(7, len(vocab), density=0.6, format="csr", random_state=3)
+    consent = np.array([True, False, True, True, False, True, True])
+    whole = ranked_affinities(total, consent, keys)
+    monkeypatch.setattr(interest, "_RANK_ROWS", 3)  # blocks of 3, 3 and 1 users
+    blocks = ranked_affinities(total, consent, keys)
+    assert {name: column.to_pylist() for name, column in blocks.items()} == \
+        {name: column.to_pylist() for name, column in whole.items()}

@@ -37,8 +37,9 @@ def test_stored_sums_added_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     old /= np.linalg.norm(old, axis=1, keepdims=True)
     norms = rng.random(5).astype(np.float32) + 0.5
     consent = np.arange(9) != 4
-    monkeypatch.setattr(interest, "_BLOCK", 2)  # three blocks
-    vectors, got_norms = interest.interest_vectors(weights, sources, rows, old, norms, consent)
+    monkeypatch.setattr(interest, "_BLOCK", 2)  # two blocks, then one
+    parts = [(rows[:3], old[:3], norms[:3]), (rows[3:], old[3:], norms[3:])]  # as Arrow chunks come
+    vectors, got_norms = interest.interest_vectors(weights, sources, parts, consent)
     total = weights.toarray() @ sources
     total[rows] += old * norms[:, None]
     expected = np.linalg.norm(total, axis=1)

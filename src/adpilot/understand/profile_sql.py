@@ -72,9 +72,11 @@ FROM _delta d JOIN _users u USING (uidx) LEFT JOIN profiles p ON p.rowid = u.p_r
 # The stored vectors of one chunk of touched users, in no order (numpy puts them in place). uidx follows the
 # stored row id, so a chunk's rows lie in one row id range, which the scan skips to: reading all 413k touched
 # users' vectors at once took 5-10 CPU-s and raised the peak RSS by 4 GB; by chunk, about 0.9 CPU-s a chunk.
+# ``_stored_rows`` (uidx, p_row) is an Arrow table registered by the reader: it runs on a connection of its own,
+# which does not see this connection's temp tables.
 OLD_VECTORS_SQL = """
-SELECT m.uidx, p.interest_vector, p.interest_norm FROM profiles p JOIN _merged m ON m.p_row = p.rowid
-WHERE p.interest_vector IS NOT NULL AND p.rowid BETWEEN ? AND ? AND m.uidx >= ? AND m.uidx < ?
+SELECT s.uidx, p.interest_vector, p.interest_norm FROM profiles p JOIN _stored_rows s ON s.p_row = p.rowid
+WHERE p.interest_vector IS NOT NULL AND p.rowid BETWEEN ? AND ?
 """
 OLD_AFFINITY_SQL = """
 SELECT m.uidx, a.key_ids, a.weights FROM profile_affinity a JOIN _merged m ON m.a_row = a.rowid

@@ -16,9 +16,10 @@ index: deleting from it cost seconds per hundred thousand rows), all in one tran
 nothing. The deleted rows are vacuumed only once they outnumber the live ones (see :func:`_writing`).
 
 Users are numbered in the order of their stored rows, so a chunk of users is a range of stored rows: its old
-vectors and affinities are read chunk by chunk (range scans), never all at once. Each chunk's numpy work runs on
-a worker thread while DuckDB reads the next chunk and inserts the previous one (the machine has two cores); a
-build goes chunk by chunk (see :func:`_write_chunks`).
+vectors and affinities are read chunk by chunk (range scans), never all at once. Each chunk's stored vectors are
+read (on a DuckDB connection of its own) and its numpy work runs on a worker thread while the main connection
+reads the next chunk and inserts the previous one (the machine has two cores); a build goes chunk by chunk (see
+:func:`_write_chunks`).
 
 Population-relative columns (``recency_days``, ``decayed_events`` as of ``as_of``; ``price_band`` against the
 catalogue's price terciles; ``rfm_*`` quintiles among buyers, ties by user id) are computed once per batch over
@@ -49,7 +50,7 @@ import resource
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -66,7 +67,7 @@ from adpilot.understand.base import TextEncoder
 from adpilot.understand.cache import encode_cached
 from adpilot.understand.interest import (
     Keys,
-    array_rows,
+    chunk_rows,
     interest_vectors,
     list_matrix,
     ranked_affinities,
@@ -184,13 +185,16 @@ def _apply(store: Store, encoder: TextEncoder, source_sql: str, params: list[Any
         if n_users == 0:
             return 0
         new_as_of = fetch_row(con, "SELECT max(ts) FROM _ev")[0]  # type: ignore[index]
-        with _step("delta"):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _delta AS {DELTA_SQL}")
-        with _step("merge"):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _merged AS {MERGE_SQL}")
-            con.execute("DROP TABLE _delta")
-        with _step("sources"):
-            sources, keys, features = _sources(store, encoder)
+        with ThreadPoolExecutor(1) as pool:  # the texts' keywords (jieba, Python) while DuckDB merges
+            kinds, bodies = _texts(store)
+            keywords = pool.submit(text_keywords, bodies)
+            with _step("delta"):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _delta AS {DELTA_SQL}")
+            with _step("merge"):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _merged AS {MERGE_SQL}")
+                con.execute("DROP TABLE _delta")
+            with _step("sources"):
+                sources, keys, features = _sources(store, encoder, kinds, bodies, keywords.result())
         with _step("weights"):
             weights = _user_matrix(con, SOURCES_SQL, n_users, sources.shape[0])
         with _step("habits"):
@@ -243,14 +247,24 @@ class _Old:
                              "weights": pa.array([], pa.list_(pa.float64()))})
         return store.con.sql(OLD_AFFINITY_SQL, params=[int(stored.min()), int(stored.max()), a, b]).to_arrow_table()
 
-    def vectors(self, store: Store, a: int, b: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(uidx, unit vectors (read-only), norms) of the users ``a <= uidx < b`` that have a stored vector."""
-        stored = self.p_row[a:b][self.p_row[a:b] >= 0]
-        if len(stored) == 0:
-            return np.empty(0, np.int64), np.empty((0, dim), np.float32), np.empty(0, np.float32)
-        table = store.con.sql(OLD_VECTORS_SQL, params=[int(stored.min()), int(stored.max()), a, b]).to_arrow_table()
-        return (table.column("uidx").to_numpy(), array_rows(table.column("interest_vector"), dim),
-                table.column("interest_norm").to_numpy().astype(np.float32))
+    def vectors(self, con: Any, a: int, b: int, dim: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(uidx, unit vectors (read-only), norms) of the users ``a <= uidx < b`` that have a stored vector, in
+        parts as DuckDB's Arrow chunks come (not joined: see :func:`~adpilot.understand.interest.interest_vectors`).
+
+        ``con`` may be a connection of its own (see :func:`_write_chunks`): the query needs no temp table.
+        """
+        at = np.flatnonzero(self.p_row[a:b] >= 0)
+        if len(at) == 0:
+            return []
+        p_row = self.p_row[a:b][at]
+        stored_rows = pa.table({"uidx": at + a, "p_row": p_row})
+        con.register("_stored_rows", stored_rows)
+        try:
+            table = con.sql(OLD_VECTORS_SQL, params=[int(p_row.min()), int(p_row.max())]).to_arrow_table()
+        finally:
+            con.unregister("_stored_rows")
+        return [(batch.column("uidx").to_numpy(), chunk_rows(batch.column("interest_vector"), dim),
+                 batch.column("interest_norm").to_numpy().astype(np.float32)) for batch in table.to_batches()]
 
 
 def _prepare_events(store: Store, source_sql: str, params: list[Any]) -> int:
@@ -292,22 +306,30 @@ def _prepare_events(store: Store, source_sql: str, params: list[Any]) -> int:
     return int(fetch_row(con, "SELECT count(*) FROM _users")[0])  # type: ignore[index]
 
 
-def _sources(store: Store, encoder: TextEncoder) -> tuple[np.ndarray, Keys, sparse.csr_matrix]:
-    """Source vectors (products by ``sidx``, then the batch's texts), the key vocabulary and source features.
+def _texts(store: Store) -> tuple[list[str], list[str]]:
+    """(kinds, bodies) of the batch's distinct texts, in ``sidx`` order; leaves ``_tx`` (kind, body, sidx), the
+    texts numbered after the products."""
+    con = store.con
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _tx AS
+        SELECT kind, body, CAST((SELECT count(*) FROM _items) + row_number() OVER (ORDER BY kind, body) - 1
+                                AS INTEGER) AS sidx
+        FROM (SELECT DISTINCT CASE WHEN type = 'search' THEN 'query' ELSE 'passage' END AS kind, body FROM _ev
+              WHERE consent AND body <> '')""")
+    texts = con.sql("SELECT kind, body FROM _tx ORDER BY sidx").to_arrow_table()
+    return texts.column("kind").to_pylist(), texts.column("body").to_pylist()
 
-    Also leaves ``_tx`` (kind, body, sidx) and ``_tkw`` (text, keyword) for the SQL that follows.
+
+def _sources(store: Store, encoder: TextEncoder, kinds: list[str], bodies: list[str],
+             tkw: pa.Table) -> tuple[np.ndarray, Keys, sparse.csr_matrix]:
+    """Source vectors (products by ``sidx``, then the batch's texts of :func:`_texts`), the key vocabulary and
+    source features, given the texts' keywords ``tkw`` (text, keyword).
+
+    Also leaves ``_tkw`` for the SQL that follows.
     """
     con = store.con
     con.execute(PRODUCT_KEYWORDS_DDL)
     n_items = int(fetch_row(con, "SELECT count(*) FROM _items")[0])  # type: ignore[index]
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _tx AS
-        SELECT kind, body, CAST({n_items} + row_number() OVER (ORDER BY kind, body) - 1 AS INTEGER) AS sidx
-        FROM (SELECT DISTINCT CASE WHEN type = 'search' THEN 'query' ELSE 'passage' END AS kind, body FROM _ev
-              WHERE consent AND body <> '')""")
-    texts = con.sql("SELECT kind, body FROM _tx ORDER BY sidx").to_arrow_table()
-    kinds, bodies = texts.column("kind").to_pylist(), texts.column("body").to_pylist()
-    tkw = text_keywords(bodies)  # noqa: F841
     con.execute("CREATE OR REPLACE TEMP TABLE _tkw AS SELECT * FROM tkw")
     con.execute(KEYS_SQL)
     keys = Keys.from_table(con.sql("SELECT key_id, kind, key FROM profile_keys").to_arrow_table())
@@ -334,6 +356,7 @@ def _population_ranks(store: Store) -> None:
 
     The RFM quintiles are ranked in numpy: with DuckDB's three window sorts tied by user id this step cost
     2.2 CPU-s over a million users, with numpy lexsorts 1.4-1.9, with the stable sorts of :func:`_rfm` 1.1-1.5.
+    Not overlapped with the weights' and habits' GROUP BYs: in a build, that took its peak RSS over 4 GiB.
     """
     pop = store.con.sql(POPULATION_SQL).to_arrow_table()
     n_purchases = pop.column("n_purchases").to_numpy()
@@ -392,20 +415,16 @@ class _Batch:
 @dataclass(frozen=True)
 class _Chunk:
     """The merged rows of users ``a <= uidx < b`` with their population-relative columns (``part``, in DuckDB's
-    order: the matrices follow it), their stored affinities and their stored vectors."""
+    order: the matrices follow it) and their stored affinities; their stored vectors are read by :meth:`compute`."""
 
     a: int
     b: int
     part: pa.Table
     old_affinity: pa.Table  # (uidx, key_ids, weights)
-    old_rows: np.ndarray  # uidx of the users with a stored vector
-    old_vectors: np.ndarray
-    old_norms: np.ndarray
 
     @classmethod
     def read(cls, store: Store, a: int, b: int, batch: _Batch) -> _Chunk:
-        return cls(a, b, store.con.sql(CHUNK_SQL, params=[a, b]).to_arrow_table(),
-                   batch.old.affinities(store, a, b), *batch.old.vectors(store, a, b, batch.sources.shape[1]))
+        return cls(a, b, store.con.sql(CHUNK_SQL, params=[a, b]).to_arrow_table(), batch.old.affinities(store, a, b))
 
     def stored_affinities(self, uidx: np.ndarray, n_keys: int) -> sparse.csr_matrix:
         """The stored affinities of users ``uidx`` (rows in that order), empty for users without any."""
@@ -416,8 +435,10 @@ class _Chunk:
         at[self.old_affinity.column("uidx").to_numpy() - self.a] = np.arange(stored.shape[0])
         return padded[at[uidx - self.a]]
 
-    def compute(self, batch: _Batch) -> tuple[pa.Table, pa.Table]:
-        """The new profiles and affinities (numpy and Arrow only: runs on a worker thread, DuckDB not touched)."""
+    def compute(self, batch: _Batch, con: Any) -> tuple[pa.Table, pa.Table]:
+        """The new profiles and affinities, reading the stored vectors on ``con`` first (on an update, this runs
+        on a worker thread with a connection of its own)."""
+        old_vectors = batch.old.vectors(con, self.a, self.b, batch.sources.shape[1])
         uidx = self.part.column("uidx").to_numpy()
         consent = self.part.column("consent").to_numpy()
         w = batch.weights[uidx]
@@ -425,8 +446,8 @@ class _Chunk:
         ranked = ranked_affinities(w @ batch.features + batch.habits[uidx] + stored, consent, batch.keys)
         at = np.empty(self.b - self.a, dtype=np.int64)
         at[uidx - self.a] = np.arange(len(uidx))
-        vectors, norms = interest_vectors(w.astype(np.float32), batch.sources, at[self.old_rows - self.a],
-                                          self.old_vectors, self.old_norms, consent)
+        stored = [(at[rows - self.a], unit, norm) for rows, unit, norm in old_vectors]
+        vectors, norms = interest_vectors(w.astype(np.float32), batch.sources, stored, consent)
         affinity = pa.table({"user_id": self.part.column("user_id"), "key_ids": ranked.pop("key_ids"),
                              "weights": ranked.pop("weights")})
         rows = self.part.drop_columns(["uidx", "consent", "p_row", "a_row"])
@@ -439,22 +460,25 @@ class _Chunk:
 def _write_chunks(store: Store, n_users: int, batch: _Batch, update: bool) -> None:
     """Compute and insert the new profiles of every chunk of users.
 
-    An update computes chunk k on a worker thread while DuckDB reads chunk k + 1 and inserts chunk k - 1 on one
-    thread (see :func:`_settings`). A build, with no stored vectors to read, goes chunk by chunk with DuckDB's
-    threads: the overlap and the one-thread inserts took its peak RSS from 4.0 to 4.6 GiB.
+    An update reads chunk k's stored vectors and computes it on a worker thread, with a DuckDB connection of its
+    own, while the main connection reads chunk k + 1's other rows and inserts chunk k - 1 on one thread (see
+    :func:`_settings`). The reader sees the committed rows only, which are the stored ones: this transaction
+    deletes them after the writes. Reading the vectors (~0.5 CPU-s a chunk) on the main connection left the
+    worker waiting for it. A build, with no stored vectors to read, goes chunk by chunk with DuckDB's threads:
+    the overlap and the one-thread inserts took its peak RSS from 4.0 to 4.6 GiB.
     """
     bounds = np.linspace(0, n_users, max(1, n_users // CHUNK_USERS) + 1).astype(int)
     chunks = zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
     if not update:
         for a, b in chunks:
-            _write_chunk(store, *_Chunk.read(store, a, b, batch).compute(batch), one_thread=False)
+            _write_chunk(store, *_Chunk.read(store, a, b, batch).compute(batch, store.con), one_thread=False)
         return
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(1) as pool, closing(store.con.cursor()) as reader:
         computing = None
         for a, b in chunks:
             chunk = _Chunk.read(store, a, b, batch)
             done = computing.result() if computing else None
-            computing = pool.submit(chunk.compute, batch)
+            computing = pool.submit(chunk.compute, batch, reader)
             if done:
                 _write_chunk(store, *done, one_thread=True)
         if computing:
@@ -462,15 +486,15 @@ def _write_chunks(store: Store, n_users: int, batch: _Batch, update: bool) -> No
 
 
 def _write_chunk(store: Store, rows: pa.Table, affinity: pa.Table, one_thread: bool) -> None:
-    """Insert one chunk's new profiles and affinities, the profiles on one DuckDB thread if ``one_thread``."""
+    """Insert one chunk's new profiles and affinities, on one DuckDB thread if ``one_thread``."""
     con = store.con
     con.register("_part", rows)
     try:
         with _settings(con, {"threads": "1"} if one_thread else {}):  # see _settings
             con.execute("INSERT INTO profiles BY NAME SELECT * FROM _part")
+            con.execute("INSERT INTO profile_affinity SELECT * FROM affinity")
     finally:
         con.unregister("_part")
-    con.execute("INSERT INTO profile_affinity SELECT * FROM affinity")
 
 
 @contextmanager
@@ -483,10 +507,19 @@ def _writing(store: Store, atomic: bool, added: int) -> Iterator[None]:
     as touched users are spread over it. So the rewrite waits until the dead rows outnumber the live ones
     (about every third update of 40% of the users) and is paid then, once for all, by the commit's checkpoint.
     A checkpoint by another writer with DuckDB's default settings may vacuum them sooner: the same cost, paid there.
+
+    In one transaction, each full row group of new rows goes to the database file as soon as it is inserted
+    (DuckDB's optimistic write, ``write_buffer_row_group_count = 1``). With the default of 5 buffered row groups,
+    the 3.4 row groups of a 413k-user update stayed in memory, spilled 1 GB to the temp file under a 1 GB memory
+    limit and were read back by the commit (commit 5.9 s wall / 2.8 CPU-s vs 1.2 / 0.5). A build commits chunk
+    by chunk and keeps DuckDB's default.
     """
     con = store.con
     stored = fetch_row(con, STORED_SQL)[0]  # type: ignore[index]
-    with _settings(con, {"force_compression": "'uncompressed'", "max_vacuum_tasks": "0"}) as previous:
+    values = {"force_compression": "'uncompressed'", "max_vacuum_tasks": "0"}
+    if atomic:
+        values["write_buffer_row_group_count"] = "1"
+    with _settings(con, values) as previous:
         if atomic:
             con.begin()
         try:
