@@ -134,7 +134,8 @@ UNION ALL SELECT h.uidx, k.key_id, h.weight FROM h
 
 # Population-relative columns of every user, from the untouched stored rows and the batch's merged rows, but for
 # the RFM quintiles (numpy: :func:`_rfm`). The price band is the user's geometric mean price against the
-# catalogue's price terciles; recency and decay are as of ``as_of``.
+# catalogue's price terciles; recency and decay are as of the new ``as_of`` (the parameter: the batch's newest event,
+# if later), which an update computes before its transaction writes it.
 POPULATION_SQL = """
 WITH pop AS (
   SELECT NULL::INTEGER AS uidx, p.rowid AS p_row, user_id, last_ts, n_purchases, monetary, last_purchase_ts,
@@ -151,7 +152,7 @@ SELECT uidx, p_row, date_diff('second', last_ts, m.as_of) / 86400.0 AS recency_d
   CASE WHEN w_price <= 0 THEN NULL WHEN exp(w_logprice / w_price) < q.lo THEN 'low'
        WHEN exp(w_logprice / w_price) < q.hi THEN 'mid' ELSE 'high' END AS price_band,
   user_id, n_purchases, epoch_us(CAST(last_purchase_ts AS TIMESTAMPTZ)) AS last_purchase_us, monetary
-FROM pop, profile_meta m, q
+FROM pop, (SELECT greatest(as_of, ?) AS as_of, anchor, half_life_days FROM profile_meta) m, q
 """
 
 # The untouched users' population-relative columns, updated in place (scalar columns: no row rewritten). The
