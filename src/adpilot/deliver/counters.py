@@ -38,6 +38,7 @@ from adpilot.deliver.resp import ReplyError, ScriptConnection
 from adpilot.errors import check_scalar
 
 _EPS = 1e-9
+_MAX_CAMPAIGNS = 100_000  # entries of a per-campaign memo before it is cleared: campaigns come and go
 _NO_COUNTS = np.zeros(0, np.int64)
 _NO_COUNTS.flags.writeable = False  # shared by every refused placement
 _NO_VALUES = np.zeros(0)
@@ -339,7 +340,7 @@ class RedisCounters:
         campaigns' keys per request)."""
         keys = self._key_cache.get(campaign_id)
         if keys is None:
-            if len(self._key_cache) >= 100_000:  # campaigns come and go: bounded
+            if len(self._key_cache) >= _MAX_CAMPAIGNS:
                 self._key_cache.clear()
             base = f"{self.prefix}:budget:{{{campaign_id}}}"
             keys = self._key_cache[campaign_id] = (f"{base}:spend", f"{base}:res", f"{base}:amt")
@@ -402,7 +403,7 @@ class RedisCounters:
                  if held is None or clock - held[0] >= ttl or abs(now - held[1]) > ttl]
         state = self._read([campaign_ids[i] for i in stale], [days[i] for i in stale], now, user_id,
                            [campaign_ids[i] for i in capped], [days[i] for i in capped])
-        if len(budgets) >= 100_000:  # campaigns come and go: bounded
+        if len(budgets) >= _MAX_CAMPAIGNS:
             budgets.clear()
         for i, total, day, reserved in zip(stale, *(a.tolist() for a in state[:3]), strict=True):
             known[i] = budgets[campaign_ids[i], days[i]] = (clock, now, total, day, reserved)
