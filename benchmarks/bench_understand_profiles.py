@@ -2,14 +2,16 @@
 
     .venv/bin/python benchmarks/bench_understand_profiles.py [--users 1000000] [--events 20000000] \
         [--products 50000] [--store PATH] [--seed 0] [--memory-limit 3GB] [--generate-only] [--updates 3] \
-        [--skip-build] [--skip-lookalike]
+        [--skip-build] [--skip-lookalike] [--encoder e5|use]
 
 An existing ``--store`` that already holds events is reused as it is (generate once, then time the build in a
 fresh process, so peak RSS is the build's and not the generator's).
 
 Events are views / carts / purchases / searches of a few hundred distinct queries, spread over 30 days. Product
 vectors are random unit vectors written straight to ``product_vectors`` and the queries are encoded once before
-the clock starts, so the timings measure profile work, not the encoder. Each of ``--updates`` updates folds in a
+the clock starts, so the timings measure profile work, not the encoder. ``--encoder`` sets the vectors' size: the
+default encoder's 384 floats (e5), or USE's 512 (the figures before session 9 are USE's); a store is generated for
+one encoder. Each of ``--updates`` updates folds in a
 further 5% of events (a new day each): an update leaves its replaced rows deleted but not yet vacuumed, and the
 update that finds dead rows outnumbering live ones pays the vacuum, so several updates show the amortised cost.
 ``--skip-build`` times only the updates of a store whose profiles are built (copy it first: updates change it).
@@ -35,7 +37,7 @@ import pyarrow as pa
 
 from adpilot.store import Store
 from adpilot.understand.cache import encode_cached
-from adpilot.understand.encoders import USEEncoder
+from adpilot.understand.encoders import E5Encoder, USEEncoder
 from adpilot.understand.interest import load_interest_vectors
 from adpilot.understand.items import PRODUCT_VECTORS_DDL
 from adpilot.understand.lookalike import LookalikeIndex
@@ -80,12 +82,14 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=3, help="updates of 5%% more events each, one after another")
     parser.add_argument("--skip-build", action="store_true", help="time only the updates of the built profiles")
     parser.add_argument("--skip-lookalike", action="store_true", help="stop after the updates")
+    parser.add_argument("--encoder", choices=["e5", "use"], default="e5",
+                        help="whose vectors: e5 (384-d, the default encoder) or use (512-d)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
     print(f"command: {' '.join(sys.argv)}")
     rng = np.random.default_rng(args.seed)
     path = args.store or Path(tempfile.mkdtemp()) / "bench.duckdb"
-    encoder = USEEncoder(threads=1)
+    encoder = {"e5": E5Encoder, "use": USEEncoder}[args.encoder](threads=1)
     queries = [f"{a} {b}" for a in ("篮球鞋", "绿茶", "手机", "连衣裙", "running shoes", "咖啡")
                for b in ("男", "女", "新款", "折扣", "正品")]
     reuse = path.exists()
@@ -138,11 +142,13 @@ def main() -> None:
               f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms; peak RSS {_rss():.0f} MiB")
 
 
-def _generate(store: Store, args: argparse.Namespace, rng: np.random.Generator, encoder: USEEncoder,
+def _generate(store: Store, args: argparse.Namespace, rng: np.random.Generator, encoder: E5Encoder | USEEncoder,
               queries: list[str]) -> None:
     con = store.con
     ids = np.char.add("p", np.arange(args.products).astype(str))
-    vectors = rng.normal(size=(args.products, encoder.dim)).astype(np.float32)
+    # from a generator of their own, so that the events are the same whatever the encoder
+    vectors = np.random.default_rng([args.seed, encoder.dim]).normal(size=(args.products, encoder.dim))
+    vectors = vectors.astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     catalog = pa.table({"product_id": pa.array(ids), "title": pa.array(np.char.add("商品 ", ids)),  # noqa: F841
                          "price": pa.array(rng.lognormal(4, 1, args.products)),
@@ -151,7 +157,7 @@ def _generate(store: Store, args: argparse.Namespace, rng: np.random.Generator, 
                          "brand": pa.array(np.char.add("品牌", (np.arange(args.products) % 500).astype(str)))})
     con.execute("INSERT INTO products (product_id, title, price, category, brand) SELECT * FROM catalog")
     con.execute(PRODUCT_VECTORS_DDL)
-    pv = pa.table({"product_id": pa.array(ids), "encoder": pa.array(["use"] * args.products),  # noqa: F841
+    pv = pa.table({"product_id": pa.array(ids), "encoder": pa.array([encoder.name] * args.products),  # noqa: F841
                    "vector": to_list_array(vectors)})
     con.execute("INSERT INTO product_vectors SELECT * FROM pv")
     con.execute("CREATE TABLE IF NOT EXISTS product_keywords AS "
