@@ -74,9 +74,20 @@ class LocalLLM:
 
     def generate(self, messages: Sequence[Message], n: int = 1, max_tokens: int = 160,
                  temperature: float = 0.7, seed: int = 0) -> list[str]:
-        """``n`` sampled completions; the shared prompt prefix is evaluated once (llama.cpp reuses its KV cache)."""
+        """``n`` sampled completions; the prompt is evaluated once for all of them (llama.cpp's KV cache).
+
+        The same seed gives the same texts whatever the model ran before: the cache is cleared first. A prompt
+        found in the cache is not evaluated the same way as a fresh one (llama.cpp samples from the logits it
+        kept, or re-evaluates the last token alone), and the logits then differ in the last bits: enough to change
+        a sampled token (seen on an AVX-512 build). Cleared, the first sample always starts from a fresh prompt and
+        the others from its re-evaluated last token. The cost is re-evaluating what the previous call's prompt
+        shared with this one: ~0.75 s a call for a 250-token shared prefix (4 calls of 3 x 60 tokens: 14.0-14.4 vs
+        10.9-11.5 s); the studio's prompts share little (the system message names a length range early), a repair
+        shares all but its last message.
+        """
         check_generate_args(messages, n, max_tokens, temperature)
         model = self._llama()
+        model.reset()
         outputs = []
         for i in range(n):
             try:
