@@ -35,13 +35,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from adpilot.config import Settings
 from adpilot.store import Store
+from adpilot.understand.base import TextEncoder
 from adpilot.understand.cache import encode_cached
-from adpilot.understand.encoders import E5Encoder, USEEncoder
 from adpilot.understand.interest import load_interest_vectors
 from adpilot.understand.items import PRODUCT_VECTORS_DDL
 from adpilot.understand.lookalike import LookalikeIndex
 from adpilot.understand.profiles import build_profiles, update_profiles
+from adpilot.understand.registry import get_encoder
 from adpilot.understand.vectors import to_list_array
 
 START = np.datetime64("2026-01-01T00:00:00")
@@ -89,7 +91,7 @@ def main() -> None:
     print(f"command: {' '.join(sys.argv)}")
     rng = np.random.default_rng(args.seed)
     path = args.store or Path(tempfile.mkdtemp()) / "bench.duckdb"
-    encoder = {"e5": E5Encoder, "use": USEEncoder}[args.encoder](threads=1)
+    encoder = get_encoder(args.encoder, Settings(encoder_threads=1))
     queries = [f"{a} {b}" for a in ("篮球鞋", "绿茶", "手机", "连衣裙", "running shoes", "咖啡")
                for b in ("男", "女", "新款", "折扣", "正品")]
     reuse = path.exists()
@@ -142,7 +144,7 @@ def main() -> None:
               f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms; peak RSS {_rss():.0f} MiB")
 
 
-def _generate(store: Store, args: argparse.Namespace, rng: np.random.Generator, encoder: E5Encoder | USEEncoder,
+def _generate(store: Store, args: argparse.Namespace, rng: np.random.Generator, encoder: TextEncoder,
               queries: list[str]) -> None:
     con = store.con
     ids = np.char.add("p", np.arange(args.products).astype(str))
