@@ -101,19 +101,20 @@ def train_step(store: Store, settings: Settings, out: Path) -> Callable[[], str]
 
     def step() -> str:
         import numpy as np
+        import pandas as pd
 
         from adpilot.deliver.scorer import SimilarityScorer
         from adpilot.rank.readers import store_impressions
+        from adpilot.understand.interest import load_interest_vectors
         from adpilot.understand.items import load_product_vectors
 
         logged = store_impressions(store.con)
         pv_ids, pv = load_product_vectors(store, settings.encoder)
         row_of = {p: i for i, p in enumerate(pv_ids)}
-        prof = store.con.execute("SELECT user_id, interest_vector FROM profiles WHERE interest_vector IS NOT NULL").df()
-        users = {u: np.asarray(v, dtype=np.float32) for u, v in zip(prof["user_id"], prof["interest_vector"],
-                                                                     strict=True)}
-        dim = pv.shape[1]
-        user_vecs = np.stack([users.get(u, np.zeros(dim, np.float32)) for u in logged["user_id"]])
+        profiled, vectors = load_interest_vectors(store)
+        user_row = pd.Index(profiled).get_indexer(logged["user_id"])
+        user_vecs = np.zeros((len(logged), pv.shape[1]), np.float32)
+        user_vecs[user_row >= 0] = vectors[user_row[user_row >= 0]]
         ad_vecs = pv[[row_of[p] for p in logged["item_id"]]]
         sim = (user_vecs * ad_vecs).sum(axis=1)
         scorer = SimilarityScorer().fit(sim, np.zeros(len(sim)), np.full(len(sim), np.nan),
@@ -208,6 +209,7 @@ def report_step(store: Store, settings: Settings, config: DemoConfig, results: d
         import pandas as pd
 
         from adpilot.measure.report import build_report
+        from adpilot.understand.interest import load_interest_vectors
 
         run = config.home / "runs" / "demo"
         run.mkdir(parents=True, exist_ok=True)
@@ -222,10 +224,13 @@ def report_step(store: Store, settings: Settings, config: DemoConfig, results: d
         full = imps[(imps["policy"] == "adpilot") & ~imps["bot"]]  # bots click at will: calibrate on shoppers
         pd.DataFrame({"label": full["clicked"].astype(int), "pctr": full["pctr"]}).to_parquet(
             run / "calibration.parquet")
-        store.con.execute(
-            "SELECT interest_vector AS vector, coalesce(s.description, 'none') AS segment FROM profiles p "
+        sample = store.con.execute(
+            "SELECT user_id, coalesce(s.description, 'none') AS segment FROM profiles p "
             "LEFT JOIN segments s USING (segment_id) WHERE interest_vector IS NOT NULL "
-            "USING SAMPLE 3000 ROWS (reservoir, 7)").df().to_parquet(run / "segments.parquet")
+            "USING SAMPLE 3000 ROWS (reservoir, 7)").df().set_index("user_id")
+        ids, vectors = load_interest_vectors(store, sample.index.tolist())  # unit rows, not the stored codes
+        pd.DataFrame({"vector": list(vectors), "segment": sample.loc[ids, "segment"].to_numpy()}).to_parquet(
+            run / "segments.parquet")
         store.con.execute(
             "SELECT creative_id, ad_id, text, source, scores FROM creatives ORDER BY ad_id LIMIT 200"
         ).df().to_parquet(run / "creatives.parquet")

@@ -23,6 +23,7 @@ from adpilot.store.ingest import ingest_file
 from adpilot.understand.items import build_product_vectors, load_product_vectors
 from adpilot.understand.profiles import build_profiles
 from adpilot.understand.registry import get_encoder
+from adpilot.understand.vectors import unit_rows
 
 SETTINGS = Settings(mode="test", encoder="use", encoder_threads=1, token_secret="rank-export-secret-0123456")
 FILES = ("products", "users", "advertisers", "campaigns", "ads", "creatives", "events")
@@ -89,6 +90,6 @@ def test_engine_feeds_the_exported_model_its_training_inputs(shop: tuple[Path, P
         "item_id": [ads.loc[s["ad_id"], "product_id"] for s in scored], "slot": "feed", "device": "mobile",
         "hour": str(when.hour), "hist_item_id": [list(profile[2])] * len(scored),
         "ad_vec": [vectors[ids.index(ads.loc[s["ad_id"], "product_id"])] for s in scored],
-        "hist_vec": [np.asarray(profile[1], np.float32)] * len(scored)})
+        "hist_vec": [unit_rows(np.array([profile[1]]))[0]] * len(scored)})  # int8 codes, served as a unit row
     offline = model.predict_proba(rows)[:, 1]
     assert np.allclose([s["pctr"] for s in scored], offline, atol=1e-6)

@@ -1,5 +1,5 @@
 """Parts of the profile update: RFM quintiles ranked in numpy are exactly DuckDB's ``ntile(5)`` over buyers (ties
-by user id); stored vector sums are added block by block, as one addition would."""
+by user id); stored vector sums (int8 directions times norms) are added block by block, as one addition would."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from scipy import sparse
 
-from adpilot.understand import interest
+from adpilot.understand import interest, vectors
 from adpilot.understand.profiles import _rfm
 
 
@@ -33,18 +33,19 @@ def test_stored_sums_added_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     weights = sparse.random(9, 4, density=0.5, format="csr", random_state=1, dtype=np.float32)
     sources = rng.normal(size=(4, 3)).astype(np.float32)
     rows = np.array([7, 0, 3, 5, 8])
-    old = rng.normal(size=(5, 3)).astype(np.float32)
-    old /= np.linalg.norm(old, axis=1, keepdims=True)
+    old = vectors.direction_codes(rng.normal(size=(5, 3)).astype(np.float32))
     norms = rng.random(5).astype(np.float32) + 0.5
     consent = np.arange(9) != 4
     monkeypatch.setattr(interest, "_BLOCK", 2)  # two blocks, then one
+    monkeypatch.setattr(vectors, "_BLOCK", 2)
     parts = [(rows[:3], old[:3], norms[:3]), (rows[3:], old[3:], norms[3:])]  # as Arrow chunks come
-    vectors, got_norms = interest.interest_vectors(weights, sources, parts, consent)
+    codes, got_norms = interest.interest_vectors(weights, sources, parts, consent)
+    assert codes.type == pa.list_(pa.int8(), 3)
     total = weights.toarray() @ sources
-    total[rows] += old * norms[:, None]
+    total[rows] += vectors.unit_rows(old) * norms[:, None]
     expected = np.linalg.norm(total, axis=1)
-    assert got_norms.to_pylist()[4] is None and vectors[4].as_py() is None  # no consent
+    assert got_norms.to_pylist()[4] is None and codes[4].as_py() is None  # no consent
     np.testing.assert_allclose([x for x, c in zip(got_norms.to_pylist(), consent, strict=True) if c],
                                expected[consent], rtol=1e-5)
-    got = np.array([v for v, c in zip(vectors.to_pylist(), consent, strict=True) if c])
-    np.testing.assert_allclose(got, total[consent] / expected[consent, None], rtol=1e-5, atol=1e-6)
+    got = vectors.unit_rows(np.array([v for v, c in zip(codes.to_pylist(), consent, strict=True) if c]))
+    np.testing.assert_allclose(got, total[consent] / expected[consent, None], atol=1 / 127)  # see test_understand_vectors

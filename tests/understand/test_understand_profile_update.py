@@ -77,7 +77,8 @@ def test_several_updates_equal_a_rebuild(tmp_path, use_encoder: USEEncoder, smal
         for column in (c for c in COLUMNS if c != "interest_vector"):  # no day spans batches: counts agree too
             for x, y in zip(a[column], b[column], strict=True):
                 if isinstance(x, float) and not np.isnan(x):
-                    assert y == pytest.approx(x, rel=1e-6), column
+                    # the stored vector sum is re-read from its 8-bit direction: its norm drifts a little
+                    assert y == pytest.approx(x, rel=1e-3 if column == "interest_norm" else 1e-6), column
                 elif isinstance(x, np.ndarray):  # a set of purchased items has no order
                     assert (sorted(x) == sorted(y)) if column == "purchased_items" else list(x) == list(y), column
                 else:
@@ -85,7 +86,8 @@ def test_several_updates_equal_a_rebuild(tmp_path, use_encoder: USEEncoder, smal
         ua, va = load_interest_vectors(full)
         ub, vb = load_interest_vectors(inc)
         assert ua == ub and len(ua) > 100
-        np.testing.assert_allclose(va, vb, atol=1e-5)
+        np.testing.assert_allclose(va, vb, atol=1 / 127)  # 8-bit directions (test_understand_vectors)
+        assert np.einsum("ij,ij->i", va, vb).min() > 0.9999
 
 
 def test_a_failed_update_leaves_the_profiles_as_they_were(tmp_path, use_encoder: USEEncoder, small_chunks: None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from understand_helpers import events_frame, fill_store, products_frame, users_frame
 
@@ -17,7 +18,7 @@ from adpilot.understand.items import (
     load_product_vectors,
     product_text,
 )
-from adpilot.understand.profiles import build_profiles, update_profiles
+from adpilot.understand.profiles import build_profiles, ensure_profile_tables, update_profiles
 
 
 def built(store: Store, encoder: USEEncoder) -> Store:
@@ -87,7 +88,8 @@ def test_incremental_update_equals_rebuild(tmp_path, use_encoder: USEEncoder) ->
         ua, va = load_interest_vectors(full)
         ub, vb = load_interest_vectors(inc)
         assert ua == ub
-        np.testing.assert_allclose(va, vb, atol=1e-5)
+        np.testing.assert_allclose(va, vb, atol=1 / 127)  # 8-bit directions (test_understand_vectors)
+        assert np.einsum("ij,ij->i", va, vb).min() > 0.9999
 
 
 def test_update_needs_a_build_and_the_same_encoder(small_store: Store, use_encoder: USEEncoder) -> None:
@@ -135,14 +137,33 @@ def test_withdrawn_consent_clears_untouched_users_too(small_store: Store, use_en
     assert [k for (k,) in kinds] == ["device", "geo", "hour"]
 
 
-def test_vectors_are_fixed_size_arrays_and_list_layouts_ask_for_a_rebuild(small_store: Store,
-                                                                          use_encoder: USEEncoder) -> None:
+def test_vectors_are_int8_arrays_and_list_layouts_ask_for_a_rebuild(small_store: Store,
+                                                                    use_encoder: USEEncoder) -> None:
     built(small_store, use_encoder)
     kind = small_store.con.sql("SELECT column_type FROM (DESCRIBE profiles) WHERE column_name = 'interest_vector'")
-    assert kind.fetchall() == [(f"FLOAT[{use_encoder.dim}]",)]
+    assert kind.fetchall() == [(f"TINYINT[{use_encoder.dim}]",)]
     users, vectors = load_interest_vectors(small_store)
     assert users == sorted(users) and vectors.shape == (len(users), use_encoder.dim)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     small_store.con.execute("ALTER TABLE profiles ALTER interest_vector TYPE FLOAT[]")  # the layout before ARRAYs
     assert load_interest_vectors(small_store)[0] == users  # readers still read it
     with pytest.raises(UserError, match="older adpilot"):
         update_profiles(small_store, use_encoder)
+
+
+def test_float_vectors_are_converted_to_codes_in_row_order(small_store: Store, use_encoder: USEEncoder) -> None:
+    built(small_store, use_encoder)
+    codes = dict(small_store.con.sql("SELECT user_id, interest_vector FROM profiles").fetchall())
+    users, vectors = load_interest_vectors(small_store)
+    dim = use_encoder.dim
+    small_store.con.execute("ALTER TABLE profiles ADD COLUMN unit FLOAT[]")  # the layout before codes: unit floats
+    small_store.con.register("units", pa.table({"user_id": users, "unit": list(vectors)}))
+    small_store.con.execute("UPDATE profiles SET unit = units.unit FROM units WHERE units.user_id = profiles.user_id")
+    small_store.con.execute(f"ALTER TABLE profiles ALTER interest_vector TYPE FLOAT[{dim}] USING CAST(unit AS "
+                            f"FLOAT[{dim}])")
+    small_store.con.execute("ALTER TABLE profiles DROP COLUMN unit")
+    in_row_order = "SELECT user_id, interest_vector FROM profiles ORDER BY rowid"
+    order = [user for user, _ in small_store.con.sql(in_row_order).fetchall()]
+    ensure_profile_tables(small_store, dim)
+    assert small_store.con.sql(in_row_order).fetchall() == [(user, codes[user]) for user in order]
+    update_profiles(small_store, use_encoder)  # and the converted store updates

@@ -23,9 +23,10 @@ from pydantic import BaseModel
 from adpilot.deliver.base import Encoder, Scorer
 from adpilot.deliver.retrieval import AdIndex, IndexKind
 from adpilot.deliver.scorer import as_batch_scorer
-from adpilot.deliver.user_table import UserTable, unit_rows, user_table
+from adpilot.deliver.user_table import UserTable, user_table
 from adpilot.errors import UserError
 from adpilot.schema import Ad, BidStrategy, Campaign, Creative, Status
+from adpilot.understand.vectors import unit_rows
 
 STRATEGIES = (BidStrategy.manual_cpc, BidStrategy.target_cpa, BidStrategy.max_clicks)
 _EMPTY = np.zeros(0, dtype=np.int64)

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from adpilot.errors import UserError
+from adpilot.understand.vectors import unit_rows
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,6 @@ class UserTable:
 
     def __len__(self) -> int:
         return len(self.index)
-
-
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Each row scaled to unit norm (zero rows stay zero); a non-matrix is returned as is."""
-    if matrix.ndim != 2:
-        return matrix
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.ascontiguousarray(np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0))
 
 
 def _list_column(table: pa.Table, name: str, n: int) -> tuple[np.ndarray, pa.Array]:
@@ -71,7 +64,7 @@ def user_table(profiles: Any, users: Any, product_index: dict[str, int], dim: in
         values = flat.to_numpy(zero_copy_only=False).reshape(-1, dim)
         rows = np.flatnonzero(has_vector)
         for s in range(0, len(rows), 65_536):  # in chunks: 1M profiles never need a second full float32 copy
-            vectors[rows[s:s + 65_536]] = unit_rows(values[s:s + 65_536].astype(np.float32)).astype(dtype)
+            vectors[rows[s:s + 65_536]] = unit_rows(values[s:s + 65_536]).astype(dtype)
     segment = np.full(n, None, dtype=object)
     if "segment_id" in table.column_names:
         seg = table.column("segment_id").to_pylist()

@@ -3,8 +3,8 @@
 A *source* is a product or a search/review text. The profile builder hands over one sparse (users x sources)
 matrix ``W`` of anchored, event-weighted sums; from it
 
-- the **interest vector** is ``W @ V`` (``V``: source vectors) added to the stored sum ``vector * norm`` and
-  re-normalised to unit length;
+- the **interest vector** is ``W @ V`` (``V``: source vectors) added to the stored sum ``unit * norm`` and stored
+  as its direction (int8 codes, :func:`~adpilot.understand.vectors.direction_codes`) with the sum's norm;
 - the **affinities** are ``W @ F`` (``F``: source x key indicator — a product's category, brand and keywords, a
   text's keywords) plus the habit sums (device, geo, hour), added to the stored sums and cut back to the top
   ``KEEP[kind]`` keys per kind.
@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from scipy import sparse
 
 from adpilot.store import Store
-from adpilot.understand.vectors import from_list_column
+from adpilot.understand.vectors import direction_codes, from_list_column, unit_rows
 
 KINDS = ("category", "brand", "keyword", "device", "geo", "hour")
 INTEREST_KINDS = frozenset({"category", "brand", "keyword"})  # dropped without consent
@@ -39,12 +39,14 @@ _RANK_ROWS = 16_384  # users ranked at a time (see ranked_affinities)
 
 @dataclass(frozen=True)
 class Keys:
-    """The affinity key vocabulary, indexed by key id: kind index, text, rank in (kind, text) order; and back."""
+    """The affinity key vocabulary, indexed by key id: kind index, text, rank in (kind, text) order and back, and
+    which keys are night hours."""
 
     kind: np.ndarray
     text: pa.Array
     rank: np.ndarray
     by_rank: np.ndarray
+    night: np.ndarray
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Keys:
@@ -55,45 +57,67 @@ class Keys:
         order = pc.sort_indices(by, sort_keys=[("kind", "ascending"), ("key", "ascending")]).to_numpy()
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))
-        return cls(kind, table.column("key").combine_chunks(), rank, order)
+        text = table.column("key").combine_chunks()
+        # in Arrow, once per batch: as numpy strings per chunk of users this cost 0.1 s a chunk
+        night = (kind == KINDS.index("hour")) & pc.is_in(text, pa.array([str(h) for h in NIGHT_HOURS])).to_numpy(
+            zero_copy_only=False)
+        return cls(kind, text, rank, order, night)
 
 
 def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray,
                      stored: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
                      consent: np.ndarray) -> tuple[pa.Array, pa.Array]:
-    """(unit vectors as fixed-size lists, norms) of ``weights @ sources`` plus the stored sums; NULL for zero sums
-    and no consent.
+    """(directions as fixed-size lists of int8 codes, norms) of ``weights @ sources`` plus the stored sums; NULL for
+    zero sums and no consent.
 
-    ``stored`` holds parts ``(rows, unit vectors, norms)``: the stored sum ``vectors[i] * norms[i]`` is added to
-    row ``rows[i]``, a block at a time (no temporary the size of the chunk). Parts, not one matrix: the stored
-    vectors arrive as several Arrow chunks, and joining them copied 850 MB per update.
+    ``stored`` holds parts ``(rows, codes, norms)``: the stored sum ``unit_rows(codes)[i] * norms[i]`` is added to
+    row ``rows[i]``. The sums are made, coded and dropped a block of rows at a time: the chunk's float sums
+    (138k x 384) never exist at once, and the blocks' temporaries are reused memory, not fresh pages (an e5
+    update's vector maths faulted in 1.4 GB with chunk-sized sums).
     """
-    total = np.asarray(weights @ sources, dtype=np.float32)
-    for rows, vectors, norms in stored:
-        for s in range(0, len(rows), _BLOCK):
-            block = slice(s, s + _BLOCK)
-            total[rows[block]] += vectors[block] * norms[block, None]
-    norms = np.sqrt(np.einsum("ij,ij->i", total, total, dtype=np.float64))  # no (n, d) temporary
+    n = weights.shape[0]
+    parts = list(stored)
+    slot = np.full(n, -1, dtype=np.int64)  # row -> its stored sum, -1 for none
+    old_codes, old_norms = np.empty((0, sources.shape[1]), np.int8), np.empty(0, np.float32)
+    if parts:
+        old_codes = np.concatenate([codes for _, codes, _ in parts])
+        old_norms = np.concatenate([norms for _, _, norms in parts])
+        slot[np.concatenate([rows for rows, _, _ in parts])] = np.arange(len(old_norms))
+    codes = np.zeros((n, sources.shape[1]), dtype=np.int8)
+    norms = np.zeros(n, dtype=np.float64)
+    for s in range(0, n, _BLOCK):
+        total = np.asarray(weights[s:s + _BLOCK] @ sources, dtype=np.float32)
+        at = slot[s:s + _BLOCK]
+        has_old = np.flatnonzero(at >= 0)
+        if len(has_old):
+            old = old_codes[at[has_old]].astype(np.float32)
+            lengths = np.sqrt(np.einsum("ij,ij->i", old, old))
+            old *= np.divide(old_norms[at[has_old]], lengths, out=np.zeros_like(lengths), where=lengths > 0)[:, None]
+            total[has_old] += old
+        norms[s:s + _BLOCK] = np.sqrt(np.einsum("ij,ij->i", total, total, dtype=np.float64))
+        codes[s:s + _BLOCK] = direction_codes(total, consent[s:s + _BLOCK])
     has = (norms > 0) & consent
-    total /= np.where(has, norms, 1)[:, None]
-    vectors = pa.FixedSizeListArray.from_arrays(pa.array(total.reshape(-1)), total.shape[1], mask=pa.array(~has))
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(codes.reshape(-1)), codes.shape[1], mask=pa.array(~has))
     return vectors, pa.array(norms, mask=~has)
 
 
 def array_rows(vectors: pa.ChunkedArray, dim: int) -> np.ndarray:
-    """A non-null fixed-size list column as an (n, dim) float32 matrix: a read-only view when one chunk holds it.
+    """A non-null fixed-size list column as an (n, dim) matrix of its values' type (int8 codes for interest vectors:
+    read them with :func:`~adpilot.understand.vectors.unit_rows`): a read-only view when one chunk holds it.
 
-    >>> array_rows(pa.chunked_array([pa.array([[0.6, 0.8], [1.0, 0.0]], pa.list_(pa.float32(), 2))]), 2)
-    array([[0.6, 0.8],
-           [1. , 0. ]], dtype=float32)
+    >>> array_rows(pa.chunked_array([pa.array([[3, 4], [1, 0]], pa.list_(pa.int8(), 2))]), 2)
+    array([[3, 4],
+           [1, 0]], dtype=int8)
     """
     parts = [chunk_rows(chunk, dim) for chunk in vectors.chunks]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts or [np.empty((0, dim), np.float32)])
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty((0, dim), vectors.type.value_type.to_pandas_dtype())
 
 
 def chunk_rows(vectors: pa.FixedSizeListArray, dim: int) -> np.ndarray:
-    """One chunk of a non-null fixed-size list column as an (n, dim) float32 matrix (a read-only view)."""
-    return vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+    """One chunk of a non-null fixed-size list column as an (n, dim) matrix (a read-only view)."""
+    return vectors.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
 
 
 def list_matrix(keys: pa.ChunkedArray, values: pa.ChunkedArray, n_keys: int) -> sparse.csr_matrix:
@@ -117,16 +141,14 @@ def ranked_affinities(total: sparse.csr_matrix, consent: np.ndarray, keys: Keys)
     own 0.6 CPU-s per chunk; blocks of 16k users reuse theirs. The blocks' columns are joined into one array
     each: as many Arrow chunks, DuckDB inserted them in parallel (the build's writes took 4 CPU-s more).
     """
-    night_keys = np.isin(keys.text.to_numpy(zero_copy_only=False), [str(h) for h in NIGHT_HOURS])
-    parts = [_ranked_rows(total[s:s + _RANK_ROWS], consent[s:s + _RANK_ROWS], keys, night_keys)
-             for s in range(0, total.shape[0], _RANK_ROWS)] or [_ranked_rows(total, consent, keys, night_keys)]
+    parts = [_ranked_rows(total[s:s + _RANK_ROWS], consent[s:s + _RANK_ROWS], keys)
+             for s in range(0, total.shape[0], _RANK_ROWS)] or [_ranked_rows(total, consent, keys)]
     if len(parts) == 1:
         return parts[0]
     return {name: pa.concat_arrays([part.pop(name) for part in parts]) for name in list(parts[0])}
 
 
-def _ranked_rows(total: sparse.csr_matrix, consent: np.ndarray, keys: Keys,
-                 night_keys: np.ndarray) -> dict[str, pa.Array]:
+def _ranked_rows(total: sparse.csr_matrix, consent: np.ndarray, keys: Keys) -> dict[str, pa.Array]:
     """:func:`ranked_affinities` of one block of users (``total`` is changed: its duplicates summed)."""
     # columns renumbered by (kind, text) rank: per row, the sorted CSR then runs kind by kind, ties by text
     total = sparse.csr_matrix((total.data, keys.rank[total.indices], total.indptr), shape=total.shape)
@@ -171,7 +193,7 @@ def _ranked_rows(total: sparse.csr_matrix, consent: np.ndarray, keys: Keys,
         out[name] = pc.if_else(pa.array(has), keys.text.take(pa.array(top)), pa.scalar(None, pa.string()))
     out["peak_hour"] = pc.cast(out.pop("hour"), pa.int32())
     hours = kind == KINDS.index("hour")
-    night = hours & night_keys[cols]
+    night = keys.night[cols]
     all_hours = np.bincount(rows[hours], weight[hours], minlength=n)
     night_sum = np.bincount(rows[night], weight[night], minlength=n)
     out["night_share"] = pa.array(np.divide(night_sum, all_hours, out=np.zeros(n), where=all_hours > 0))
@@ -197,8 +219,8 @@ def load_interest_vectors(store: Store, users: list[str] | None = None) -> tuple
         return [], np.empty((0, 0), dtype=np.float32)
     order = pc.sort_indices(table.column("user_id")).to_numpy()
     column = table.column("interest_vector")
-    if pa.types.is_fixed_size_list(column.type):
-        vectors = array_rows(column, column.type.list_size)
+    if pa.types.is_fixed_size_list(column.type):  # int8 codes; float32 in profiles built before them
+        vectors = unit_rows(array_rows(column, column.type.list_size)[order])
     else:  # profiles stored before vectors were fixed-size arrays, or written by another tool
-        vectors = from_list_column(column, len(column[0]))
-    return table.column("user_id").take(order).to_pylist(), vectors[order]
+        vectors = unit_rows(from_list_column(column, len(column[0]))[order])
+    return table.column("user_id").take(order).to_pylist(), vectors

@@ -9,8 +9,10 @@ the anchor to the newest event. Counts, first/last times and RFM inputs are plai
 Build and update are one path (:func:`_apply`) touching only the users in the batch: two DuckDB passes over the
 batch (users, then events keyed by integer user and product indices), three GROUP BYs (per-user scalars,
 per-(user, source) weights, per-(user, habit) weights), then numpy/scipy over chunks of users
-(:mod:`~adpilot.understand.interest`) and Arrow inserts. Interest vectors are a fixed-size ``FLOAT[dim]``
-ARRAY: DuckDB reads it 2.5x faster than a ``FLOAT[]`` list (the build's writes took 6 CPU-s less). An update
+(:mod:`~adpilot.understand.interest`) and Arrow inserts. An interest vector is stored as its direction in int8
+codes (:func:`~adpilot.understand.vectors.direction_codes`) with the norm of its sum (``interest_norm``), in a
+fixed-size ``TINYINT[dim]`` ARRAY: DuckDB reads an ARRAY 2.5x faster than a list (the build's writes took 6 CPU-s
+less), and the codes are a quarter of float32's bytes (see :func:`ensure_profile_tables`). An update
 appends the touched users' new rows and deletes their old ones by row id (``profiles`` has no PRIMARY KEY
 index: deleting from it cost seconds per hundred thousand rows), all in one transaction: a failed update changes
 nothing. The deleted rows are vacuumed only once they outnumber the live ones (see :func:`_writing`).
@@ -92,7 +94,7 @@ from adpilot.understand.profile_sql import (
     TEMP_TABLES,
     WITHDRAW_SQL,
 )
-from adpilot.understand.vectors import fetch_row, from_list_column
+from adpilot.understand.vectors import direction_codes, fetch_row, from_list_column
 
 LOG = logging.getLogger(__name__)
 
@@ -102,14 +104,48 @@ CHUNK_USERS = 130_000  # at least, unless fewer users: each insert stays above o
 
 
 def ensure_profile_tables(store: Store, dim: int) -> None:
-    """Create the profile tables if missing (they belong to this room, not to the shared DDL), with ``dim``-float
-    interest vectors: a fixed-size ARRAY, which DuckDB writes and reads several times faster than a list."""
+    """Create the profile tables if missing (they belong to this room, not to the shared DDL), with ``dim`` int8
+    codes per interest vector; profiles stored with float32 vectors are converted to codes.
+
+    Codes, not floats: an update rewrites every touched user's vector, and the bytes moved set its cost here
+    (1M events, 413k users, e5: see docs/STATUS.md, session 10).
+    """
     for name, ddl in PROFILE_TABLES.items():
         store.con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({ddl.strip().format(dim=dim)})")
     columns = dict(store.con.sql("SELECT column_name, column_type FROM (DESCRIBE profiles) UNION ALL "
                                  "SELECT column_name, column_type FROM (DESCRIBE profile_affinity)").fetchall())
     if "key_ids" not in columns or columns["interest_vector"] == "FLOAT[]":  # lists: before the ARRAY layout
         raise UserError("these profiles were built by an older adpilot: run `adpilot profile build` again")
+    if columns["interest_vector"].startswith("FLOAT["):
+        _float_vectors_to_codes(store, dim)
+
+
+def _float_vectors_to_codes(store: Store, dim: int) -> None:
+    """Rewrite ``profiles`` with its float32 unit vectors as int8 codes (the layout before session 10), in one
+    transaction, a row id range at a time and in row order (users are numbered by stored row). In numpy: the same
+    conversion with DuckDB's list lambdas ran for minutes per 100k rows."""
+    con = store.con
+    last = fetch_row(con, "SELECT coalesce(max(rowid), -1) FROM profiles")[0]  # type: ignore[index]
+    con.begin()
+    try:
+        con.execute(f"CREATE TABLE _profiles_codes ({PROFILE_TABLES['profiles'].strip().format(dim=dim)})")
+        for start in range(0, last + 1, CHUNK_USERS):
+            part = con.sql("SELECT * FROM profiles WHERE rowid >= ? AND rowid < ? ORDER BY rowid",
+                           params=[start, start + CHUNK_USERS]).to_arrow_table()
+            vectors = part.column("interest_vector").combine_chunks()
+            floats = pc.fill_null(vectors.values, 0).to_numpy().reshape(-1, dim)[vectors.offset:][:len(vectors)]
+            valid = vectors.is_valid().to_numpy(zero_copy_only=False)
+            codes = direction_codes(floats, valid)
+            part = part.set_column(part.column_names.index("interest_vector"), "interest_vector",  # noqa: F841
+                                   pa.FixedSizeListArray.from_arrays(codes.reshape(-1), dim, mask=pa.array(~valid)))
+            con.execute("INSERT INTO _profiles_codes BY NAME SELECT * FROM part")
+        con.execute("DROP TABLE profiles")
+        con.execute("ALTER TABLE _profiles_codes RENAME TO profiles")
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+    LOG.info("profiles: interest vectors converted from float32 to int8 codes")
 
 
 def build_profiles(store: Store, encoder: TextEncoder, half_life_days: float = 30.0,
@@ -253,7 +289,7 @@ class _Old:
         return store.con.sql(OLD_AFFINITY_SQL, params=[int(stored.min()), int(stored.max()), a, b]).to_arrow_table()
 
     def vectors(self, con: Any, a: int, b: int, dim: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(uidx, unit vectors (read-only), norms) of the users ``a <= uidx < b`` that have a stored vector, in
+        """(uidx, int8 codes (read-only), norms) of the users ``a <= uidx < b`` that have a stored vector, in
         parts as DuckDB's Arrow chunks come (not joined: see :func:`~adpilot.understand.interest.interest_vectors`).
 
         ``con`` may be a connection of its own (see :func:`_write_chunks`): the query needs no temp table.
