@@ -90,6 +90,6 @@ def test_engine_feeds_the_exported_model_its_training_inputs(shop: tuple[Path, P
         "item_id": [ads.loc[s["ad_id"], "product_id"] for s in scored], "slot": "feed", "device": "mobile",
         "hour": str(when.hour), "hist_item_id": [list(profile[2])] * len(scored),
         "ad_vec": [vectors[ids.index(ads.loc[s["ad_id"], "product_id"])] for s in scored],
-        "hist_vec": [unit_rows(np.array([profile[1]]))[0]] * len(scored)})  # int8 codes, served as a unit row
+        "hist_vec": [unit_rows(np.frombuffer(profile[1], np.int8)[None])[0]] * len(scored)})  # codes, served as unit
     offline = model.predict_proba(rows)[:, 1]
     assert np.allclose([s["pctr"] for s in scored], offline, atol=1e-6)

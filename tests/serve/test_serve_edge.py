@@ -20,6 +20,7 @@ from adpilot.deliver.tokens import TokenClaims, TokenSigner
 from adpilot.serve.app import create_app
 from adpilot.serve.main import vet_copy
 from adpilot.serve.openrtb import BidRequest, to_ad_request
+from adpilot.serve.store_access import StoreAccess
 from adpilot.serve.wiring import engine_factory
 
 
@@ -223,7 +224,9 @@ def test_privacy_signals_make_requests_non_personalised(regs: dict[str, Any] | N
 
 
 def _stored(store: Path) -> tuple[int, float]:
-    with duckdb.connect(str(store), read_only=True) as con:
+    # in this process's turn, as the server's own connections: a bare connect raced the spool's writer
+    # ("Can't open a connection to same database file with a different configuration")
+    with StoreAccess(store).connect(read_only=True) as con:
         n, spend = con.execute("SELECT count(*), coalesce(sum(price), 0) FROM events WHERE source_file = 'serve'"
                                ).fetchone()  # type: ignore[misc]
     return int(n), float(spend)

@@ -137,15 +137,28 @@ def test_withdrawn_consent_clears_untouched_users_too(small_store: Store, use_en
     assert [k for (k,) in kinds] == ["device", "geo", "hour"]
 
 
-def test_vectors_are_int8_arrays_and_list_layouts_ask_for_a_rebuild(small_store: Store,
-                                                                    use_encoder: USEEncoder) -> None:
+def as_floats(store: Store, sql_type: str) -> None:
+    """Store the profiles' interest vectors as unit float32 rows of ``sql_type``, as adpilot did before codes."""
+    users, vectors = load_interest_vectors(store)
+    store.con.execute(f"ALTER TABLE profiles ADD COLUMN unit {sql_type}")
+    store.con.register("units", pa.table({"user_id": users, "unit": list(vectors)}))
+    store.con.execute("UPDATE profiles SET unit = units.unit FROM units WHERE units.user_id = profiles.user_id")
+    store.con.execute("ALTER TABLE profiles DROP COLUMN interest_vector")
+    store.con.execute("ALTER TABLE profiles RENAME COLUMN unit TO interest_vector")
+
+
+def test_vectors_are_int8_blobs_and_list_layouts_ask_for_a_rebuild(small_store: Store,
+                                                                   use_encoder: USEEncoder) -> None:
     built(small_store, use_encoder)
     kind = small_store.con.sql("SELECT column_type FROM (DESCRIBE profiles) WHERE column_name = 'interest_vector'")
-    assert kind.fetchall() == [(f"TINYINT[{use_encoder.dim}]",)]
+    assert kind.fetchall() == [("BLOB",)]
+    lengths = small_store.con.sql("SELECT DISTINCT octet_length(interest_vector) FROM profiles "
+                                  "WHERE interest_vector IS NOT NULL").fetchall()
+    assert lengths == [(use_encoder.dim,)]
     users, vectors = load_interest_vectors(small_store)
     assert users == sorted(users) and vectors.shape == (len(users), use_encoder.dim)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
-    small_store.con.execute("ALTER TABLE profiles ALTER interest_vector TYPE FLOAT[]")  # the layout before ARRAYs
+    as_floats(small_store, "FLOAT[]")  # the layout before ARRAYs
     assert load_interest_vectors(small_store)[0] == users  # readers still read it
     with pytest.raises(UserError, match="older adpilot"):
         update_profiles(small_store, use_encoder)
@@ -154,16 +167,9 @@ def test_vectors_are_int8_arrays_and_list_layouts_ask_for_a_rebuild(small_store:
 def test_float_vectors_are_converted_to_codes_in_row_order(small_store: Store, use_encoder: USEEncoder) -> None:
     built(small_store, use_encoder)
     codes = dict(small_store.con.sql("SELECT user_id, interest_vector FROM profiles").fetchall())
-    users, vectors = load_interest_vectors(small_store)
-    dim = use_encoder.dim
-    small_store.con.execute("ALTER TABLE profiles ADD COLUMN unit FLOAT[]")  # the layout before codes: unit floats
-    small_store.con.register("units", pa.table({"user_id": users, "unit": list(vectors)}))
-    small_store.con.execute("UPDATE profiles SET unit = units.unit FROM units WHERE units.user_id = profiles.user_id")
-    small_store.con.execute(f"ALTER TABLE profiles ALTER interest_vector TYPE FLOAT[{dim}] USING CAST(unit AS "
-                            f"FLOAT[{dim}])")
-    small_store.con.execute("ALTER TABLE profiles DROP COLUMN unit")
+    as_floats(small_store, f"FLOAT[{use_encoder.dim}]")  # the layout before codes
     in_row_order = "SELECT user_id, interest_vector FROM profiles ORDER BY rowid"
     order = [user for user, _ in small_store.con.sql(in_row_order).fetchall()]
-    ensure_profile_tables(small_store, dim)
+    ensure_profile_tables(small_store, use_encoder.dim)
     assert small_store.con.sql(in_row_order).fetchall() == [(user, codes[user]) for user in order]
     update_profiles(small_store, use_encoder)  # and the converted store updates

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from adpilot.errors import UserError
-from adpilot.understand.vectors import unit_rows
+from adpilot.understand.vectors import stored_rows, unit_rows
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,12 @@ def user_table(profiles: Any, users: Any, product_index: dict[str, int], dim: in
     vectors: np.ndarray = np.zeros((n, dim), dtype=dtype)
     has_vector = np.zeros(n, dtype=bool)
     if "interest_vector" in table.column_names and n:
-        ptr, flat = _list_column(table, "interest_vector", n)
-        lengths = np.diff(ptr)
+        lengths, values = stored_rows(table.column("interest_vector"), dim)
         has_vector = lengths == dim
         bad = (lengths != 0) & (lengths != dim)
         if bad.any():
             raise UserError(f"profile {ids[int(np.argmax(bad))]!r} has an interest_vector of length "
                             f"{int(lengths[bad][0])}, the ads' vectors have {dim}")
-        values = flat.to_numpy(zero_copy_only=False).reshape(-1, dim)
         rows = np.flatnonzero(has_vector)
         for s in range(0, len(rows), 65_536):  # in chunks: 1M profiles never need a second full float32 copy
             vectors[rows[s:s + 65_536]] = unit_rows(values[s:s + 65_536]).astype(dtype)

@@ -25,8 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import sparse
 
+from adpilot.errors import UserError
 from adpilot.store import Store
-from adpilot.understand.vectors import direction_codes, from_list_column, unit_rows
+from adpilot.understand.vectors import codes_column, direction_codes, stored_rows, unit_rows
 
 KINDS = ("category", "brand", "keyword", "device", "geo", "hour")
 INTEREST_KINDS = frozenset({"category", "brand", "keyword"})  # dropped without consent
@@ -67,8 +68,8 @@ class Keys:
 def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray,
                      stored: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
                      consent: np.ndarray) -> tuple[pa.Array, pa.Array]:
-    """(directions as fixed-size lists of int8 codes, norms) of ``weights @ sources`` plus the stored sums; NULL for
-    zero sums and no consent.
+    """(directions as BLOBs of int8 codes, norms) of ``weights @ sources`` plus the stored sums; NULL for zero sums
+    and no consent.
 
     ``stored`` holds parts ``(rows, codes, norms)``: the stored sum ``unit_rows(codes)[i] * norms[i]`` is added to
     row ``rows[i]``. The sums are made, coded and dropped a block of rows at a time: the chunk's float sums
@@ -97,27 +98,7 @@ def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray,
         norms[s:s + _BLOCK] = np.sqrt(np.einsum("ij,ij->i", total, total, dtype=np.float64))
         codes[s:s + _BLOCK] = direction_codes(total, consent[s:s + _BLOCK])
     has = (norms > 0) & consent
-    vectors = pa.FixedSizeListArray.from_arrays(pa.array(codes.reshape(-1)), codes.shape[1], mask=pa.array(~has))
-    return vectors, pa.array(norms, mask=~has)
-
-
-def array_rows(vectors: pa.ChunkedArray, dim: int) -> np.ndarray:
-    """A non-null fixed-size list column as an (n, dim) matrix of its values' type (int8 codes for interest vectors:
-    read them with :func:`~adpilot.understand.vectors.unit_rows`): a read-only view when one chunk holds it.
-
-    >>> array_rows(pa.chunked_array([pa.array([[3, 4], [1, 0]], pa.list_(pa.int8(), 2))]), 2)
-    array([[3, 4],
-           [1, 0]], dtype=int8)
-    """
-    parts = [chunk_rows(chunk, dim) for chunk in vectors.chunks]
-    if len(parts) == 1:
-        return parts[0]
-    return np.concatenate(parts) if parts else np.empty((0, dim), vectors.type.value_type.to_pandas_dtype())
-
-
-def chunk_rows(vectors: pa.FixedSizeListArray, dim: int) -> np.ndarray:
-    """One chunk of a non-null fixed-size list column as an (n, dim) matrix (a read-only view)."""
-    return vectors.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+    return codes_column(codes, has), pa.array(norms, mask=~has)
 
 
 def list_matrix(keys: pa.ChunkedArray, values: pa.ChunkedArray, n_keys: int) -> sparse.csr_matrix:
@@ -218,9 +199,8 @@ def load_interest_vectors(store: Store, users: list[str] | None = None) -> tuple
     if table.num_rows == 0:
         return [], np.empty((0, 0), dtype=np.float32)
     order = pc.sort_indices(table.column("user_id")).to_numpy()
-    column = table.column("interest_vector")
-    if pa.types.is_fixed_size_list(column.type):  # int8 codes; float32 in profiles built before them
-        vectors = unit_rows(array_rows(column, column.type.list_size)[order])
-    else:  # profiles stored before vectors were fixed-size arrays, or written by another tool
-        vectors = unit_rows(from_list_column(column, len(column[0]))[order])
-    return table.column("user_id").take(order).to_pylist(), vectors
+    lengths, rows = stored_rows(table.column("interest_vector"))
+    if (lengths != rows.shape[1]).any():
+        raise UserError(f"stored interest vectors differ in length ({sorted(set(lengths.tolist()))}): "
+                        "run `adpilot profile build` again")
+    return table.column("user_id").take(order).to_pylist(), unit_rows(rows[order])

@@ -14,7 +14,7 @@ PURCHASED_ITEMS = 200
 
 PROFILE_TABLES = {
     "profiles": """
-        user_id VARCHAR NOT NULL, interest_vector TINYINT[{dim}], interest_norm DOUBLE, segment_id INTEGER,
+        user_id VARCHAR NOT NULL, interest_vector BLOB, interest_norm DOUBLE, segment_id INTEGER,
         keywords VARCHAR[], recent_items VARCHAR[], purchased_items VARCHAR[],
         n_events BIGINT, n_sessions BIGINT, active_days BIGINT, first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ,
         n_purchases BIGINT, monetary DOUBLE, last_purchase_ts TIMESTAMPTZ,

@@ -9,10 +9,10 @@ the anchor to the newest event. Counts, first/last times and RFM inputs are plai
 Build and update are one path (:func:`_apply`) touching only the users in the batch: two DuckDB passes over the
 batch (users, then events keyed by integer user and product indices), three GROUP BYs (per-user scalars,
 per-(user, source) weights, per-(user, habit) weights), then numpy/scipy over chunks of users
-(:mod:`~adpilot.understand.interest`) and Arrow inserts. An interest vector is stored as its direction in int8
-codes (:func:`~adpilot.understand.vectors.direction_codes`) with the norm of its sum (``interest_norm``), in a
-fixed-size ``TINYINT[dim]`` ARRAY: DuckDB reads an ARRAY 2.5x faster than a list (the build's writes took 6 CPU-s
-less), and the codes are a quarter of float32's bytes (see :func:`ensure_profile_tables`). An update
+(:mod:`~adpilot.understand.interest`) and Arrow inserts. An interest vector is stored as its direction, ``dim``
+int8 codes in a BLOB (:mod:`adpilot.understand.vectors`), with the norm of its sum (``interest_norm``): a quarter of
+float32's bytes, and DuckDB inserts a BLOB several times faster than an ARRAY (see :func:`ensure_profile_tables`).
+An update
 appends the touched users' new rows and deletes their old ones by row id (``profiles`` has no PRIMARY KEY
 index: deleting from it cost seconds per hundred thousand rows), all in one transaction: a failed update changes
 nothing. The deleted rows are vacuumed only once they outnumber the live ones (see :func:`_writing`).
@@ -70,7 +70,6 @@ from adpilot.understand.base import TextEncoder
 from adpilot.understand.cache import encode_cached
 from adpilot.understand.interest import (
     Keys,
-    chunk_rows,
     interest_vectors,
     list_matrix,
     ranked_affinities,
@@ -94,7 +93,7 @@ from adpilot.understand.profile_sql import (
     TEMP_TABLES,
     WITHDRAW_SQL,
 )
-from adpilot.understand.vectors import direction_codes, fetch_row, from_list_column
+from adpilot.understand.vectors import blob_codes, codes_column, direction_codes, fetch_row, from_list_column
 
 LOG = logging.getLogger(__name__)
 
@@ -104,11 +103,11 @@ CHUNK_USERS = 130_000  # at least, unless fewer users: each insert stays above o
 
 
 def ensure_profile_tables(store: Store, dim: int) -> None:
-    """Create the profile tables if missing (they belong to this room, not to the shared DDL), with ``dim`` int8
-    codes per interest vector; profiles stored with float32 vectors are converted to codes.
+    """Create the profile tables if missing (they belong to this room, not to the shared DDL), interest vectors as
+    BLOBs of ``dim`` int8 codes; profiles stored with float32 ARRAY vectors are converted to codes.
 
-    Codes, not floats: an update rewrites every touched user's vector, and the bytes moved set its cost here
-    (1M events, 413k users, e5: see docs/STATUS.md, session 10).
+    Codes in a BLOB, not float ARRAYs: an update rewrites every touched user's vector, and with them an update of
+    1M events (413k users, e5) took 0.8x the time, 0.66x the minor faults (docs/STATUS.md, session 10).
     """
     for name, ddl in PROFILE_TABLES.items():
         store.con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({ddl.strip().format(dim=dim)})")
@@ -116,14 +115,14 @@ def ensure_profile_tables(store: Store, dim: int) -> None:
                                  "SELECT column_name, column_type FROM (DESCRIBE profile_affinity)").fetchall())
     if "key_ids" not in columns or columns["interest_vector"] == "FLOAT[]":  # lists: before the ARRAY layout
         raise UserError("these profiles were built by an older adpilot: run `adpilot profile build` again")
-    if columns["interest_vector"].startswith("FLOAT["):
+    if columns["interest_vector"].startswith("FLOAT["):  # float32 ARRAYs, before session 10
         _float_vectors_to_codes(store, dim)
 
 
 def _float_vectors_to_codes(store: Store, dim: int) -> None:
-    """Rewrite ``profiles`` with its float32 unit vectors as int8 codes (the layout before session 10), in one
-    transaction, a row id range at a time and in row order (users are numbered by stored row). In numpy: the same
-    conversion with DuckDB's list lambdas ran for minutes per 100k rows."""
+    """Rewrite ``profiles`` with its float32 unit vectors (the layout before session 10) as BLOBs of int8 codes, in
+    one transaction, a row id range at a time and in row order (users are numbered by stored row). In numpy: the
+    same conversion with DuckDB's list lambdas ran for minutes per 100k rows; this one, 30 s for 1M profiles."""
     con = store.con
     last = fetch_row(con, "SELECT coalesce(max(rowid), -1) FROM profiles")[0]  # type: ignore[index]
     con.begin()
@@ -135,9 +134,8 @@ def _float_vectors_to_codes(store: Store, dim: int) -> None:
             vectors = part.column("interest_vector").combine_chunks()
             floats = pc.fill_null(vectors.values, 0).to_numpy().reshape(-1, dim)[vectors.offset:][:len(vectors)]
             valid = vectors.is_valid().to_numpy(zero_copy_only=False)
-            codes = direction_codes(floats, valid)
             part = part.set_column(part.column_names.index("interest_vector"), "interest_vector",  # noqa: F841
-                                   pa.FixedSizeListArray.from_arrays(codes.reshape(-1), dim, mask=pa.array(~valid)))
+                                   codes_column(direction_codes(floats, valid), valid))
             con.execute("INSERT INTO _profiles_codes BY NAME SELECT * FROM part")
         con.execute("DROP TABLE profiles")
         con.execute("ALTER TABLE _profiles_codes RENAME TO profiles")
@@ -304,7 +302,7 @@ class _Old:
             table = con.sql(OLD_VECTORS_SQL, params=[int(p_row.min()), int(p_row.max())]).to_arrow_table()
         finally:
             con.unregister("_stored_rows")
-        return [(batch.column("uidx").to_numpy(), chunk_rows(batch.column("interest_vector"), dim),
+        return [(batch.column("uidx").to_numpy(), blob_codes(batch.column("interest_vector"), dim)[0],
                  batch.column("interest_norm").to_numpy().astype(np.float32)) for batch in table.to_batches()]
 
 
@@ -499,20 +497,33 @@ class _Chunk:
     def compute(self, batch: _Batch, con: Any) -> tuple[pa.Table, pa.Table]:
         """The new profiles and affinities, reading the stored vectors on ``con`` first (on an update, this runs
         on a worker thread with a connection of its own)."""
+        return self.assemble(self.vectors(batch, con), self.ranked(batch))
+
+    def vectors(self, batch: _Batch, con: Any) -> tuple[pa.Array, pa.Array]:
+        """The interest vectors' codes and norms, from the stored ones (read on ``con``) and the batch's weights."""
         old_vectors = batch.old.vectors(con, self.a, self.b, batch.sources.shape[1])
         uidx = self.part.column("uidx").to_numpy()
-        consent = self.part.column("consent").to_numpy()
-        w = batch.weights[uidx]
-        stored = self.stored_affinities(uidx, len(batch.keys.kind))
-        ranked = ranked_affinities(w @ batch.features + batch.habits[uidx] + stored, consent, batch.keys)
         at = np.empty(self.b - self.a, dtype=np.int64)
         at[uidx - self.a] = np.arange(len(uidx))
-        stored = [(at[rows - self.a], unit, norm) for rows, unit, norm in old_vectors]
-        vectors, norms = interest_vectors(w.astype(np.float32), batch.sources, stored, consent)
+        stored = [(at[rows - self.a], codes, norm) for rows, codes, norm in old_vectors]
+        return interest_vectors(batch.weights[uidx].astype(np.float32), batch.sources, stored,
+                                self.part.column("consent").to_numpy())
+
+    def ranked(self, batch: _Batch) -> dict[str, pa.Array]:
+        """The ranked affinities and the readable columns derived from them (:func:`ranked_affinities`)."""
+        uidx = self.part.column("uidx").to_numpy()
+        stored = self.stored_affinities(uidx, len(batch.keys.kind))
+        total = batch.weights[uidx] @ batch.features + batch.habits[uidx] + stored
+        return ranked_affinities(total, self.part.column("consent").to_numpy(), batch.keys)
+
+    def assemble(self, vectors: tuple[pa.Array, pa.Array], ranked: dict[str, pa.Array] | Future[dict[str, pa.Array]],
+                 ) -> tuple[pa.Table, pa.Table]:
+        """The rows to insert into ``profiles`` and ``profile_affinity``."""
+        ranked = dict(ranked.result() if isinstance(ranked, Future) else ranked)
         affinity = pa.table({"user_id": self.part.column("user_id"), "key_ids": ranked.pop("key_ids"),
                              "weights": ranked.pop("weights")})
         rows = self.part.drop_columns(["uidx", "consent", "p_row", "a_row"])
-        rows = rows.append_column("interest_vector", vectors).append_column("interest_norm", norms)
+        rows = rows.append_column("interest_vector", vectors[0]).append_column("interest_norm", vectors[1])
         for name, column in ranked.items():
             rows = rows.append_column(name, column)
         return rows, affinity
@@ -539,11 +550,14 @@ def _write_chunks(store: Store, n_users: int, batch: _Batch, update: bool) -> No
         computing = None
         for a, b in chunks:
             chunk = _Chunk.read(store, a, b, batch)
-            done = computing.result() if computing else None
+            if computing is None:  # nothing to insert yet: the main thread takes the first chunk's vectors
+                ranked = pool.submit(chunk.ranked, batch)
+                computing = pool.submit(chunk.assemble, chunk.vectors(batch, reader), ranked)  # after the ranking
+                continue
+            done = computing.result()
             computing = pool.submit(chunk.compute, batch, reader)
-            if done:
-                _write_chunk(store, *done, one_thread=True)
-                flusher.submit(_write_back, store.path)
+            _write_chunk(store, *done, one_thread=True)
+            flusher.submit(_write_back, store.path)
         if computing:
             _write_chunk(store, *computing.result(), one_thread=True)
 
