@@ -599,10 +599,12 @@ def _writing(store: Store, atomic: bool, added: int) -> Iterator[None]:
     """One transaction (if ``atomic``) adding ``added`` rows, written uncompressed, vacuumed only when dead rows
     outnumber live ones.
 
-    Floats do not compress, and trying cost half the write time. Replacing a touched user's row leaves a
-    deleted row behind; a checkpoint that vacuums rewrites every row group holding one — about the whole table,
+    Compressing the rows cost half the write time when vectors were floats. Replacing a touched user's row leaves
+    a deleted row behind; a checkpoint that vacuums rewrites every row group holding one — about the whole table,
     as touched users are spread over it. So the rewrite waits until the dead rows outnumber the live ones
     (about every third update of 40% of the users) and is paid then, once for all, by the commit's checkpoint.
+    Vacuuming a few row group merges at every update (``max_vacuum_tasks`` 2 or 6) was tried: it evens the
+    updates out but rewrites more live rows per dead one, so the mean is no lower (docs/STATUS.md, session 10).
     A checkpoint by another writer with DuckDB's default settings may vacuum them sooner: the same cost, paid there.
 
     In one transaction, each full row group of new rows goes to the database file as soon as it is inserted

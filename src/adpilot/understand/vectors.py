@@ -4,8 +4,9 @@
 An interest vector is a direction: stored as ``dim`` int8 codes in a BLOB, each row scaled so that its largest
 component is +-127 (:func:`direction_codes`, :func:`codes_column`), and read back as the unit row of the codes
 (:func:`blob_codes`, :func:`unit_rows`). A quarter of float32's bytes, and a BLOB, not a ``TINYINT[dim]`` ARRAY:
-an update rewrites every touched user's vector, and DuckDB inserted 138k rows of codes in 0.10 s as BLOBs against
-0.72 s as an ARRAY (0.66 s as ``FLOAT[384]``: an ARRAY costs per element, not per byte). Read back, a 384-d unit
+an update rewrites every touched user's vector, and DuckDB inserts 138k rows of codes in 0.10 s as BLOBs against
+0.68 s as a ``TINYINT[384]`` ARRAY (0.70 s as ``FLOAT[384]``: an ARRAY costs per element, not per byte;
+``benchmarks/bench_understand_vector_layout.py``). Read back, a 384-d unit
 vector is off by less than 1/127 per component, its cosine with itself is above 0.9999, and cosines between two
 vectors move by ~3e-4 on average, < 3e-3 at most (``tests/understand/test_understand_vectors.py``).
 """
