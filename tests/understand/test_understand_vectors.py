@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from adpilot.understand.vectors import direction_codes, unit_rows
+from adpilot.understand.vectors import blob_codes, codes_column, direction_codes, stored_rows, unit_rows
 
 
 @pytest.mark.parametrize("offset", [0.0, 0.05])  # e5's vectors share a common component: a large peak
@@ -27,3 +28,16 @@ def test_zero_and_dropped_rows_code_to_zero() -> None:
     np.testing.assert_array_equal(codes, [[0, 0], [64, -127], [0, 0]])
     np.testing.assert_array_equal(unit_rows(codes)[[0, 2]], 0.0)
     assert direction_codes(np.empty((0, 4), np.float32)).shape == (0, 4)
+
+
+@pytest.mark.parametrize("kind", [pa.binary(), pa.large_binary()])
+def test_blobs_read_back_whatever_their_arrow_type_nulls_and_bad_lengths(kind: pa.DataType) -> None:
+    codes = direction_codes(np.array([[1.0, -2.0, 0.5], [3.0, 0.0, 1.0], [0.0, 1.0, 1.0]], dtype=np.float32))
+    written = codes_column(codes, np.array([True, False, True]))
+    assert written.to_pylist()[1] is None
+    column = pa.chunked_array([written.cast(kind)[:2], pa.array([codes[2].tobytes(), b"\x01"], kind)])
+    read, lengths = blob_codes(column)
+    np.testing.assert_array_equal(lengths, [3, 0, 3, 1])  # NULL: 0; a blob of another length is told apart
+    np.testing.assert_array_equal(read[[0, 2]], codes[[0, 2]])
+    assert not read[[1, 3]].any()
+    assert stored_rows(column, 3)[1].shape == (2, 3)

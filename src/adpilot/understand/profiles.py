@@ -107,7 +107,7 @@ def ensure_profile_tables(store: Store, dim: int) -> None:
     BLOBs of ``dim`` int8 codes; profiles stored with float32 ARRAY vectors are converted to codes.
 
     Codes in a BLOB, not float ARRAYs: an update rewrites every touched user's vector, and with them an update of
-    1M events (413k users, e5) took 0.8x the time, 0.66x the minor faults (docs/STATUS.md, session 10).
+    1M events (413k users, e5) took 0.67x the time and 0.67x the minor faults (docs/STATUS.md, session 10).
     """
     for name, ddl in PROFILE_TABLES.items():
         store.con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({ddl.strip().format(dim=dim)})")
@@ -287,8 +287,8 @@ class _Old:
         return store.con.sql(OLD_AFFINITY_SQL, params=[int(stored.min()), int(stored.max()), a, b]).to_arrow_table()
 
     def vectors(self, con: Any, a: int, b: int, dim: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(uidx, int8 codes (read-only), norms) of the users ``a <= uidx < b`` that have a stored vector, in
-        parts as DuckDB's Arrow chunks come (not joined: see :func:`~adpilot.understand.interest.interest_vectors`).
+        """(uidx, int8 codes, norms) of the users ``a <= uidx < b`` that have a stored vector, in parts as DuckDB's
+        Arrow chunks come (:func:`~adpilot.understand.interest.interest_vectors` joins them: 53 MB of codes a chunk).
 
         ``con`` may be a connection of its own (see :func:`_write_chunks`): the query needs no temp table.
         """
@@ -536,7 +536,9 @@ def _write_chunks(store: Store, n_users: int, batch: _Batch, update: bool) -> No
     own, while the main connection reads chunk k + 1's other rows and inserts chunk k - 1 on one thread (see
     :func:`_settings`). The reader sees the committed rows only, which are the stored ones: this transaction
     deletes them after the writes. Reading the vectors (~0.5 CPU-s a chunk) on the main connection left the
-    worker waiting for it. Each inserted chunk is written back to disk behind the next one (:func:`_write_back`).
+    worker waiting for it. The first chunk, with nothing yet to insert, is split: the main thread reads its stored
+    vectors (on the reader's connection) and codes them while the worker ranks its affinities (ready ~0.5 s
+    sooner). Each inserted chunk is written back to disk behind the next one (:func:`_write_back`).
     A build, with no stored vectors to read, goes chunk by chunk with DuckDB's threads:
     the overlap and the one-thread inserts took its peak RSS from 4.0 to 4.6 GiB.
     """

@@ -103,8 +103,9 @@ def blob_codes(column: pa.Array | pa.ChunkedArray, dim: int | None = None) -> tu
             dense = pc.take(chunk, pa.array(rows)) if len(rows) < len(chunk) else chunk
             if pa.types.is_fixed_size_binary(dense.type):  # as :func:`codes_column` writes it
                 data = np.frombuffer(dense.buffers()[1], np.int8)[dense.offset * dim:(dense.offset + len(dense)) * dim]
-            else:  # as DuckDB returns a BLOB
-                offsets = np.frombuffer(dense.buffers()[1], np.int32)[dense.offset:dense.offset + len(dense) + 1]
+            else:  # as DuckDB returns a BLOB (large_binary: 64-bit offsets)
+                width = np.int64 if pa.types.is_large_binary(dense.type) else np.int32
+                offsets = np.frombuffer(dense.buffers()[1], width)[dense.offset:dense.offset + len(dense) + 1]
                 data = np.frombuffer(dense.buffers()[2], np.int8)[offsets[0]:offsets[-1]]
             codes[start + rows] = data.reshape(-1, dim)
         start += len(chunk)
@@ -120,7 +121,8 @@ def stored_rows(column: pa.Array | pa.ChunkedArray, dim: int | None = None) -> t
     (array([2, 0, 2]), array([[0.6, 0.8],
            [1. , 0. ]]))
     """
-    if pa.types.is_binary(column.type) or pa.types.is_fixed_size_binary(column.type):
+    if any(is_kind(column.type) for is_kind in (pa.types.is_binary, pa.types.is_large_binary,
+                                                 pa.types.is_fixed_size_binary)):
         codes, lengths = blob_codes(column, dim)
         return lengths, codes[lengths == codes.shape[1]]
     if isinstance(column, pa.ChunkedArray):
