@@ -25,9 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import sparse
 
-from adpilot.errors import UserError
 from adpilot.store import Store
-from adpilot.understand.vectors import codes_column, direction_codes, stored_rows, unit_rows
+from adpilot.understand.vectors import codes_column, direction_codes, stored_unit_rows
 
 KINDS = ("category", "brand", "keyword", "device", "geo", "hour")
 INTEREST_KINDS = frozenset({"category", "brand", "keyword"})  # dropped without consent
@@ -199,8 +198,5 @@ def load_interest_vectors(store: Store, users: list[str] | None = None) -> tuple
     if table.num_rows == 0:
         return [], np.empty((0, 0), dtype=np.float32)
     order = pc.sort_indices(table.column("user_id")).to_numpy()
-    lengths, rows = stored_rows(table.column("interest_vector"))
-    if (lengths != rows.shape[1]).any():
-        raise UserError(f"stored interest vectors differ in length ({sorted(set(lengths.tolist()))}): "
-                        "run `adpilot profile build` again")
-    return table.column("user_id").take(order).to_pylist(), unit_rows(rows[order])
+    return (table.column("user_id").take(order).to_pylist(),  # the codes taken in order: smaller than the floats
+            stored_unit_rows(table.column("interest_vector").take(order)))

@@ -93,7 +93,14 @@ from adpilot.understand.profile_sql import (
     TEMP_TABLES,
     WITHDRAW_SQL,
 )
-from adpilot.understand.vectors import blob_codes, codes_column, direction_codes, fetch_row, from_list_column
+from adpilot.understand.vectors import (
+    blob_codes,
+    codes_column,
+    direction_codes,
+    fetch_row,
+    from_list_column,
+    stored_rows,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -131,11 +138,12 @@ def _float_vectors_to_codes(store: Store, dim: int) -> None:
         for start in range(0, last + 1, CHUNK_USERS):
             part = con.sql("SELECT * FROM profiles WHERE rowid >= ? AND rowid < ? ORDER BY rowid",
                            params=[start, start + CHUNK_USERS]).to_arrow_table()
-            vectors = part.column("interest_vector").combine_chunks()
-            floats = pc.fill_null(vectors.values, 0).to_numpy().reshape(-1, dim)[vectors.offset:][:len(vectors)]
-            valid = vectors.is_valid().to_numpy(zero_copy_only=False)
+            lengths, floats = stored_rows(part.column("interest_vector"), dim)
+            valid = lengths == dim
+            codes = np.zeros((len(valid), dim), dtype=np.int8)
+            codes[valid] = direction_codes(floats)
             part = part.set_column(part.column_names.index("interest_vector"), "interest_vector",  # noqa: F841
-                                   codes_column(direction_codes(floats, valid), valid))
+                                   codes_column(codes, valid))
             con.execute("INSERT INTO _profiles_codes BY NAME SELECT * FROM part")
         con.execute("DROP TABLE profiles")
         con.execute("ALTER TABLE _profiles_codes RENAME TO profiles")
@@ -474,16 +482,19 @@ class _Batch:
 @dataclass(frozen=True)
 class _Chunk:
     """The merged rows of users ``a <= uidx < b`` with their population-relative columns (``part``, in DuckDB's
-    order: the matrices follow it) and their stored affinities; their stored vectors are read by :meth:`compute`."""
+    order: the matrices follow it), their rows of the batch's source weights and their stored affinities; their
+    stored vectors are read by :meth:`vectors`."""
 
     a: int
     b: int
     part: pa.Table
+    weights: sparse.csr_matrix  # (users of part, sources), read by both halves of the work
     old_affinity: pa.Table  # (uidx, key_ids, weights)
 
     @classmethod
     def read(cls, store: Store, a: int, b: int, batch: _Batch) -> _Chunk:
-        return cls(a, b, store.con.sql(CHUNK_SQL, params=[a, b]).to_arrow_table(), batch.old.affinities(store, a, b))
+        part = store.con.sql(CHUNK_SQL, params=[a, b]).to_arrow_table()
+        return cls(a, b, part, batch.weights[part.column("uidx").to_numpy()], batch.old.affinities(store, a, b))
 
     def stored_affinities(self, uidx: np.ndarray, n_keys: int) -> sparse.csr_matrix:
         """The stored affinities of users ``uidx`` (rows in that order), empty for users without any."""
@@ -506,14 +517,14 @@ class _Chunk:
         at = np.empty(self.b - self.a, dtype=np.int64)
         at[uidx - self.a] = np.arange(len(uidx))
         stored = [(at[rows - self.a], codes, norm) for rows, codes, norm in old_vectors]
-        return interest_vectors(batch.weights[uidx].astype(np.float32), batch.sources, stored,
+        return interest_vectors(self.weights.astype(np.float32), batch.sources, stored,
                                 self.part.column("consent").to_numpy())
 
     def ranked(self, batch: _Batch) -> dict[str, pa.Array]:
         """The ranked affinities and the readable columns derived from them (:func:`ranked_affinities`)."""
         uidx = self.part.column("uidx").to_numpy()
         stored = self.stored_affinities(uidx, len(batch.keys.kind))
-        total = batch.weights[uidx] @ batch.features + batch.habits[uidx] + stored
+        total = self.weights @ batch.features + batch.habits[uidx] + stored
         return ranked_affinities(total, self.part.column("consent").to_numpy(), batch.keys)
 
     def assemble(self, vectors: tuple[pa.Array, pa.Array], ranked: dict[str, pa.Array] | Future[dict[str, pa.Array]],

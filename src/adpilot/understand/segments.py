@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from adpilot.errors import UserError, check_scalar
 from adpilot.store import Store
-from adpilot.understand.vectors import stored_rows, to_list_array, unit_rows
+from adpilot.understand.vectors import stored_unit_rows, to_list_array
 
 BEHAVIOUR = ("log_events", "log_monetary", "log_recency", "night_share", "log_price")
 PRICE_WORDS = {"low": "低价位", "mid": "中等价位", "high": "高价位"}
@@ -59,10 +59,7 @@ def build_segments(store: Store, k_range: tuple[int, int] = (4, 16), behaviour_w
     if table.num_rows < lo + 1:
         raise UserError(f"{table.num_rows} users have an interest vector; segments need at least {lo + 1}: "
                         "build profiles on more events first")
-    lengths, rows = stored_rows(table.column("interest_vector"))
-    if len(rows) != len(lengths):
-        raise UserError("stored interest vectors differ in length: run `adpilot profile build` again")
-    vectors = unit_rows(rows)
+    vectors = stored_unit_rows(table.column("interest_vector"))
     frame = table.drop(["interest_vector"]).to_pandas()
     behaviour = frame[list(BEHAVIOUR)].to_numpy(np.float32)
     behaviour = (behaviour - behaviour.mean(0)) / (behaviour.std(0) + 1e-6)

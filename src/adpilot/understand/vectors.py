@@ -19,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from adpilot.errors import UserError
+
 _BLOCK = 8192  # rows of a float temporary
 
 
@@ -133,6 +135,16 @@ def stored_rows(column: pa.Array | pa.ChunkedArray, dim: int | None = None) -> t
     keep = lengths == dim
     values = pc.list_flatten(column.filter(pa.array(keep))).to_numpy(zero_copy_only=False)
     return lengths, values.reshape(-1, dim) if dim else np.zeros((0, 0), values.dtype)
+
+
+def stored_unit_rows(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A non-NULL column of stored interest vectors (:func:`stored_rows`) as float32 unit rows; vectors of
+    different lengths are refused (a store half rebuilt with another encoder)."""
+    lengths, rows = stored_rows(column)
+    if (lengths != rows.shape[1]).any():
+        raise UserError(f"stored interest vectors differ in length ({sorted(set(lengths.tolist()))}): "
+                        "run `adpilot profile build` again")
+    return unit_rows(rows)
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
