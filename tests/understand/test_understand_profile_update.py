@@ -1,5 +1,5 @@
 """Incremental profile updates at more than toy size: many chunks, rows in DuckDB's own order, several updates in a
-row, consent — each equal to a rebuild; replaced rows are vacuumed once they outnumber the live ones."""
+row, consent, the oldest rows moved to the end — each equal to a rebuild."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from understand_helpers import fill_store, products_frame
 
 from adpilot.store import Store
-from adpilot.understand import profiles
+from adpilot.understand import compaction, profiles
 from adpilot.understand.encoders import USEEncoder
 from adpilot.understand.interest import load_interest_vectors
 from adpilot.understand.items import build_product_vectors
@@ -20,7 +20,7 @@ from adpilot.understand.profiles import build_profiles, update_profiles
 LOCAL = timedelta(hours=8)  # profiles count days at UTC+8
 TYPES = ["page_view", "page_view", "click", "add_to_cart", "purchase", "search", "review"]
 COLUMNS = [c.split()[0] for c in profiles.PROFILE_TABLES["profiles"].split(",")]
-STORED = "SELECT sum(count) FROM pragma_storage_info('profiles') WHERE column_path = '[0]'"
+FIRST_ROWS = "SELECT (SELECT min(rowid) FROM profiles), (SELECT min(rowid) FROM profile_affinity)"
 
 
 def random_events(n: int, users: int, start: datetime, seed: int) -> pd.DataFrame:
@@ -57,7 +57,10 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(profiles, "CHUNK_USERS", 7)  # dozens of chunks, each in DuckDB's order
 
 
-def test_several_updates_equal_a_rebuild(tmp_path, use_encoder: USEEncoder, small_chunks: None) -> None:
+def test_several_updates_equal_a_rebuild(tmp_path, use_encoder: USEEncoder, small_chunks: None,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compaction, "ROW_GROUP_ROWS", 30)  # old stretches of 30 rows are moved, 40 a statement
+    monkeypatch.setattr(compaction, "PIECE_ROWS", 40)
     t0 = datetime(2026, 3, 1, tzinfo=UTC) - LOCAL  # batches start at local midnights: no day spans two
     batches = [random_events(900, 150, t0, 0)] + [random_events(150, 150, t0 + timedelta(days=3 * k), k)
                                                    for k in (1, 2, 3)]
@@ -68,10 +71,11 @@ def test_several_updates_equal_a_rebuild(tmp_path, use_encoder: USEEncoder, smal
             build_product_vectors(store, use_encoder)
             build_profiles(store, use_encoder, half_life_days=2)
         for batch in batches[1:]:
+            before = inc.con.sql(FIRST_ROWS).fetchall()[0]
             assert update_profiles(inc, use_encoder, events=batch.drop(columns=["bot_flag"])) \
                 == batch["user_id"].nunique()
-            stored, live = inc.con.sql(f"SELECT ({STORED}), count(*) FROM profiles").fetchall()[0]
-            assert stored <= 2 * live  # replaced rows are vacuumed once they outnumber the live
+            after = inc.con.sql(FIRST_ROWS).fetchall()[0]
+            assert after[0] > before[0] and after[1] > before[1]  # each table's oldest stretch was moved
         a, b = table(full), table(inc)
         assert len(a) == 150 and a["interest_vector"].notna().sum() < 150  # some users did not consent
         for column in (c for c in COLUMNS if c != "interest_vector"):  # no day spans batches: counts agree too

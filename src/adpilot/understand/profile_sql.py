@@ -155,13 +155,32 @@ SELECT uidx, p_row, date_diff('second', last_ts, m.as_of) / 86400.0 AS recency_d
 FROM pop, (SELECT greatest(as_of, ?) AS as_of, anchor, half_life_days FROM profile_meta) m, q
 """
 
-# The untouched users' population-relative columns, updated in place (scalar columns: no row rewritten). The
-# rows reach the UPDATE in row id order: in the window's order, the same 600k-row update cost 30 CPU-s, not 0.3.
+# The untouched users' population-relative columns, updated in place (scalar columns: no row rewritten) but for
+# the rows below the moved range's end (parameter), which are moved. The rows reach the UPDATE in row id order: in
+# the window's order, the same 600k-row update cost 30 CPU-s, not 0.3.
+REST_SQL = """
+CREATE OR REPLACE TEMP TABLE _rest AS
+SELECT * EXCLUDE (uidx) FROM _ranks WHERE p_row IS NOT NULL AND p_row >= ? ORDER BY p_row
+"""
 REFRESH_SQL = """
-CREATE OR REPLACE TEMP TABLE _rest AS SELECT * EXCLUDE (uidx) FROM _ranks WHERE p_row IS NOT NULL ORDER BY p_row;
 UPDATE profiles SET recency_days = r.recency_days, decayed_events = r.decayed_events, avg_price = r.avg_price,
   price_band = r.price_band, rfm_r = r.rfm_r, rfm_f = r.rfm_f, rfm_m = r.rfm_m
 FROM _rest r WHERE r.p_row = profiles.rowid
+"""
+
+# The untouched users' rows of one row id range [$1, $2) of the oldest stretch, copied to the end of the table with
+# their new population-relative columns (the touched users' rows there are replaced anyway; see
+# :mod:`adpilot.understand.compaction`).
+MOVE_PROFILES_SQL = """
+INSERT INTO profiles BY NAME
+SELECT p.* REPLACE (r.recency_days AS recency_days, r.decayed_events AS decayed_events, r.avg_price AS avg_price,
+  r.price_band AS price_band, r.rfm_r AS rfm_r, r.rfm_f AS rfm_f, r.rfm_m AS rfm_m)
+FROM profiles p JOIN _ranks r ON r.p_row = p.rowid WHERE p.rowid >= $1 AND p.rowid < $2 AND r.p_row >= $1 AND r.p_row < $2
+"""
+MOVE_AFFINITY_SQL = """
+INSERT INTO profile_affinity
+SELECT a.* FROM profile_affinity a WHERE a.rowid >= ? AND a.rowid < ?
+  AND NOT EXISTS (SELECT 1 FROM _merged m WHERE m.a_row = a.rowid)
 """
 
 # Consent withdrawn since a user's last event: their stored interest signals go now, not at their next event.
@@ -179,8 +198,5 @@ DELETE FROM profile_affinity WHERE user_id IN (SELECT user_id FROM _noconsent);
 INSERT INTO profile_affinity SELECT * FROM _kept;
 DROP TABLE _kept
 """
-
-# Rows stored for ``profiles``, deleted ones included until a vacuum.
-STORED_SQL = "SELECT coalesce(sum(count), 0) FROM pragma_storage_info('profiles') WHERE column_path = '[0]'"
 
 TEMP_TABLES = ("_users", "_items", "_ev", "_delta", "_merged", "_ranks", "_rest", "_tkw", "_tx", "_noconsent")

@@ -15,7 +15,8 @@ float32's bytes, and DuckDB inserts a BLOB several times faster than an ARRAY (s
 An update
 appends the touched users' new rows and deletes their old ones by row id (``profiles`` has no PRIMARY KEY
 index: deleting from it cost seconds per hundred thousand rows), all in one transaction: a failed update changes
-nothing. The deleted rows are vacuumed only once they outnumber the live ones (see :func:`_writing`).
+nothing. Deleted rows are never vacuumed: each update also moves the oldest, mostly dead stretch of each table to
+its end, and the checkpoint drops the row groups left empty (:mod:`adpilot.understand.compaction`).
 
 Users are numbered in the order of their stored rows, so a chunk of users is a range of stored rows: its old
 vectors and affinities are read chunk by chunk (range scans), never all at once. Each chunk's stored vectors are
@@ -68,6 +69,7 @@ from adpilot.schema import EVENT_ARROW_SCHEMA
 from adpilot.store import Store
 from adpilot.understand.base import TextEncoder
 from adpilot.understand.cache import encode_cached
+from adpilot.understand.compaction import Moves
 from adpilot.understand.interest import (
     Keys,
     interest_vectors,
@@ -83,13 +85,15 @@ from adpilot.understand.profile_sql import (
     HABITS_SQL,
     KEYS_SQL,
     MERGE_SQL,
+    MOVE_AFFINITY_SQL,
+    MOVE_PROFILES_SQL,
     OLD_AFFINITY_SQL,
     OLD_VECTORS_SQL,
     POPULATION_SQL,
     PROFILE_TABLES,
     REFRESH_SQL,
+    REST_SQL,
     SOURCES_SQL,
-    STORED_SQL,
     TEMP_TABLES,
     WITHDRAW_SQL,
 )
@@ -247,20 +251,26 @@ def _apply(store: Store, encoder: TextEncoder, source_sql: str, params: list[Any
         with _step("habits"):
             habits = _user_matrix(con, HABITS_SQL, n_users, len(keys.kind))
         con.execute("DROP TABLE _ev")  # frees DuckDB's memory for the writes
-        with _writing(store, atomic, n_users):
+        with _writing(store, atomic):
             con.execute("UPDATE profile_meta SET as_of = greatest(as_of, ?)", [new_as_of])
             with _step("ranks"):
                 _population_ranks(store, new_as_of, ranks)
+            moves = Moves.plan(con, MOVE_PROFILES_SQL, MOVE_AFFINITY_SQL) if atomic else Moves(0, 0, [])
             with _step("old"):
                 old = _Old.read(store, n_users)
             with _step("write"):
-                _write_chunks(store, n_users, _Batch(old, weights, sources, features, habits, keys), update=atomic)
+                _write_chunks(store, n_users, _Batch(old, weights, sources, features, habits, keys), moves,
+                              update=atomic)
+            with _step("move"):
+                moves.finish(con)
             with _step("refresh"):  # after the chunk reads: before them, the first read cost 1.1 CPU-s, not 0.9
+                con.execute(REST_SQL, [moves.profiles_end])
                 con.execute(REFRESH_SQL)
             with _step("delete"):
-                con.execute("DELETE FROM profiles WHERE rowid IN (SELECT p_row FROM _merged WHERE p_row IS NOT NULL)")
-                con.execute("DELETE FROM profile_affinity WHERE rowid IN "
-                            "(SELECT a_row FROM _merged WHERE a_row IS NOT NULL)")
+                con.execute("DELETE FROM profiles WHERE rowid < ? OR rowid IN "
+                            "(SELECT p_row FROM _merged WHERE p_row IS NOT NULL)", [moves.profiles_end])
+                con.execute("DELETE FROM profile_affinity WHERE rowid < ? OR rowid IN "
+                            "(SELECT a_row FROM _merged WHERE a_row IS NOT NULL)", [moves.affinity_end])
             with _step("withdraw"):
                 con.execute(WITHDRAW_SQL)
         return n_users
@@ -540,7 +550,7 @@ class _Chunk:
         return rows, affinity
 
 
-def _write_chunks(store: Store, n_users: int, batch: _Batch, update: bool) -> None:
+def _write_chunks(store: Store, n_users: int, batch: _Batch, moves: Moves, update: bool) -> None:
     """Compute and insert the new profiles of every chunk of users.
 
     An update reads chunk k's stored vectors and computes it on a worker thread, with a DuckDB connection of its
@@ -549,7 +559,8 @@ def _write_chunks(store: Store, n_users: int, batch: _Batch, update: bool) -> No
     deletes them after the writes. Reading the vectors (~0.5 CPU-s a chunk) on the main connection left the
     worker waiting for it. The first chunk, with nothing yet to insert, is split: the main thread reads its stored
     vectors (on the reader's connection) and codes them while the worker ranks its affinities (ready ~0.5 s
-    sooner). Each inserted chunk is written back to disk behind the next one (:func:`_write_back`).
+    sooner). Each inserted chunk is written back to disk behind the next one (:func:`_write_back`). While the
+    main thread waits for the worker, it runs the pieces of ``moves`` (:mod:`~adpilot.understand.compaction`).
     A build, with no stored vectors to read, goes chunk by chunk with DuckDB's threads:
     the overlap and the one-thread inserts took its peak RSS from 4.0 to 4.6 GiB.
     """
@@ -567,12 +578,22 @@ def _write_chunks(store: Store, n_users: int, batch: _Batch, update: bool) -> No
                 ranked = pool.submit(chunk.ranked, batch)
                 computing = pool.submit(chunk.assemble, chunk.vectors(batch, reader), ranked)  # after the ranking
                 continue
-            done = computing.result()
+            done = _after_moves(store, computing, moves)
             computing = pool.submit(chunk.compute, batch, reader)
             _write_chunk(store, *done, one_thread=True)
             flusher.submit(_write_back, store.path)
         if computing:
-            _write_chunk(store, *computing.result(), one_thread=True)
+            _write_chunk(store, *_after_moves(store, computing, moves), one_thread=True)
+
+
+def _after_moves(store: Store, computing: Future[tuple[pa.Table, pa.Table]], moves: Moves,
+                 ) -> tuple[pa.Table, pa.Table]:
+    """The worker's result, once it is ready; pieces of ``moves`` run on the main connection meanwhile (one
+    thread, as the inserts: see :func:`_settings`)."""
+    with _settings(store.con, {"threads": "1"}):
+        while not computing.done() and moves.step(store.con):
+            pass
+    return computing.result()
 
 
 def _write_back(path: str) -> None:
@@ -608,17 +629,15 @@ def _write_chunk(store: Store, rows: pa.Table, affinity: pa.Table, one_thread: b
 
 
 @contextmanager
-def _writing(store: Store, atomic: bool, added: int) -> Iterator[None]:
-    """One transaction (if ``atomic``) adding ``added`` rows, written uncompressed, vacuumed only when dead rows
-    outnumber live ones.
+def _writing(store: Store, atomic: bool) -> Iterator[None]:
+    """One transaction (if ``atomic``) written uncompressed and never vacuumed.
 
     Compressing the rows cost half the write time when vectors were floats. Replacing a touched user's row leaves
-    a deleted row behind; a checkpoint that vacuums rewrites every row group holding one — about the whole table,
-    as touched users are spread over it. So the rewrite waits until the dead rows outnumber the live ones
-    (about every third update of 40% of the users) and is paid then, once for all, by the commit's checkpoint.
-    Vacuuming a few row group merges at every update (``max_vacuum_tasks`` 2 or 6) was tried: it evens the
-    updates out but rewrites more live rows per dead one, so the mean is no lower (docs/STATUS.md, session 10).
-    A checkpoint by another writer with DuckDB's default settings may vacuum them sooner: the same cost, paid there.
+    a deleted row behind; DuckDB's vacuum would rewrite every row group holding one at a checkpoint — about the
+    whole table, as touched users are spread over it (2.7-4 s for a million profiles, every third update of 40%
+    of the users). An update moves the oldest stretch of each table instead (:mod:`adpilot.understand.compaction`)
+    and the checkpoint drops the emptied row groups. A checkpoint by another writer with DuckDB's default settings
+    may still vacuum: the same cost, paid there.
 
     In one transaction, each full row group of new rows goes to the database file as soon as it is inserted
     (DuckDB's optimistic write, ``write_buffer_row_group_count = 1``). With the default of 5 buffered row groups,
@@ -627,23 +646,19 @@ def _writing(store: Store, atomic: bool, added: int) -> Iterator[None]:
     by chunk and keeps DuckDB's default.
     """
     con = store.con
-    stored = fetch_row(con, STORED_SQL)[0]  # type: ignore[index]
     values = {"force_compression": "'uncompressed'", "max_vacuum_tasks": "0"}
     if atomic:
         values["write_buffer_row_group_count"] = "1"
-    with _settings(con, values) as previous:
+    with _settings(con, values):
         if atomic:
             con.begin()
         try:
             yield
-            vacuum = stored + added > 2 * fetch_row(con, "SELECT count(*) FROM profiles")[0]  # type: ignore[index]
-            if vacuum:
-                con.execute(f"SET max_vacuum_tasks = {previous['max_vacuum_tasks']}")
         except BaseException:
             if atomic:
                 con.rollback()
             raise
-        with _step("commit+vacuum" if vacuum else "commit"):
+        with _step("commit"):
             if atomic:
                 con.commit()
             con.execute("CHECKPOINT")  # now, while the settings hold (a commit may have checkpointed already)
