@@ -22,6 +22,8 @@ from typing import Any
 
 ROW_GROUP_ROWS = 122_880  # DuckDB's row group: the unit a checkpoint can drop
 LIVE_SHARE = 0.5  # a stretch with fewer live rows than this share of its span is moved
+MOVED_LIVE_MAX = 2 * ROW_GROUP_ROWS  # live rows of the stretches moved by one update, at most (the first move
+# after a build would otherwise take all of the build's rows at once, ~40% more than a later one)
 PIECE_ROWS = ROW_GROUP_ROWS  # row ids moved per statement: pieces fill the main thread's idle turns (2x: no faster)
 
 _STRETCHES_SQL = """
@@ -37,11 +39,12 @@ def moved_range(con: Any, table: str) -> tuple[int, int]:
     if not rows:
         return 0, 0
     first, last = rows[0][2], rows[0][3]
-    end, live_by_stretch = first, {stretch: live for stretch, live, _, _ in rows}
+    end, moved, live_by_stretch = first, 0, {stretch: live for stretch, live, _, _ in rows}
     for stretch in range(rows[-1][0]):  # the last stretch never: appends still land there
-        if live_by_stretch.get(stretch, 0) >= LIVE_SHARE * ROW_GROUP_ROWS:
+        live = live_by_stretch.get(stretch, 0)
+        if live >= LIVE_SHARE * ROW_GROUP_ROWS or moved + live > MOVED_LIVE_MAX:
             break
-        end = first + (stretch + 1) * ROW_GROUP_ROWS
+        end, moved = first + (stretch + 1) * ROW_GROUP_ROWS, moved + live
     return int(first), int(min(end, last))
 
 
