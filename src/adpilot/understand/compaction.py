@@ -63,9 +63,8 @@ class Moves:
     @classmethod
     def plan(cls, con: Any, profiles_sql: str, affinity_sql: str) -> Moves:
         """Moves for the stretches found now: ``profiles_sql`` and ``affinity_sql`` copy the rows of one row id
-        range ``[?, ?)``."""
-        pending = []
-        ends = []
+        range, given its start and end (exclusive) as parameters."""
+        pending, ends = [], []
         for table, sql in (("profiles", profiles_sql), ("profile_affinity", affinity_sql)):
             start, end = moved_range(con, table)
             pending += [(sql, [lo, min(lo + PIECE_ROWS, end)]) for lo in range(start, end, PIECE_ROWS)]
