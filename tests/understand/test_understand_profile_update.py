@@ -96,11 +96,14 @@ def test_several_updates_equal_a_rebuild(tmp_path, use_encoder: USEEncoder, smal
 
 def test_a_failed_update_leaves_the_profiles_as_they_were(tmp_path, use_encoder: USEEncoder, small_chunks: None,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compaction, "ROW_GROUP_ROWS", 8)  # the failing update is moving old rows too
     store = fill_store(Store(tmp_path / "s.duckdb"), products_frame(),
                        random_events(300, 40, datetime(2026, 3, 2, tzinfo=UTC), 5), users(40))
     build_product_vectors(store, use_encoder)
     build_profiles(store, use_encoder)
-    before = table(store)
+    update_profiles(store, use_encoder, events=random_events(100, 40, datetime(2026, 3, 5, tzinfo=UTC), 7)
+                    .drop(columns=["bot_flag"]))
+    before, first = table(store), store.con.sql(FIRST_ROWS).fetchall()[0]
     write, calls = profiles._write_chunk, []
 
     def fail_on_third(*args: object, **kwargs: object) -> None:
@@ -115,5 +118,29 @@ def test_a_failed_update_leaves_the_profiles_as_they_were(tmp_path, use_encoder:
                         .drop(columns=["bot_flag"]))
     assert len(calls) == 3  # two chunks had been written when it failed
     pd.testing.assert_frame_equal(table(store), before)
+    assert store.con.sql(FIRST_ROWS).fetchall()[0] == first  # nothing moved either
     assert store.con.sql("SELECT as_of FROM profile_meta").fetchall()[0][0] == before["last_ts"].max()
+    store.close()
+
+
+def test_withdrawn_consent_reaches_a_moved_row(tmp_path, use_encoder: USEEncoder, small_chunks: None,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compaction, "ROW_GROUP_ROWS", 8)
+    store = fill_store(Store(tmp_path / "s.duckdb"), products_frame(),
+                       random_events(300, 40, datetime(2026, 3, 2, tzinfo=UTC), 5), users(40))
+    build_product_vectors(store, use_encoder)
+    build_profiles(store, use_encoder)
+    update_profiles(store, use_encoder, events=random_events(100, 40, datetime(2026, 3, 5, tzinfo=UTC), 7)
+                    .drop(columns=["bot_flag"]))
+    batch = random_events(30, 40, datetime(2026, 3, 8, tzinfo=UTC), 8).drop(columns=["bot_flag"])
+    oldest, old_row = store.con.sql("SELECT user_id, rowid FROM profiles WHERE interest_vector IS NOT NULL "
+                                    "AND NOT list_contains(?, user_id) ORDER BY rowid LIMIT 1",
+                                    params=[sorted(set(batch["user_id"]))]).fetchall()[0]
+    store.con.execute("UPDATE users SET consent_personalisation = FALSE WHERE user_id = ?", [oldest])
+    update_profiles(store, use_encoder, events=batch)
+    moved = store.con.sql("SELECT rowid, interest_vector, keywords, n_events FROM profiles WHERE user_id = ?",
+                          params=[oldest]).fetchall()
+    assert len(moved) == 1 and moved[0][0] > old_row  # moved to the end, once
+    assert moved[0][1] is None and moved[0][2] is None and moved[0][3] > 0  # interests gone, activity kept
+    assert store.con.sql("SELECT count(*), count(DISTINCT user_id) FROM profiles").fetchall()[0] == (40, 40)
     store.close()
