@@ -12,8 +12,9 @@ vectors are random unit vectors written straight to ``product_vectors`` and the 
 the clock starts, so the timings measure profile work, not the encoder. ``--encoder`` sets the vectors' size: the
 default encoder's 384 floats (e5), or USE's 512 (the figures before session 9 are USE's); a store is generated for
 one encoder. Each of ``--updates`` updates folds in a
-further 5% of events (a new day each): an update leaves its replaced rows deleted but not yet vacuumed, and the
-update that finds dead rows outnumbering live ones pays the vacuum, so several updates show the amortised cost.
+further 5% of events (a new day each): an update leaves its replaced rows deleted, and from the third update on
+each also moves the oldest, mostly dead rows to the end of the tables (``understand.compaction``), so several
+updates (``--updates 6``) show the steady state; "rows stored" counts the dead rows still held.
 ``--skip-build`` times only the updates of a store whose profiles are built (copy it first: updates change it).
 The peer ratio compares an update with the build, measured in the same run. CPU seconds count DuckDB's threads
 too; the machine's load average is printed at the start and the end. To compare two versions of the code on the
