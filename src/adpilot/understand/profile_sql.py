@@ -175,11 +175,12 @@ MOVE_PROFILES_SQL = """
 INSERT INTO profiles BY NAME
 SELECT p.* REPLACE (r.recency_days AS recency_days, r.decayed_events AS decayed_events, r.avg_price AS avg_price,
   r.price_band AS price_band, r.rfm_r AS rfm_r, r.rfm_f AS rfm_f, r.rfm_m AS rfm_m)
-FROM profiles p JOIN _ranks r ON r.p_row = p.rowid WHERE p.rowid >= $1 AND p.rowid < $2 AND r.p_row >= $1 AND r.p_row < $2
+FROM profiles p JOIN _ranks r ON r.p_row = p.rowid
+WHERE p.rowid >= $1 AND p.rowid < $2 AND r.p_row >= $1 AND r.p_row < $2
 """
 MOVE_AFFINITY_SQL = """
 INSERT INTO profile_affinity
-SELECT a.* FROM profile_affinity a WHERE a.rowid >= ? AND a.rowid < ?
+SELECT a.* FROM profile_affinity a WHERE a.rowid >= $1 AND a.rowid < $2
   AND NOT EXISTS (SELECT 1 FROM _merged m WHERE m.a_row = a.rowid)
 """
 
