@@ -94,15 +94,21 @@ def test_several_updates_equal_a_rebuild(tmp_path, use_encoder: USEEncoder, smal
         assert np.einsum("ij,ij->i", va, vb).min() > 0.9999
 
 
-def test_a_failed_update_leaves_the_profiles_as_they_were(tmp_path, use_encoder: USEEncoder, small_chunks: None,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(compaction, "ROW_GROUP_ROWS", 8)  # the failing update is moving old rows too
+def updated_once(tmp_path, use_encoder: USEEncoder, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """40 users' profiles built and updated once, with stretches of 8 rows: the next update moves old rows."""
+    monkeypatch.setattr(compaction, "ROW_GROUP_ROWS", 8)
     store = fill_store(Store(tmp_path / "s.duckdb"), products_frame(),
                        random_events(300, 40, datetime(2026, 3, 2, tzinfo=UTC), 5), users(40))
     build_product_vectors(store, use_encoder)
     build_profiles(store, use_encoder)
     update_profiles(store, use_encoder, events=random_events(100, 40, datetime(2026, 3, 5, tzinfo=UTC), 7)
                     .drop(columns=["bot_flag"]))
+    return store
+
+
+def test_a_failed_update_leaves_the_profiles_as_they_were(tmp_path, use_encoder: USEEncoder, small_chunks: None,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    store = updated_once(tmp_path, use_encoder, monkeypatch)  # the failing update is moving old rows too
     before, first = table(store), store.con.sql(FIRST_ROWS).fetchall()[0]
     write, calls = profiles._write_chunk, []
 
@@ -125,13 +131,7 @@ def test_a_failed_update_leaves_the_profiles_as_they_were(tmp_path, use_encoder:
 
 def test_withdrawn_consent_reaches_a_moved_row(tmp_path, use_encoder: USEEncoder, small_chunks: None,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(compaction, "ROW_GROUP_ROWS", 8)
-    store = fill_store(Store(tmp_path / "s.duckdb"), products_frame(),
-                       random_events(300, 40, datetime(2026, 3, 2, tzinfo=UTC), 5), users(40))
-    build_product_vectors(store, use_encoder)
-    build_profiles(store, use_encoder)
-    update_profiles(store, use_encoder, events=random_events(100, 40, datetime(2026, 3, 5, tzinfo=UTC), 7)
-                    .drop(columns=["bot_flag"]))
+    store = updated_once(tmp_path, use_encoder, monkeypatch)
     batch = random_events(30, 40, datetime(2026, 3, 8, tzinfo=UTC), 8).drop(columns=["bot_flag"])
     oldest, old_row = store.con.sql("SELECT user_id, rowid FROM profiles WHERE interest_vector IS NOT NULL "
                                     "AND NOT list_contains(?, user_id) ORDER BY rowid LIMIT 1",
