@@ -665,8 +665,8 @@ def _writing(store: Store, atomic: bool) -> Iterator[None]:
 
 
 @contextmanager
-def _settings(con: Any, values: dict[str, str]) -> Iterator[dict[str, str]]:
-    """DuckDB settings (SQL literals) for the block, restored after it; yields the previous values as literals.
+def _settings(con: Any, values: dict[str, str]) -> Iterator[None]:
+    """DuckDB settings (SQL literals) for the block, restored after it.
 
     The profile inserts run on one thread: with two, DuckDB's parallel insert cost 3x the CPU. One thread leaves
     the rows in memory until the commit writes them (2.5-3 CPU-s for 413k rows), and still saved 2-3.5 CPU-s
@@ -680,7 +680,7 @@ def _settings(con: Any, values: dict[str, str]) -> Iterator[dict[str, str]]:
     for name, value in values.items():
         con.execute(f"SET {name} = {value}")
     try:
-        yield previous
+        yield
     finally:
         for name, value in previous.items():
             con.execute(f"RESET {name}" if value == "''" else f"SET {name} = {value}")

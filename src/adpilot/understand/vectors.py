@@ -95,8 +95,7 @@ def blob_codes(column: pa.Array | pa.ChunkedArray, dim: int | None = None) -> tu
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     lengths = np.concatenate([pc.fill_null(pc.binary_length(c), 0).to_numpy(zero_copy_only=False) for c in chunks]
                              or [np.zeros(0, np.int64)]).astype(np.int64)
-    if dim is None:
-        dim = int(lengths[lengths > 0][0]) if (lengths > 0).any() else 0
+    dim = _first_length(lengths) if dim is None else dim
     codes = np.zeros((len(lengths), dim), dtype=np.int8)
     start = 0
     for chunk in chunks:
@@ -112,6 +111,11 @@ def blob_codes(column: pa.Array | pa.ChunkedArray, dim: int | None = None) -> tu
             codes[start + rows] = data.reshape(-1, dim)
         start += len(chunk)
     return codes, lengths
+
+
+def _first_length(lengths: np.ndarray) -> int:
+    """The first non-zero of the rows' lengths (0 for NULL), or 0: the dim a column's vectors are read at."""
+    return int(lengths[lengths > 0][0]) if (lengths > 0).any() else 0
 
 
 def stored_rows(column: pa.Array | pa.ChunkedArray, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -130,8 +134,7 @@ def stored_rows(column: pa.Array | pa.ChunkedArray, dim: int | None = None) -> t
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks else pa.array([], pa.list_(pa.float32()))
     lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-    if dim is None:
-        dim = int(lengths[lengths > 0][0]) if (lengths > 0).any() else 0
+    dim = _first_length(lengths) if dim is None else dim
     keep = lengths == dim
     values = pc.list_flatten(column.filter(pa.array(keep))).to_numpy(zero_copy_only=False)
     return lengths, values.reshape(-1, dim) if dim else np.zeros((0, 0), values.dtype)
