@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pytest
 from scipy import sparse
 
-from adpilot.understand import interest
-from adpilot.understand.interest import KEEP, Keys, list_matrix, ranked_affinities
+from adpilot.understand.interest import INTEREST_KINDS, KEEP, KINDS, Keys, list_matrix, ranked_affinities
+from adpilot.understand.kernels import TIE_GRID
 
 
 def keys_of(rows: list[tuple[str, str]]) -> Keys:
@@ -42,14 +41,38 @@ def test_without_consent_only_habits_remain() -> None:
     assert [len(k) for k in out["key_ids"].to_pylist()] == [3, 2]
 
 
-def test_ranking_by_blocks_of_users_equals_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
-    vocab = ([("keyword", f"w{i}") for i in range(60)] + [("brand", f"b{i}") for i in range(25)]
-             + [("hour", str(h)) for h in range(24)])
+def reference_cut(total: sparse.csr_matrix, consent: np.ndarray, keys: Keys) -> list[list[tuple[str, float]]]:
+    """The cut written plainly, user by user: (key text, weight) kept, kind by kind, heaviest first."""
+    out = []
+    for r in range(total.shape[0]):
+        sums: dict[int, float] = {}
+        for col, w in zip(total.indices[total.indptr[r]:total.indptr[r + 1]],
+                          total.data[total.indptr[r]:total.indptr[r + 1]], strict=True):
+            sums[int(col)] = sums.get(int(col), 0.0) + float(w)
+        kept = []
+        for kind_index, kind in enumerate(KINDS):
+            if not consent[r] and kind in INTEREST_KINDS:
+                continue
+            mine = [(keys.text[c].as_py(), w) for c, w in sums.items() if keys.kind[c] == kind_index and w > 0]
+            heaviest = max((w for _, w in mine), default=1.0)  # ties: within ~1e-12 of the heaviest, by text
+            kept += sorted(mine, key=lambda kw: (round((1 - kw[1] / heaviest) * TIE_GRID), kw[0]))[:KEEP[kind]]
+        out.append(kept)
+    return out
+
+
+def test_the_compiled_cut_equals_the_plain_one() -> None:
+    rng = np.random.default_rng(5)
+    vocab = ([("keyword", f"w{i:02d}") for i in rng.permutation(70)] + [("brand", f"b{i:02d}") for i in range(25)]
+             + [("hour", str(h)) for h in range(24)] + [("category", f"c{i}") for i in range(3)])
     keys = keys_of(vocab)
-    total = sparse.random(7, len(vocab), density=0.6, format="csr", random_state=3)
-    consent = np.array([True, False, True, True, False, True, True])
-    whole = ranked_affinities(total, consent, keys)
-    monkeypatch.setattr(interest, "_RANK_ROWS", 3)  # blocks of 3, 3 and 1 users
-    blocks = ranked_affinities(total, consent, keys)
-    assert {name: column.to_pylist() for name, column in blocks.items()} == \
-        {name: column.to_pylist() for name, column in whole.items()}
+    n, per_row = 40, 90
+    cols = rng.integers(0, len(vocab), n * per_row)  # duplicates, unsorted
+    data = rng.choice([-1.0, 0.5, 1.0, 2.0, 3.0], n * per_row) * rng.choice([1.0, 1.0 + 1e-13], n * per_row)
+    total = sparse.csr_matrix((data, cols, np.arange(0, n * per_row + 1, per_row)), shape=(n, len(vocab)))
+    consent = rng.random(n) < 0.7
+    out = ranked_affinities(total, consent, keys)
+    got = [[(keys.text[k].as_py(), w) for k, w in zip(ids, ws, strict=True)]
+           for ids, ws in zip(out["key_ids"].to_pylist(), out["weights"].to_pylist(), strict=True)]
+    want = reference_cut(total, consent, keys)
+    assert [[k for k, _ in row] for row in got] == [[k for k, _ in row] for row in want]
+    assert np.allclose([w for row in got for _, w in row], [w for row in want for _, w in row], rtol=1e-12)

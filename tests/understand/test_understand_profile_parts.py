@@ -1,5 +1,5 @@
 """Parts of the profile update: RFM quintiles ranked in numpy are exactly DuckDB's ``ntile(5)`` over buyers (ties
-by user id); stored vector sums (int8 directions times norms) are added block by block, as one addition would."""
+by user id); stored vector sums (int8 directions times norms) are added to the batch's, as one addition would."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_quintiles_equal_duckdb_ntile(n: int) -> None:
     np.testing.assert_array_equal(got[np.argsort(users.astype(str))], expected)
 
 
-def test_stored_sums_added_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stored_sums_added_to_the_new_ones() -> None:
     rng = np.random.default_rng(0)
     weights = sparse.random(9, 4, density=0.5, format="csr", random_state=1, dtype=np.float32)
     sources = rng.normal(size=(4, 3)).astype(np.float32)
@@ -36,8 +36,6 @@ def test_stored_sums_added_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     old = vectors.direction_codes(rng.normal(size=(5, 3)).astype(np.float32))
     norms = rng.random(5).astype(np.float32) + 0.5
     consent = np.arange(9) != 4
-    monkeypatch.setattr(interest, "_BLOCK", 2)  # two blocks, then one
-    monkeypatch.setattr(vectors, "_BLOCK", 2)
     parts = [(rows[:3], old[:3], norms[:3]), (rows[3:], old[3:], norms[3:])]  # as Arrow chunks come
     codes, got_norms = interest.interest_vectors(weights, sources, parts, consent)
     assert pa.types.is_fixed_size_binary(codes.type) and codes.type.byte_width == 3

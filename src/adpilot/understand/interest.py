@@ -26,15 +26,14 @@ import pyarrow.compute as pc
 from scipy import sparse
 
 from adpilot.store import Store
-from adpilot.understand.vectors import codes_column, direction_codes, stored_unit_rows
+from adpilot.understand.kernels import interest_codes, top_per_kind
+from adpilot.understand.vectors import codes_column, stored_unit_rows
 
 KINDS = ("category", "brand", "keyword", "device", "geo", "hour")
 INTEREST_KINDS = frozenset({"category", "brand", "keyword"})  # dropped without consent
 KEEP = {"category": 20, "brand": 20, "keyword": 50, "device": 8, "geo": 8, "hour": 24}
 SHOW = {"keyword": 10, "category": 5, "brand": 5}  # list columns of ``profiles``
 NIGHT_HOURS = (22, 23, 0, 1, 2, 3, 4, 5)
-_BLOCK = 8192  # rows of a (rows x dim) temporary
-_RANK_ROWS = 16_384  # users ranked at a time (see ranked_affinities)
 
 
 @dataclass(frozen=True)
@@ -71,9 +70,9 @@ def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray,
     and no consent.
 
     ``stored`` holds parts ``(rows, codes, norms)``: the stored sum ``unit_rows(codes)[i] * norms[i]`` is added to
-    row ``rows[i]``. The sums are made, coded and dropped a block of rows at a time: the chunk's float sums
-    (138k x 384) never exist at once, and the blocks' temporaries are reused memory, not fresh pages (an e5
-    update's vector maths faulted in 1.4 GB with chunk-sized sums).
+    row ``rows[i]``. Row by row, compiled (:func:`~adpilot.understand.kernels.interest_codes`): the chunk's float
+    sums (138k x 384) never exist, and no step makes a temporary of its own (an e5 update's vector maths faulted
+    in 1.4 GB with chunk-sized sums; in blocks of rows, numpy still took 0.5-0.8 s a chunk).
     """
     n = weights.shape[0]
     parts = list(stored)
@@ -83,19 +82,10 @@ def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray,
         old_codes = np.concatenate([codes for _, codes, _ in parts])
         old_norms = np.concatenate([norms for _, _, norms in parts])
         slot[np.concatenate([rows for rows, _, _ in parts])] = np.arange(len(old_norms))
-    codes = np.zeros((n, sources.shape[1]), dtype=np.int8)
-    norms = np.zeros(n, dtype=np.float64)
-    for s in range(0, n, _BLOCK):
-        total = np.asarray(weights[s:s + _BLOCK] @ sources, dtype=np.float32)
-        at = slot[s:s + _BLOCK]
-        has_old = np.flatnonzero(at >= 0)
-        if len(has_old):
-            old = old_codes[at[has_old]].astype(np.float32)
-            lengths = np.sqrt(np.einsum("ij,ij->i", old, old))
-            old *= np.divide(old_norms[at[has_old]], lengths, out=np.zeros_like(lengths), where=lengths > 0)[:, None]
-            total[has_old] += old
-        norms[s:s + _BLOCK] = np.sqrt(np.einsum("ij,ij->i", total, total, dtype=np.float64))
-        codes[s:s + _BLOCK] = direction_codes(total, consent[s:s + _BLOCK])
+    weights = sparse.csr_matrix(weights)
+    codes, norms = interest_codes(weights.indptr, weights.indices, weights.data.astype(np.float32, copy=False),
+                                  np.ascontiguousarray(sources, dtype=np.float32), slot, old_codes,
+                                  old_norms.astype(np.float32, copy=False), np.asarray(consent, dtype=np.bool_))
     has = (norms > 0) & consent
     return codes_column(codes, has), pa.array(norms, mask=~has)
 
@@ -114,75 +104,40 @@ def ranked_affinities(total: sparse.csr_matrix, consent: np.ndarray, keys: Keys)
 
     Returns the stored state (``key_ids``, ``weights``: per user, kind by kind, heaviest first) and the columns
     ``keywords``, ``top_categories``, ``top_brands`` (NULL when empty), ``device``, ``geo``, ``peak_hour``,
-    ``night_share``. Ties (to about 1e-9 of the kind's heaviest) go to the key that sorts first, whatever the key ids.
-
-    Users are ranked ``_RANK_ROWS`` at a time: the temporaries of a 138k-user chunk (6M sums) were fresh memory
-    each time, and the system time of faulting it in (1-2 CPU-s per 1M-event update) cost more than the ranking's
-    own 0.6 CPU-s per chunk; blocks of 16k users reuse theirs. The blocks' columns are joined into one array
-    each: as many Arrow chunks, DuckDB inserted them in parallel (the build's writes took 4 CPU-s more).
+    ``night_share``. Ties (to about 1e-12 of the kind's heaviest) go to the key that sorts first, whatever the key ids.
+    The cut itself is compiled (:func:`~adpilot.understand.kernels.top_per_kind`); what follows runs on its output.
     """
-    parts = [_ranked_rows(total[s:s + _RANK_ROWS], consent[s:s + _RANK_ROWS], keys)
-             for s in range(0, total.shape[0], _RANK_ROWS)] or [_ranked_rows(total, consent, keys)]
-    if len(parts) == 1:
-        return parts[0]
-    return {name: pa.concat_arrays([part.pop(name) for part in parts]) for name in list(parts[0])}
-
-
-def _ranked_rows(total: sparse.csr_matrix, consent: np.ndarray, keys: Keys) -> dict[str, pa.Array]:
-    """:func:`ranked_affinities` of one block of users (``total`` is changed: its duplicates summed)."""
-    # columns renumbered by (kind, text) rank: per row, the sorted CSR then runs kind by kind, ties by text
-    total = sparse.csr_matrix((total.data, keys.rank[total.indices], total.indptr), shape=total.shape)
-    total.sum_duplicates()
     n = total.shape[0]
-    kind_of = keys.kind[keys.by_rank].astype(np.int8)  # by rank
-    all_rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(total.indptr))
-    all_kind = kind_of[total.indices]
-    keep = total.data > 0
-    if not consent.all():
-        interest = np.isin(np.arange(len(KINDS)), [KINDS.index(k) for k in INTEREST_KINDS])
-        keep &= consent[all_rows] | ~interest[all_kind]
-    # one index into the entries is carried through the sort and the cut: fewer passes over the big arrays
-    at = np.flatnonzero(keep)
-    group = all_rows[at].astype(np.int64) * len(KINDS) + all_kind[at]  # non-decreasing
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    sizes = np.diff(np.r_[starts, len(group)])
-    if len(group):  # heaviest first within a group: a stable sort on group + a share in [0, 0.5) (near-sorted)
-        weight = total.data[at]
-        share = weight / np.repeat(np.maximum.reduceat(weight, starts), sizes)
-        at = at[np.argsort(group + 0.5 * (1.0 - share), kind="stable")]  # moves entries within groups only
-    rank = np.arange(len(group)) - np.repeat(starts, sizes)
-    cut = np.array([KEEP[k] for k in KINDS])
-    keep = rank < cut[all_kind[at]]
-    at, rank = at[keep], rank[keep]
-    rows, kind, weight = all_rows[at], all_kind[at], total.data[at]
-    cols = keys.by_rank[total.indices[at]]
-    offsets = _offsets(rows, n)
-    out = {"key_ids": pa.ListArray.from_arrays(offsets, pa.array(cols.astype(np.int32))),
-           "weights": pa.ListArray.from_arrays(offsets, pa.array(weight))}
+    interest = np.isin(np.arange(len(KINDS)), [KINDS.index(k) for k in INTEREST_KINDS])
+    cut = np.array([KEEP[k] for k in KINDS], dtype=np.int64)
+    offsets, key_ids, weights, starts, sizes = top_per_kind(
+        total.indptr, total.indices, total.data, keys.rank, keys.by_rank, keys.kind[keys.by_rank], cut,
+        np.ascontiguousarray(consent, dtype=np.bool_), interest)
+    out = {"key_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(key_ids)),
+           "weights": pa.ListArray.from_arrays(pa.array(offsets), pa.array(weights))}
     for name, column in (("keyword", "keywords"), ("category", "top_categories"), ("brand", "top_brands")):
-        pick = (kind == KINDS.index(name)) & (rank < SHOW[name])
-        counts = np.bincount(rows[pick], minlength=n)
-        out[column] = pa.ListArray.from_arrays(_offsets(rows[pick], n), keys.text.take(pa.array(cols[pick])),
-                                               mask=pa.array(counts == 0))
+        lengths = np.minimum(sizes[:, KINDS.index(name)], SHOW[name])
+        at = _run_positions(starts[:, KINDS.index(name)], lengths)
+        out[column] = pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(lengths)].astype(np.int32)),
+                                               keys.text.take(pa.array(key_ids[at])), mask=pa.array(lengths == 0))
     for name in ("device", "geo", "hour"):
-        pick = (kind == KINDS.index(name)) & (rank == 0)
-        top = np.zeros(n, dtype=np.int64)
-        top[rows[pick]] = cols[pick]
-        has = np.zeros(n, dtype=bool)
-        has[rows[pick]] = True
+        has = sizes[:, KINDS.index(name)] > 0
+        top = np.where(has, key_ids[np.minimum(starts[:, KINDS.index(name)], max(len(key_ids) - 1, 0))], 0)
         out[name] = pc.if_else(pa.array(has), keys.text.take(pa.array(top)), pa.scalar(None, pa.string()))
     out["peak_hour"] = pc.cast(out.pop("hour"), pa.int32())
-    hours = kind == KINDS.index("hour")
-    night = keys.night[cols]
-    all_hours = np.bincount(rows[hours], weight[hours], minlength=n)
-    night_sum = np.bincount(rows[night], weight[night], minlength=n)
+    lengths = sizes[:, KINDS.index("hour")]
+    at = _run_positions(starts[:, KINDS.index("hour")], lengths)
+    rows = np.repeat(np.arange(n), lengths)
+    all_hours = np.bincount(rows, weights[at], minlength=n)
+    night_sum = np.bincount(rows, weights[at] * keys.night[key_ids[at]], minlength=n)
     out["night_share"] = pa.array(np.divide(night_sum, all_hours, out=np.zeros(n), where=all_hours > 0))
     return out
 
 
-def _offsets(sorted_rows: np.ndarray, n: int) -> pa.Array:
-    """List offsets of ``n`` rows from the (sorted) row index of every value."""
-    return pa.array(np.concatenate([[0], np.cumsum(np.bincount(sorted_rows, minlength=n))]).astype(np.int32))
+def _run_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions of runs ``starts[i] .. starts[i] + lengths[i]``, run after run."""
+    firsts = np.cumsum(lengths) - lengths
+    return np.repeat(starts.astype(np.int64) - firsts, lengths) + np.arange(lengths.sum())
 
 
 def load_interest_vectors(store: Store, users: list[str] | None = None) -> tuple[list[str], np.ndarray]:
