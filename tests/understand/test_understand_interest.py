@@ -65,7 +65,7 @@ def test_the_compiled_cut_equals_the_plain_one() -> None:
     vocab = ([("keyword", f"w{i:02d}") for i in rng.permutation(70)] + [("brand", f"b{i:02d}") for i in range(25)]
              + [("hour", str(h)) for h in range(24)] + [("category", f"c{i}") for i in range(3)])
     keys = keys_of(vocab)
-    n, per_row = 40, 90
+    n, per_row = 40, 300  # ~60 keywords a user: past the insertion sort (48)
     cols = rng.integers(0, len(vocab), n * per_row)  # duplicates, unsorted
     data = rng.choice([-1.0, 0.5, 1.0, 2.0, 3.0], n * per_row) * rng.choice([1.0, 1.0 + 1e-13], n * per_row)
     total = sparse.csr_matrix((data, cols, np.arange(0, n * per_row + 1, per_row)), shape=(n, len(vocab)))
