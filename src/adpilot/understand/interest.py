@@ -11,8 +11,9 @@ matrix ``W`` of anchored, event-weighted sums; from it
 
 Sums, not means, are the sufficient statistic, so an update only adds. Stored affinities are the top ``KEEP``
 per kind, not every key ever seen: a key below the cut that comes back starts again from the new batch's weight
-(documented approximation; the cut is well above what the profile shows, ``SHOW``). Everything is vectorised
-numpy/scipy over a chunk of users; nothing runs per row in Python.
+(documented approximation; the cut is well above what the profile shows, ``SHOW``). The per-user loops are compiled
+(:mod:`~adpilot.understand.kernels`), the rest is vectorised numpy/scipy over a chunk of users; nothing runs per
+row in Python.
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ def interest_codes(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, so
                 scale = np.float32(old_norms[slot[r]] / np.sqrt(np.float64(length)))
                 for c in range(dim):
                     total[c] += np.float32(old[c]) * scale
-        square = 0.0
+        square = np.float64(0.0)
         for c in range(dim):
             square += np.float64(total[c]) * np.float64(total[c])
         peak = np.float32(0.0)
