@@ -76,3 +76,10 @@ def test_the_compiled_cut_equals_the_plain_one() -> None:
     want = reference_cut(total, consent, keys)
     assert [[k for k, _ in row] for row in got] == [[k for k, _ in row] for row in want]
     assert np.allclose([w for row in got for _, w in row], [w for row in want for _, w in row], rtol=1e-12)
+
+
+def test_users_without_any_affinity() -> None:
+    keys = keys_of([("category", "运动/篮球"), ("hour", "21")])
+    out = ranked_affinities(sparse.csr_matrix((2, 2)), np.array([True, False]), keys)
+    assert out["key_ids"].to_pylist() == [[], []] and out["keywords"].to_pylist() == [None, None]
+    assert out["peak_hour"].to_pylist() == [None, None] and out["night_share"].to_pylist() == [0.0, 0.0]

@@ -123,7 +123,8 @@ def ranked_affinities(total: sparse.csr_matrix, consent: np.ndarray, keys: Keys)
                                                keys.text.take(pa.array(key_ids[at])), mask=pa.array(lengths == 0))
     for name in ("device", "geo", "hour"):
         has = sizes[:, KINDS.index(name)] > 0
-        top = np.where(has, key_ids[np.minimum(starts[:, KINDS.index(name)], max(len(key_ids) - 1, 0))], 0)
+        top = np.zeros(n, dtype=np.int32)
+        top[has] = key_ids[starts[has, KINDS.index(name)]]
         out[name] = pc.if_else(pa.array(has), keys.text.take(pa.array(top)), pa.scalar(None, pa.string()))
     out["peak_hour"] = pc.cast(out.pop("hour"), pa.int32())
     lengths = sizes[:, KINDS.index("hour")]
