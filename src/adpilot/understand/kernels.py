@@ -4,8 +4,9 @@ Why compiled: in vectorised numpy each made many passes over the chunk's arrays 
 dozen (renumber, sort, sum duplicates, group, argsort, cut: 0.67 CPU-s per 138k-user chunk), the vectors one per
 step over blocks of 384 or 512 floats a user (0.5-0.8 s a chunk) — and they were the update's worker thread, its
 critical path. Here each user is one pass over a small scratch buffer, and only the outputs are allocated
-(0.20 and 0.19 s a chunk). Compiled once per machine (~3 s) and cached beside the module (``cache=True``);
-``nogil``, so the worker thread runs beside DuckDB's.
+(0.20 and 0.19 s a chunk). Compiled once per machine (~6 s) and cached beside the module (``cache=True``; numba
+falls back to a user cache directory, or ``NUMBA_CACHE_DIR``, where the package is read-only); ``nogil``, so the
+worker thread runs beside DuckDB's.
 """
 
 from __future__ import annotations
