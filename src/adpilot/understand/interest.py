@@ -83,7 +83,6 @@ def interest_vectors(weights: sparse.csr_matrix, sources: np.ndarray,
         old_codes = np.concatenate([codes for _, codes, _ in parts])
         old_norms = np.concatenate([norms for _, _, norms in parts])
         slot[np.concatenate([rows for rows, _, _ in parts])] = np.arange(len(old_norms))
-    weights = sparse.csr_matrix(weights)
     codes, norms = interest_codes(weights.indptr, weights.indices, weights.data.astype(np.float32, copy=False),
                                   np.ascontiguousarray(sources, dtype=np.float32), slot, old_codes,
                                   old_norms.astype(np.float32, copy=False), np.asarray(consent, dtype=np.bool_))

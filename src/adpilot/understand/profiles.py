@@ -527,8 +527,7 @@ class _Chunk:
         at = np.empty(self.b - self.a, dtype=np.int64)
         at[uidx - self.a] = np.arange(len(uidx))
         stored = [(at[rows - self.a], codes, norm) for rows, codes, norm in old_vectors]
-        return interest_vectors(self.weights.astype(np.float32), batch.sources, stored,
-                                self.part.column("consent").to_numpy())
+        return interest_vectors(self.weights, batch.sources, stored, self.part.column("consent").to_numpy())
 
     def ranked(self, batch: _Batch) -> dict[str, pa.Array]:
         """The ranked affinities and the readable columns derived from them (:func:`ranked_affinities`)."""
