@@ -1,5 +1,6 @@
-"""Copy-generation throughput: the local llama.cpp backend vs the same model behind llama_cpp.server (the
-OpenAI-compatible backend), and the prompt cache's hit rate on a re-run (must be 100 %).
+"""Copy-generation throughput: the local llama.cpp backend (with its LoRA adapter, and without as the peer) vs
+the same model behind llama_cpp.server (the OpenAI-compatible backend), and the prompt cache's hit rate on a re-run
+(must be 100 %).
 
     .venv/bin/python benchmarks/bench_create_throughput.py --refs ../shared/data/advertisegen/copy.jsonl \
         --batch 4 --max-tokens 64 --threads 1
@@ -20,6 +21,7 @@ import httpx
 
 from adpilot.create.cache import CachedLLM
 from adpilot.create.local import LocalLLM
+from adpilot.create.lora import adapter_gguf
 from adpilot.create.openai_chat import OpenAILLM
 from adpilot.create.prompts import CopySpec, build_messages
 from adpilot.create.retrieval import CopyPool, read_examples
@@ -46,13 +48,14 @@ def run(llm, prompts, max_tokens: int, tokenizer: LocalLLM) -> tuple[float, int,
     return seconds, len(texts), tokens
 
 
-def start_server(model: Path, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(model: Path, threads: int, adapter: Path | None) -> tuple[subprocess.Popen, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    lora = [] if adapter is None else ["--lora_path", str(adapter)]
     process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host",
-                                "127.0.0.1", "--port", str(port), "--n_threads", str(threads), "--n_ctx", "2048"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "127.0.0.1", "--port", str(port), "--n_threads", str(threads), "--n_ctx", "2048",
+                                *lora], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     for _ in range(240):
         try:
@@ -71,15 +74,19 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--adapter", default="auto", help="auto | none | an adapter .npz")
     args = parser.parse_args()
     prompts = batch_prompts(args.refs, args.batch, args.k)
-    local = LocalLLM(threads=args.threads, context=2048)
+    local = LocalLLM(threads=args.threads, context=2048, adapter=args.adapter)
+    plain = LocalLLM(threads=args.threads, context=2048, adapter="none")
+    s_plain, copies_plain, tokens_plain = run(plain, prompts, args.max_tokens, plain)
     with tempfile.TemporaryDirectory() as tmp:
         cached = CachedLLM(local, duckdb.connect(str(Path(tmp) / "cache.duckdb")))
         s_local, copies, tokens = run(cached, prompts, args.max_tokens, local)
         s_again, _, _ = run(cached, prompts, args.max_tokens, local)
         hit_rate = cached.hits / len(prompts)
-    server, url = start_server(local.path, args.threads)
+    adapter = local.adapter_path
+    server, url = start_server(local.path, args.threads, None if adapter is None else adapter_gguf(adapter, local.path))
     try:
         http = OpenAILLM(url, timeout=600, max_concurrency=1)  # same repeat penalty as the local default
         s_http, copies_http, tokens_http = run(http, prompts, args.max_tokens, local)
@@ -87,7 +94,10 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     print(f"batch={len(prompts)} prompts, {args.k}-shot, max_tokens={args.max_tokens}, threads={args.threads}")
-    print(f"local llama.cpp : {copies / s_local:.3f} copies/s, {tokens / s_local:.1f} tokens/s ({s_local:.1f} s)")
+    print(f"local llama.cpp : {copies / s_local:.3f} copies/s, {tokens / s_local:.1f} tokens/s ({s_local:.1f} s), "
+          f"adapter {adapter.name if adapter else 'none'}")
+    print(f"  no adapter    : {copies_plain / s_plain:.3f} copies/s, {tokens_plain / s_plain:.1f} tokens/s "
+          f"({s_plain:.1f} s); ratio adapter/none tokens/s {(tokens / s_local) / (tokens_plain / s_plain):.2f}")
     print(f"openai->server  : {copies_http / s_http:.3f} copies/s, {tokens_http / s_http:.1f} tokens/s "
           f"({s_http:.1f} s)")
     print(f"ratio server/local tokens/s: {(tokens_http / s_http) / (tokens / s_local):.2f}")

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
 
     llm_backend: Literal["local", "openai", "template"] = "local"
     llm_model_path: Path | None = None
+    llm_adapter: str = "auto"
     llm_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     llm_context: int = Field(default=2048, ge=256)
 

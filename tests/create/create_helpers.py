@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
+from adpilot.create.model import default_model_path
 from adpilot.create.prompts import CopySpec, ProductBrief
 from adpilot.create.retrieval import CopyExample
 from adpilot.create.writer import CopyWriter, Decision
+from adpilot.errors import UserError
+
+
+def local_model_available() -> bool:
+    """llama-cpp-python and the default model's wheels are installed (the real-model tests skip otherwise)."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return False
+    try:
+        return default_model_path() is not None
+    except UserError:
+        return False
 
 
 class ScriptedLLM:

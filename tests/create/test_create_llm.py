@@ -4,7 +4,6 @@ Short on purpose: few tokens, one module-scoped model, one llama_cpp.server proc
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import time
 
 import httpx
 import pytest
+from create_helpers import local_model_available
 
 from adpilot.create.base import LLMError
 from adpilot.create.local import LocalLLM
@@ -20,17 +20,7 @@ from adpilot.create.openai_chat import OpenAILLM
 from adpilot.errors import UserError
 
 MESSAGES = [{"role": "system", "content": "你是广告文案写手。"}, {"role": "user", "content": "写一句白色牛仔外套的广告。"}]
-HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
-def _model_available() -> bool:
-    if not HAS_LLAMA:
-        return False
-    try:
-        return default_model_path() is not None
-    except UserError:
-        return False
-
-
-pytestmark = [pytest.mark.llm, pytest.mark.skipif(not _model_available(),
+pytestmark = [pytest.mark.llm, pytest.mark.skipif(not local_model_available(),
                                                   reason="llama-cpp-python or the model wheels are not installed")]
 
 

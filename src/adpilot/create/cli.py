@@ -20,6 +20,9 @@ group = typer.Typer(help="LLM-written ad copy: generate, evaluate, show.", no_ar
 
 Backend = Annotated[str | None, typer.Option(help="local | openai | template (default: ADPILOT_LLM_BACKEND)")]
 ModelPath = Annotated[Path | None, typer.Option("--model", help="a GGUF file (local backend)")]
+AdapterOption = Annotated[str | None, typer.Option(
+    "--adapter", help="local backend's LoRA adapter: auto (the shipped one on the default model), none, or an "
+                      ".npz from `fit-adapter` (default: ADPILOT_LLM_ADAPTER)")]
 Variants = Annotated[int, typer.Option("--n", help="variants generated per (ad, audience)")]
 Shots = Annotated[int, typer.Option("--k", help="retrieved few-shot examples")]
 Seed = Annotated[int, typer.Option(help="sampling seed")]
@@ -55,7 +58,7 @@ def _selector(choice: str) -> Selector | None:
 
 
 def _file_cached_llm(settings: Settings, cache: Path | None, backend: str | None, model: Path | None,
-                     repeat_penalty: float) -> CachedLLM:
+                     repeat_penalty: float, adapter: str | None) -> CachedLLM:
     """The chosen model behind a completion cache in a DuckDB file of its own (default: the settings' home)."""
     import duckdb
 
@@ -64,7 +67,7 @@ def _file_cached_llm(settings: Settings, cache: Path | None, backend: str | None
 
     cache_path = cache or settings.home / "create_cache.duckdb"
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    return CachedLLM(make_llm(settings, backend, model, repeat_penalty), duckdb.connect(str(cache_path)))
+    return CachedLLM(make_llm(settings, backend, model, repeat_penalty, adapter), duckdb.connect(str(cache_path)))
 
 
 def _pool(examples: list, k: int, encoder: str) -> CopyPool:
@@ -86,7 +89,8 @@ def generate(
     product: Annotated[str | None, typer.Option(help="every ad of this product")] = None,
     ad: Annotated[str | None, typer.Option(help="one ad")] = None,
     segments: Annotated[bool, typer.Option(help="one set per segment as well as the general audience")] = True,
-    backend: Backend = None, model: ModelPath = None, n: Variants = 3, k: Shots = 3,
+    backend: Backend = None, model: ModelPath = None, adapter: AdapterOption = None, n: Variants = 3,
+    k: Shots = 3,
     pool: Annotated[Path | None, typer.Option(help="copy corpus JSONL (default: human creatives in the store)")]
     = None,
     slot: Annotated[str, typer.Option(help="banner | title | feed | detail")] = "feed",
@@ -110,7 +114,7 @@ def generate(
     settings = _settings(threads)
     with Store(settings.resolved_store_path) as store:
         todo = jobs(store.con, campaign, product, ad, with_segments=segments)
-        llm = make_llm(settings, backend, model, repeat_penalty)
+        llm = make_llm(settings, backend, model, repeat_penalty, adapter)
         cached = CachedLLM(llm, store.con)
         examples = read_examples(pool) if pool is not None else human_pool(store.con)
         index = _pool(examples, k, encoder) if examples and k > 0 else None
@@ -136,7 +140,8 @@ def evaluate_command(
     limit: Annotated[int | None, typer.Option(help="evaluate a seeded random subset of this size")] = None,
     offset: Annotated[int, typer.Option(help="start at this position of the sampled order (tune on pairs "
                                              "other than the reported prefix)")] = 0,
-    backend: Backend = None, model: ModelPath = None, n: Variants = 3, k: Shots = 3, seed: Seed = 0,
+    backend: Backend = None, model: ModelPath = None, adapter: AdapterOption = None, n: Variants = 3,
+    k: Shots = 3, seed: Seed = 0,
     max_tokens: int = 128, temperature: float = 0.8, repeat_penalty: Penalty = 1.2,
     baseline: Annotated[str | None, typer.Option(help="no LLM: 'nearest' outputs the nearest pool copy, "
                                                       "'extractive' the copy assembled from the neighbours")] = None,
@@ -167,7 +172,7 @@ def evaluate_command(
     settings = _settings(threads)
     writer, cached = None, None
     if baseline is None:
-        cached = _file_cached_llm(settings, cache, backend, model, repeat_penalty)
+        cached = _file_cached_llm(settings, cache, backend, model, repeat_penalty, adapter)
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature,
                             target_chars=typical_length(examples or references) or None, extractive=extractive,
                             greedy_first=greedy_first, fusion=fusion, hybrid=hybrid, selector=_selector(selector))
@@ -210,7 +215,8 @@ def fit_selector(
     out: Annotated[Path | None, typer.Option(help="weights JSON (default: the shipped create/selector.json)")]
     = None,
     l2: Annotated[float, typer.Option(help="ridge penalty per training pair")] = 3.0,
-    backend: Backend = None, model: ModelPath = None, n: Variants = 3, k: Shots = 3, seed: Seed = 0,
+    backend: Backend = None, model: ModelPath = None, adapter: AdapterOption = None, n: Variants = 3,
+    k: Shots = 3, seed: Seed = 0,
     max_tokens: int = 128, temperature: float = 0.8, repeat_penalty: Penalty = 1.2,
     cache: Annotated[Path | None, typer.Option(help="completion cache (DuckDB file)")] = None,
     threads: Threads = None, hybrid: Hybrid = True,
@@ -227,7 +233,7 @@ def fit_selector(
     references = read_examples(refs)
     examples = read_examples(pool) if pool is not None else None
     settings = _settings(threads)
-    cached = _file_cached_llm(settings, cache, backend, model, repeat_penalty)
+    cached = _file_cached_llm(settings, cache, backend, model, repeat_penalty, adapter)
     writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature, fusion=True, hybrid=hybrid,
                         target_chars=typical_length(examples or references) or None)
     with typer.progressbar(length=min(limit, len(references) - offset), label="candidates") as bar:
@@ -243,6 +249,36 @@ def fit_selector(
                f"{offset}..{offset + limit - 1} -> {path}; leave-one-pair-out BLEU-4 "
                f"{json.dumps(provenance['leave_one_pair_out_bleu4'])}; cache hits {cached.hits}/"
                f"{cached.hits + cached.misses}")
+
+
+@group.command("fit-adapter")
+def fit_adapter_command(
+    refs: Annotated[Path, typer.Option(help="(brief, copy) JSONL {content, summary} to train on")],
+    offset: Annotated[int, typer.Option(help="first position of the sampled order to train on (the reported "
+                                             "prefix is refused)")] = 100,
+    limit: Annotated[int | None, typer.Option(help="training pairs from --offset (default: all the rest)")] = None,
+    out: Annotated[Path | None, typer.Option(help="adapter .npz (default: the shipped create/adapters/"
+                                                  "advertisegen.npz)")] = None,
+    model: ModelPath = None, k: Shots = 3, seed: Seed = 0,
+    rank: Annotated[int, typer.Option(help="LoRA rank")] = 8,
+    alpha: Annotated[float, typer.Option(help="LoRA alpha (the update is alpha / rank · B A)")] = 16.0,
+    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate")] = 2e-4,
+    epochs: Annotated[float, typer.Option(help="passes over the pairs")] = 1.0,
+    threads: Threads = None,
+) -> None:
+    """Train the local model's LoRA adapter on (brief → copy) pairs, prompted exactly as the writer prompts."""
+    import sys
+
+    from adpilot.create.local import LocalLLM
+    from adpilot.create.lora import SHIPPED, AdapterConfig, train_command
+    from adpilot.create.retrieval import read_examples
+
+    settings = _settings(threads)
+    config = AdapterConfig(rank=rank, alpha=alpha, learning_rate=learning_rate, epochs=epochs, k=k, seed=seed)
+    base = LocalLLM(model or settings.llm_model_path, adapter="none").path
+    path = train_command(base, read_examples(refs), offset, limit, config, out or SHIPPED,
+                         "adpilot " + " ".join(sys.argv[1:]), threads=settings.llm_threads, progress=typer.echo)
+    typer.echo(f"adapter -> {path}")
 
 
 @group.command()

@@ -12,15 +12,17 @@ BACKENDS = ("local", "openai", "template")
 
 
 def make_llm(settings: Settings, backend: str | None = None, model_path: Path | None = None,
-             repeat_penalty: float = DEFAULT_REPEAT_PENALTY) -> LLM:
-    """``local`` (llama.cpp on ``llm_model_path`` or the default Qwen GGUF), ``openai`` (``openai_base_url``,
-    ``openai_chat_model``) or ``template`` (deterministic, no model). ``repeat_penalty`` 1.0 means none."""
+             repeat_penalty: float = DEFAULT_REPEAT_PENALTY, adapter: str | None = None) -> LLM:
+    """``local`` (llama.cpp on ``llm_model_path`` or the default Qwen GGUF, with ``adapter`` or ``llm_adapter``),
+    ``openai`` (``openai_base_url``, ``openai_chat_model``) or ``template`` (deterministic, no model).
+    ``repeat_penalty`` 1.0 means none."""
     backend = backend or settings.llm_backend
     if backend == "local":
         from adpilot.create.local import LocalLLM
 
         return LocalLLM(model_path or settings.llm_model_path, threads=settings.llm_threads,
-                        context=settings.llm_context, repeat_penalty=repeat_penalty)
+                        context=settings.llm_context, repeat_penalty=repeat_penalty,
+                        adapter=adapter or settings.llm_adapter)
     if backend == "openai":
         from adpilot.create.openai_chat import OpenAILLM
 

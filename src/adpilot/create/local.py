@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 from collections.abc import Sequence
@@ -12,38 +13,51 @@ from typing import Any
 import numpy as np
 
 from adpilot.create.base import DEFAULT_REPEAT_PENALTY, LLMError, Message, check_generate_args
-from adpilot.create.model import check_gguf, default_model_path
+from adpilot.create.lora import SHIPPED, adapter_gguf
+from adpilot.create.model import check_gguf, default_model_path, sha256_of
 from adpilot.errors import UserError, check_scalar
 
 
-def _load(path: Path, threads: int, context: int, logits_all: bool) -> Any:
-    """Open a GGUF with llama.cpp; a corrupt file becomes an LLMError naming the path, not a crash."""
+def _load(path: Path, threads: int, context: int, logits_all: bool, adapter: Path | None = None) -> Any:
+    """Open a GGUF (and a LoRA adapter GGUF) with llama.cpp; a corrupt file becomes an LLMError naming the path."""
     try:
         from llama_cpp import Llama
     except ImportError as missing:
         raise UserError("the local LLM backend needs llama-cpp-python (pip install llama-cpp-python==0.3.36)") \
             from missing
     check_gguf(path)
+    with_adapter = "" if adapter is None else f" with the adapter {adapter}"
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            return Llama(model_path=str(path), n_ctx=context, n_threads=threads, logits_all=logits_all,
-                         verbose=False, seed=0)
+            model = Llama(model_path=str(path), n_ctx=context, n_threads=threads, logits_all=logits_all,
+                          verbose=False, seed=0, lora_path=None if adapter is None else str(adapter))
     except (ValueError, RuntimeError, OSError) as error:
-        raise LLMError(f"llama.cpp could not load {path} (corrupted or unsupported GGUF): {error}") from error
+        raise LLMError(f"llama.cpp could not load {path}{with_adapter} (corrupted, unsupported or mismatched "
+                       f"GGUF): {error}") from error
+    if adapter is not None and not model._lora_adapter:  # 0.3.36 keeps a NULL adapter and crashes on first use
+        raise LLMError(f"llama.cpp could not apply the adapter {adapter} to {path}")
+    return model
 
 
 class LocalLLM:
     """Generate with llama.cpp. ``repeat_penalty`` ≈ 1.2 keeps the 0.5B model out of loops: without it (1.0) the
     greedy drafts degenerated into attribute lists ("雪纺刺绣刺绣蕾丝裙长…") and BLEU fell on AdvertiseGen.
 
-    The model loads on first use; a second, ``logits_all`` instance loads only if :meth:`perplexity` is called.
+    ``adapter``: ``"auto"`` applies the shipped LoRA adapter (:mod:`adpilot.create.lora`, trained against
+    the default model) when the default model is in use and none on any other GGUF; ``"none"``; or the path of an
+    adapter ``.npz`` from ``adpilot creative fit-adapter`` for this model.
+
+    The model loads on first use; a second, ``logits_all`` instance (without the adapter: fluency is judged by
+    the base model) loads only if :meth:`perplexity` is called.
     """
 
     source = "llm"
 
     def __init__(self, model_path: str | Path | None = None, threads: int = 2, context: int = 2048,
-                 repeat_penalty: float = DEFAULT_REPEAT_PENALTY, top_p: float = 0.9) -> None:
+                 repeat_penalty: float = DEFAULT_REPEAT_PENALTY, top_p: float = 0.9,
+                 adapter: str | Path = "auto") -> None:
         self.model_path = Path(model_path) if model_path is not None else None
+        self.adapter = adapter
         self.threads = int(check_scalar(threads, "llm_threads", ge=1))
         self.context = int(check_scalar(context, "llm_context", ge=256))
         self.repeat_penalty = check_scalar(repeat_penalty, "repeat_penalty", ge=1.0)
@@ -62,14 +76,34 @@ class LocalLLM:
         return found
 
     @property
+    def adapter_path(self) -> Path | None:
+        """The adapter ``.npz`` in use, if any (see the class docstring)."""
+        if str(self.adapter) == "none":
+            return None
+        if str(self.adapter) == "auto":
+            return SHIPPED if self.model_path is None and SHIPPED.is_file() else None
+        path = Path(self.adapter)
+        if not path.is_file():
+            raise UserError(f"`llm_adapter` {path} does not exist (use auto, none or an adapter .npz)")
+        return path
+
+    @property
     def name(self) -> str:
-        """Model and any non-default repeat penalty: both change the completions, so both key the cache."""
+        """Model, adapter (by content) and any non-default repeat penalty: each changes the completions, so each
+        keys the cache."""
         penalty = f"@rp{self.repeat_penalty:g}" if self.repeat_penalty != DEFAULT_REPEAT_PENALTY else ""
-        return f"llama.cpp:{self.path.stem}{penalty}"
+        return f"llama.cpp:{self.path.stem}{self._adapter_tag}{penalty}"
+
+    @functools.cached_property
+    def _adapter_tag(self) -> str:
+        adapter = self.adapter_path
+        return f"+{adapter.stem}-{sha256_of(adapter)[:12]}" if adapter is not None else ""
 
     def _llama(self) -> Any:
         if self._model is None:
-            self._model = _load(self.path, self.threads, self.context, logits_all=False)
+            adapter = self.adapter_path
+            self._model = _load(self.path, self.threads, self.context, logits_all=False,
+                                adapter=None if adapter is None else adapter_gguf(adapter, self.path))
         return self._model
 
     def generate(self, messages: Sequence[Message], n: int = 1, max_tokens: int = 160,
