@@ -79,6 +79,7 @@ def main() -> None:
     prompts = batch_prompts(args.refs, args.batch, args.k)
     local = LocalLLM(threads=args.threads, context=2048, adapter=args.adapter)
     plain = LocalLLM(threads=args.threads, context=2048, adapter="none")
+    local._llama(), plain._llama()  # loading (with an adapter: no mmap, the whole file read) is not generating
     s_plain, copies_plain, tokens_plain = run(plain, prompts, args.max_tokens, plain)
     with tempfile.TemporaryDirectory() as tmp:
         cached = CachedLLM(local, duckdb.connect(str(Path(tmp) / "cache.duckdb")))
