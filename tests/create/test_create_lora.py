@@ -110,6 +110,10 @@ def test_training_lowers_the_reply_loss_and_round_trips(tmp_path) -> None:  # ty
     config = AdapterConfig(rank=2, alpha=4.0, learning_rate=5e-3, epochs=6, accumulate=1)
     tensors = fit_adapter(path, examples, config, threads=1, on_step=lambda _d, _t, loss: losses.append(loss))
     assert len(losses) == 6 and losses[-1] < losses[0] - 0.5
+    resumed: list[float] = []
+    fit_adapter(path, examples, AdapterConfig(rank=2, alpha=4.0, learning_rate=1e-9, epochs=1, accumulate=1),
+                threads=1, on_step=lambda _d, _t, loss: resumed.append(loss), start=tensors)
+    assert resumed[0] < losses[0] - 0.5  # continued from the trained adapter, not afresh
     assert tensors["blk.0.attn_q.weight.lora_a"].shape == (2, 896)
     assert tensors["blk.0.attn_k.weight.lora_b"].shape == (128, 2)
     saved = save_adapter(tensors, config, tmp_path / "tiny.npz", {"command": "test"})

@@ -264,6 +264,7 @@ def fit_adapter_command(
     alpha: Annotated[float, typer.Option(help="LoRA alpha (the update is alpha / rank · B A)")] = 16.0,
     learning_rate: Annotated[float, typer.Option(help="AdamW learning rate")] = 2e-4,
     epochs: Annotated[float, typer.Option(help="passes over the pairs")] = 1.0,
+    init: Annotated[Path | None, typer.Option(help="continue training this adapter .npz (same rank)")] = None,
     threads: Threads = None,
 ) -> None:
     """Train the local model's LoRA adapter on (brief → copy) pairs, prompted exactly as the writer prompts."""
@@ -277,7 +278,8 @@ def fit_adapter_command(
     config = AdapterConfig(rank=rank, alpha=alpha, learning_rate=learning_rate, epochs=epochs, k=k, seed=seed)
     base = LocalLLM(model or settings.llm_model_path, adapter="none").path
     path = train_command(base, read_examples(refs), offset, limit, config, out or SHIPPED,
-                         "adpilot " + " ".join(sys.argv[1:]), threads=settings.llm_threads, progress=typer.echo)
+                         "adpilot " + " ".join(sys.argv[1:]), threads=settings.llm_threads, progress=typer.echo,
+                         init=init)
     typer.echo(f"adapter -> {path}")
 
 

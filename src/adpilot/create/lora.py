@@ -98,8 +98,9 @@ class ChatTokenizer:
 
 def fit_adapter(model_path: Path, examples: Sequence[tuple[list[int], list[int]]], config: AdapterConfig,
                 threads: int = 2, on_step: Callable[[int, int, float], None] | None = None,
-                ) -> dict[str, np.ndarray]:
+                start: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Train the adapters on (prompt ids, reply ids) pairs; the loss is the reply's mean token cross-entropy.
+    ``start`` (tensors of a saved adapter of the same rank) continues its training instead of starting afresh.
     bfloat16 activations (2.5× faster than float32 on AVX-512 CPUs), float32 adapter weights and AdamW, a short
     warm-up then a linear decay. Returns ``{"<tensor>.lora_a": (r, in), "<tensor>.lora_b": (out, r)}``."""
     import torch
@@ -114,6 +115,15 @@ def fit_adapter(model_path: Path, examples: Sequence[tuple[list[int], list[int]]
     weights, settings = read_gguf(model_path)
     decoder = QwenDecoder(weights, settings, rank=config.rank, alpha=config.alpha)
     del weights
+    if start is not None:
+        check_fits(start, model_path)
+        with torch.no_grad():
+            for name, layer in decoder.adapters():
+                if start[f"{name}.lora_a"].shape != tuple(layer.a.shape):
+                    raise UserError(f"the adapter to continue has rank {start[f'{name}.lora_a'].shape[0]}, "
+                                    f"not {config.rank}")
+                layer.a.copy_(torch.from_numpy(start[f"{name}.lora_a"]))
+                layer.b.copy_(torch.from_numpy(start[f"{name}.lora_b"]))
     params = [p for p in decoder.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     order = [i % len(examples) for i in range(max(1, round(len(examples) * config.epochs)))]
@@ -220,8 +230,10 @@ def adapter_gguf(npz: Path, model_path: Path) -> Path:
 
 def train_command(model_path: Path, refs: Sequence[CopyExample], offset: int, limit: int | None,
                   config: AdapterConfig, out: Path, command: str, threads: int = 2,
-                  progress: Callable[[str], None] = print) -> Path:
-    """Everything ``fit-adapter`` does: prompts, tokens, training, and the file with its provenance."""
+                  progress: Callable[[str], None] = print, init: Path | None = None) -> Path:
+    """Everything ``fit-adapter`` does: prompts, tokens, training (continuing ``init`` if given), and the file
+    with its provenance (which keeps ``init``'s)."""
+    start, earlier = load_adapter(init) if init is not None else (None, {})
     tokenizer = ChatTokenizer(model_path)
     examples = [tokenizer.encode(m, reply) for m, reply in training_prompts(refs, offset, limit, config.k,
                                                                             config.seed)]
@@ -233,10 +245,12 @@ def train_command(model_path: Path, refs: Sequence[CopyExample], offset: int, li
         if done % 20 == 0 or done == total:
             progress(f"{done}/{total} loss {np.mean(losses[-20:]):.3f} {time.monotonic() - started:.0f} s")
 
-    tensors = fit_adapter(model_path, examples, config, threads=threads, on_step=on_step)
+    tensors = fit_adapter(model_path, examples, config, threads=threads, on_step=on_step, start=start)
     provenance = {"command": command, "pairs": len(examples), "offset": offset,
                   "positions": f"{offset}..{offset + len(examples) - 1} of the seed-{config.seed} order",
                   "model_sha256": sha256_of(model_path),
                   "first_loss": float(np.mean(losses[:20])), "last_loss": float(np.mean(losses[-20:])),
                   "seconds": round(time.monotonic() - started)}
+    if init is not None:
+        provenance["continues"] = earlier.get("provenance", {})
     return save_adapter(tensors, config, out, provenance)
