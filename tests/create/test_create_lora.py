@@ -196,6 +196,8 @@ def test_extra_prompts_take_the_likest_pairs_and_never_a_sibling_as_shot(tmp_pat
         assert len(shown) == 2 and asked not in shown  # never the same product (its sibling copy) as a shot
         assert copy not in [m["content"] for m in messages if m["role"] == "assistant"]
     assert extra_prompts(extra, _references(20), limit=0, k=2) == []
+    with pytest.raises(ValueError, match="extra_limit"):
+        extra_prompts(extra, _references(20), limit=-1, k=2)
 
 
 def test_adapters_saved_with_a_scale_per_row_still_load(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -267,8 +267,8 @@ def fit_adapter_command(
     init: Annotated[Path | None, typer.Option(help="continue training this adapter .npz (same rank)")] = None,
     extra: Annotated[Path | None, typer.Option(help="more (brief, copy) pairs from another corpus: a JSONL like "
                                                     "--refs or a KOBE / TaoDescribe folder")] = None,
-    extra_limit: Annotated[int | None, typer.Option(help="only the --extra pairs whose products read most like "
-                                                          "the training pairs' (default: all)")] = None,
+    extra_limit: Annotated[int | None, typer.Option(min=0, help="only the --extra pairs whose products read most "
+                                                                 "like the training pairs' (default: all)")] = None,
     threads: Threads = None,
 ) -> None:
     """Train the local model's LoRA adapter on (brief → copy) pairs, prompted exactly as the writer prompts."""

@@ -108,6 +108,8 @@ def extra_prompts(extra: Sequence[CopyExample], like: Sequence[CopyExample], lim
     KOBE's clothing descriptions beside AdvertiseGen's. Same shape as :func:`training_prompts`: ``k`` shots from
     that corpus's other compliant pairs, never of the same product (a sibling description would be copied, not
     learned from), and its median length as target."""
+    if limit is not None:
+        check_scalar(limit, "extra_limit", ge=0)
     if not extra or limit == 0:
         return []
     nearest = CopyPool().fit(like)
