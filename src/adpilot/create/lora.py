@@ -197,7 +197,7 @@ def fit_adapter(model_path: Path, examples: Sequence[tuple[list[int], list[int]]
 
 
 SCALE = ".scale"
-"""Suffix of each tensor's per-row float32 scales beside its int8 codes."""
+"""Suffix of each tensor's float32 scales (one per rank component) beside its int8 codes."""
 
 
 def save_adapter(tensors: dict[str, np.ndarray], config: AdapterConfig, path: Path,
