@@ -204,6 +204,25 @@ def evaluate_command(
         typer.echo(f"cache hits {cached.hits}/{cached.hits + cached.misses}")
 
 
+@group.command()
+def compare(
+    run: Annotated[list[Path], typer.Option(help="`eval --out` JSONL of the run under test (repeat for shards)")],
+    against: Annotated[list[Path], typer.Option(help="`eval --out` JSONL of the run to compare with (repeat for "
+                                                     "shards)")],
+) -> None:
+    """Paired comparison of two eval runs over the references both scored: each run's mean per metric and the
+    mean difference (run − against) with its 95 % bootstrap interval."""
+    from adpilot.create.compare import compare_runs, read_rows
+
+    rows, base = ({i: r for path in paths for i, r in read_rows(path).items()} for paths in (run, against))
+    shared = len(rows.keys() & base.keys())
+    typer.echo(f"paired over {shared} references ({len(rows) - shared} only in --run, {len(base) - shared} only "
+               f"in --against)")
+    for c in compare_runs(rows, base):
+        typer.echo(f"{c.metric:18s} {c.mean_a:6.2f} vs {c.mean_b:6.2f}  diff {c.difference:+.2f}  "
+                   f"[95% CI {c.lower:+.2f}, {c.upper:+.2f}]")
+
+
 @group.command("fit-selector")
 def fit_selector(
     refs: Annotated[Path, typer.Option(help="reference JSONL {content, summary}")],
