@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adpilot.create.metrics import mean_interval
-from adpilot.errors import InputFileError
+from adpilot.errors import InputFileError, UserError
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def compare_runs(a: Mapping[int, dict], b: Mapping[int, dict], seed: int = 0) ->
     """
     shared = sorted(set(a) & set(b))
     if not shared:
-        raise InputFileError("the two eval runs share no reference: compare runs over the same --offset/--limit")
+        raise UserError("the two eval runs share no reference: compare runs over the same --offset/--limit")
     first = a[shared[0]]
     metrics = [m for m in first if m != "index" and _is_number(first[m])
                and all(_is_number(a[i].get(m)) and _is_number(b[i].get(m)) for i in shared)]
