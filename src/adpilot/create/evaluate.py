@@ -17,7 +17,6 @@ from adpilot.create.selector import candidate_features
 from adpilot.create.writer import CopyWriter
 from adpilot.errors import UserError, check_scalar
 
-METRICS = ("bleu-4", "rouge-1", "rouge-2", "rouge-l")
 REPORTED_PAIRS = 46
 """Figures are reported on this prefix of the sampled order: nothing may be fitted or tuned on it."""
 BASELINES = ("nearest", "extractive")
