@@ -8,13 +8,13 @@ pairs (see docs/STATUS.md, #5)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from adpilot.create.metrics import mean_interval
 from adpilot.errors import InputFileError, UserError
+from adpilot.jsonl import read_json_lines
 
 
 @dataclass(frozen=True)
@@ -34,19 +34,7 @@ def read_rows(path: Path) -> dict[int, dict]:
     so every line must be a JSON object with an integer ``index``; anything else names the file and line."""
     if not path.is_file():
         raise InputFileError(f"no eval output at {path}")
-    rows: dict[int, dict] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                index = row["index"]
-                if not isinstance(index, int) or isinstance(index, bool):
-                    raise TypeError(f"`index` must be an integer, got {index!r}")
-            except (ValueError, KeyError, TypeError) as error:
-                raise InputFileError(f"{path} line {line_no} is not an `eval --out` row: {error}") from error
-            rows[index] = row
+    rows = dict(read_json_lines(path, _indexed, "an `eval --out` row"))
     if not rows:
         raise InputFileError(f"{path} holds no eval rows")
     return rows
@@ -72,6 +60,13 @@ def compare_runs(a: Mapping[int, dict], b: Mapping[int, dict], seed: int = 0) ->
         difference, lower, upper = mean_interval([p - q for p, q in zip(x, y, strict=True)], seed=seed)
         result.append(MetricComparison(metric, sum(x) / len(x), sum(y) / len(y), difference, lower, upper))
     return result
+
+
+def _indexed(row: dict) -> tuple[int, dict]:
+    index = row["index"]
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise TypeError(f"`index` must be an integer, got {index!r}")
+    return index, row
 
 
 def _is_number(value: object) -> bool:

@@ -7,7 +7,6 @@ extractive candidate from the retrieved copies' sentences.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 
 from adpilot.create.prompts import ProductBrief
 from adpilot.errors import InputFileError, check_scalar
+from adpilot.jsonl import read_json_lines
 
 
 @dataclass(frozen=True)
@@ -34,16 +34,9 @@ def read_examples(path: str | Path) -> list[CopyExample]:
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"copy corpus {path} does not exist")
-    examples = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            examples.append(CopyExample(ProductBrief.from_advertisegen(row["content"]), str(row["summary"])))
-        except (ValueError, KeyError, TypeError) as error:
-            raise InputFileError(f"{path} line {line_no} is not a {{content, summary}} JSON object: {error}") \
-                from error
+    examples = read_json_lines(
+        path, lambda row: CopyExample(ProductBrief.from_advertisegen(row["content"]), str(row["summary"])),
+        "a {content, summary} JSON object")
     if not examples:
         raise InputFileError(f"copy corpus {path} holds no examples")
     return examples

@@ -7,11 +7,11 @@ character-tokenised with an aspect tag ``<0>``..``<12>`` and a user-category tag
 from __future__ import annotations
 
 import gzip
-import json
 from dataclasses import dataclass, field
 
 from adpilot.datasets._common import PathLike, member, source_path
 from adpilot.errors import InputFileError
+from adpilot.jsonl import read_json_lines
 
 
 def parse_attributes(content: str) -> list[tuple[str, str]]:
@@ -59,18 +59,8 @@ def load_advertisegen(path: PathLike | None = None) -> list[CopyExample]:
     """AdvertiseGen JSON lines (default ``<shared>/advertisegen/copy.jsonl``): ``text`` is the ``summary``."""
     source = source_path(path, "advertisegen")
     file = member(source, "copy.jsonl") if source.is_dir() else source
-    examples = []
-    with open(file, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                examples.append(CopyExample(text=row["summary"], pairs=parse_attributes(row["content"])))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise InputFileError(f"{file} line {number} is not an AdvertiseGen record "
-                                     "({\"content\": ..., \"summary\": ...})") from None
-    return examples
+    return read_json_lines(file, lambda row: CopyExample(text=row["summary"], pairs=parse_attributes(row["content"])),
+                           'an AdvertiseGen record ({"content": ..., "summary": ...})')
 
 
 def _lines(file: PathLike) -> list[str]:
