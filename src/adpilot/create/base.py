@@ -12,8 +12,10 @@ from typing import Protocol, runtime_checkable
 from adpilot.errors import UserError, check_scalar
 
 Message = dict[str, str]
-DEFAULT_REPEAT_PENALTY = 1.2
-"""llama.cpp's repeat penalty for the small local models (a model name records any other value: cache key)."""
+DEFAULT_REPEAT_PENALTY = 1.1
+"""llama.cpp's repeat penalty for the small local models (a model name records any other value: cache key).
+1.1 rather than 1.2: with the shipped adapter, 1.2 also penalised every repeated comma and 的 of Chinese copy
+(AdvertiseGen pairs 46–99: selected BLEU-4 +1.23 [+0.48, +1.99], ROUGE-L +2.36; loops are caught and repaired)."""
 ROLES = ("system", "user", "assistant")
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from adpilot.create.base import DEFAULT_REPEAT_PENALTY
 from adpilot.errors import UserError
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def generate(
     pool: Annotated[Path | None, typer.Option(help="copy corpus JSONL (default: human creatives in the store)")]
     = None,
     slot: Annotated[str, typer.Option(help="banner | title | feed | detail")] = "feed",
-    max_tokens: int = 160, temperature: float = 0.8, repeat_penalty: Penalty = 1.2, seed: Seed = 0,
+    max_tokens: int = 160, temperature: float = 0.8, repeat_penalty: Penalty = DEFAULT_REPEAT_PENALTY, seed: Seed = 0,
     fluency: Annotated[bool, typer.Option(help="score perplexity under the local model")] = False,
     encoder: Encoder = "tfidf", threads: Threads = None, extractive: Extractive = False,
     greedy_first: GreedyFirst = False, fusion: Fusion = True, hybrid: Hybrid = False,
@@ -142,7 +143,7 @@ def evaluate_command(
                                              "other than the reported prefix)")] = 0,
     backend: Backend = None, model: ModelPath = None, adapter: AdapterOption = None, n: Variants = 3,
     k: Shots = 3, seed: Seed = 0,
-    max_tokens: int = 128, temperature: float = 0.8, repeat_penalty: Penalty = 1.2,
+    max_tokens: int = 128, temperature: float = 0.8, repeat_penalty: Penalty = DEFAULT_REPEAT_PENALTY,
     baseline: Annotated[str | None, typer.Option(help="no LLM: 'nearest' outputs the nearest pool copy, "
                                                       "'extractive' the copy assembled from the neighbours")] = None,
     cache: Annotated[Path | None, typer.Option(help="completion cache (DuckDB file)")] = None,
@@ -236,7 +237,7 @@ def fit_selector(
     l2: Annotated[float, typer.Option(help="ridge penalty per training pair")] = 3.0,
     backend: Backend = None, model: ModelPath = None, adapter: AdapterOption = None, n: Variants = 3,
     k: Shots = 3, seed: Seed = 0,
-    max_tokens: int = 128, temperature: float = 0.8, repeat_penalty: Penalty = 1.2,
+    max_tokens: int = 128, temperature: float = 0.8, repeat_penalty: Penalty = DEFAULT_REPEAT_PENALTY,
     cache: Annotated[Path | None, typer.Option(help="completion cache (DuckDB file)")] = None,
     threads: Threads = None, hybrid: Hybrid = True,
     neighbours: Annotated[int, typer.Option(help="retrieved copies (pseudo-references)")] = 10,

@@ -40,8 +40,9 @@ def _load(path: Path, threads: int, context: int, logits_all: bool, adapter: Pat
 
 
 class LocalLLM:
-    """Generate with llama.cpp. ``repeat_penalty`` ≈ 1.2 keeps the 0.5B model out of loops: without it (1.0) the
-    greedy drafts degenerated into attribute lists ("雪纺刺绣刺绣蕾丝裙长…") and BLEU fell on AdvertiseGen.
+    """Generate with llama.cpp. ``repeat_penalty`` 1.1 keeps the 0.5B model out of most loops: without it (1.0) the
+    base model's greedy drafts degenerated into attribute lists ("雪纺刺绣刺绣蕾丝裙长…"); 1.2 cost BLEU with the
+    adapter (see ``DEFAULT_REPEAT_PENALTY``).
 
     ``adapter``: ``"auto"`` applies the shipped LoRA adapter (:mod:`adpilot.create.lora`, trained against
     the default model) when the default model is in use and none on any other GGUF; ``"none"``; or the path of an
