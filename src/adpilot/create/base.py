@@ -15,7 +15,7 @@ Message = dict[str, str]
 DEFAULT_REPEAT_PENALTY = 1.1
 """llama.cpp's repeat penalty for the small local models (a model name records any other value: cache key).
 1.1 rather than 1.2: with the shipped adapter, 1.2 also penalised every repeated comma and 的 of Chinese copy
-(AdvertiseGen pairs 46–99: selected BLEU-4 +1.23 [+0.48, +1.99], ROUGE-L +2.36; loops are caught and repaired)."""
+(the 84 untrained AdvertiseGen pairs: BLEU-4 +0.98 [+0.32, +1.62], ROUGE-L +2.05; loops are caught and repaired)."""
 ROLES = ("system", "user", "assistant")
 
 
