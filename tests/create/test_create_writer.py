@@ -1,4 +1,5 @@
-"""The writer's decoding plan: one greedy draft first, sampled drafts after it, and a cache key per penalty."""
+"""The writer's decoding plan: one greedy draft first, sampled drafts after it, shot windows per draft, and a cache
+key per penalty."""
 
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ class RecordingLLM:
     def __init__(self) -> None:
         self.calls: list[tuple[int, float, int]] = []
         self.system = ""
+        self.shots: list[list[str]] = []
 
     def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0):  # type: ignore[no-untyped-def]
         self.calls.append((n, temperature, seed))
         self.system = messages[0]["content"]
+        self.shots.append([m["content"] for m in messages if m["role"] == "assistant"])
         return [DRAFTS[(seed + i) % len(DRAFTS)] for i in range(n)]
 
 
@@ -63,3 +66,16 @@ def test_repeat_penalty_is_part_of_the_model_name(tmp_path: Path) -> None:
     path = tmp_path / "m.gguf"
     assert LocalLLM(path).name == "llama.cpp:m"
     assert LocalLLM(path, repeat_penalty=1.0).name == "llama.cpp:m@rp1"
+
+
+def test_shot_windows_give_each_greedy_draft_the_nearest_example_and_its_own_neighbours() -> None:
+    near = [CopyExample(PRODUCT, f"第{i}条范文，白色牛仔上衣。") for i in range(8)]
+    llm = RecordingLLM()
+    CopyWriter(llm, n=3, temperature=0.8, shot_windows=True).write(PRODUCT, None, CopySpec(), near[:3], seed=5,
+                                                                   neighbours=near)
+    assert llm.calls == [(1, 0.0, 5), (1, 0.0, 6), (1, 0.0, 7)]
+    assert llm.shots == [[near[j].copy for j in window] for window in ([0, 1, 2], [0, 3, 4], [0, 5, 6])]
+    llm = RecordingLLM()  # too few neighbours for three windows: sampled drafts from the usual prompt
+    CopyWriter(llm, n=3, temperature=0.8, shot_windows=True).write(PRODUCT, None, CopySpec(), near[:3], seed=5,
+                                                                   neighbours=near[:6])
+    assert llm.calls == [(3, 0.8, 5)]

@@ -39,6 +39,9 @@ SelectorOption = Annotated[str, typer.Option(
     "--selector", help="rank candidates by learned weights: 'shipped' (create/selector.json when present), "
                        "'none' (fused copy first, then consensus), or a JSON file from `fit-selector`")]
 GreedyFirst = Annotated[bool, typer.Option(help="draft 0 is the greedy completion, the others sampled")]
+ShotWindows = Annotated[bool, typer.Option(help="each draft is the greedy completion of its own shots: the nearest "
+                                                "example plus its own window of the next neighbours (off: sampled "
+                                                "drafts from one prompt)")]
 Threads = Annotated[int | None, typer.Option(help="llama.cpp threads (default: ADPILOT_LLM_THREADS); 1 is "
                                                   "much faster than 2 on a busy machine")]
 
@@ -99,7 +102,7 @@ def generate(
     fluency: Annotated[bool, typer.Option(help="score perplexity under the local model")] = False,
     encoder: Encoder = "tfidf", threads: Threads = None, extractive: Extractive = False,
     greedy_first: GreedyFirst = False, fusion: Fusion = True, hybrid: Hybrid = False,
-    selector: SelectorOption = "none",
+    selector: SelectorOption = "none", shot_windows: ShotWindows = True,
 ) -> None:
     """Write copy for a campaign × segments (or one product / ad) into `creatives`; resumable and cached."""
     from adpilot.create.cache import CachedLLM
@@ -123,7 +126,8 @@ def generate(
         perplexity = getattr(llm, "perplexity", None) if fluency else None
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature, encoder=text_encoder,
                             target_chars=typical_length(examples) or None, extractive=extractive,
-                            greedy_first=greedy_first, fusion=fusion, hybrid=hybrid, selector=_selector(selector))
+                            greedy_first=greedy_first, fusion=fusion, hybrid=hybrid, selector=_selector(selector),
+                            shot_windows=shot_windows)
         studio = Studio(store.con, writer,
                         index, slot=slot, seed=seed, perplexity=perplexity)
         with typer.progressbar(length=len(todo), label=f"writing with {llm.name}") as bar:
@@ -149,7 +153,7 @@ def evaluate_command(
     cache: Annotated[Path | None, typer.Option(help="completion cache (DuckDB file)")] = None,
     out: Annotated[Path | None, typer.Option(help="write outputs and per-item scores as JSONL")] = None,
     threads: Threads = None, extractive: Extractive = False, greedy_first: GreedyFirst = False,
-    fusion: Fusion = True, hybrid: Hybrid = False, selector: SelectorOption = "none",
+    fusion: Fusion = True, hybrid: Hybrid = False, selector: SelectorOption = "none", shot_windows: ShotWindows = True,
     neighbours: Annotated[int, typer.Option(help="retrieved copies the extractive candidate is built from and "
                                                  "selection scores against (k of them are the shots)")] = 10,
     shard: Annotated[str, typer.Option(help="i/m: evaluate every m-th sampled reference from the i-th")] = "0/1",
@@ -176,7 +180,8 @@ def evaluate_command(
         cached = _file_cached_llm(settings, cache, backend, model, repeat_penalty, adapter)
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature,
                             target_chars=typical_length(examples or references) or None, extractive=extractive,
-                            greedy_first=greedy_first, fusion=fusion, hybrid=hybrid, selector=_selector(selector))
+                            greedy_first=greedy_first, fusion=fusion, hybrid=hybrid, selector=_selector(selector),
+                            shot_windows=shot_windows)
     total = len(range(shard_at[0], min(limit or len(references), len(references) - offset), shard_at[1]))
     handle = out.open("w", encoding="utf-8") if out is not None else None
 

@@ -1,11 +1,12 @@
-"""From a brief to reviewed variants: generate ``n`` drafts (sampled; with ``greedy_first`` the first is
-greedy), with ``extractive`` add a copy assembled from the retrieved neighbours' sentences, check each
-(compliance, which also rejects repetition loops), repair the failures (regenerate with the reason in the prompt,
-then rewrite by rule), reject what cannot be repaired, drop near-duplicates, rank the survivors by a
-reference-free consensus score, and with ``fusion`` put first a copy fused from the drafts' most consensual
-sentences (reviewed too); with ``hybrid`` a second fused copy may borrow the retrieved neighbours' human sentences,
-and with a ``selector`` (:mod:`adpilot.create.selector`) learned weights rank all the candidates instead. Every
-candidate leaves a :class:`Decision` with its reason."""
+"""From a brief to reviewed variants: generate ``n`` drafts (sampled from one prompt, with ``greedy_first`` the
+first greedy; with ``shot_windows`` each the greedy completion of a prompt with its own shots), with ``extractive``
+add a copy assembled from the retrieved neighbours' sentences, check each (compliance, which also rejects
+repetition loops), repair the failures (regenerate with the reason in the prompt, then rewrite by rule), reject
+what cannot be repaired, drop near-duplicates, rank the survivors by a reference-free consensus score, and with
+``fusion`` put first a copy fused from the drafts' most consensual sentences (reviewed too); with ``hybrid`` a
+second fused copy may borrow the retrieved neighbours' human sentences, and with a ``selector``
+(:mod:`adpilot.create.selector`) learned weights rank all the candidates instead. Every candidate leaves a
+:class:`Decision` with its reason."""
 
 from __future__ import annotations
 
@@ -144,8 +145,10 @@ class CopyWriter:
     def __init__(self, llm: LLM, n: int = 4, max_tokens: int = 160, temperature: float = 0.8, repair: bool = True,
                  dedupe_threshold: float = 0.9, banned_brands: Sequence[str] = (), encoder: Any | None = None,
                  greedy_first: bool = False, target_chars: int | None = None, extractive: bool = False,
-                 fusion: bool = False, hybrid: bool = False, selector: Selector | None = None) -> None:
+                 fusion: bool = False, hybrid: bool = False, selector: Selector | None = None,
+                 shot_windows: bool = False) -> None:
         self.llm = llm
+        self.shot_windows = shot_windows
         self.fusion = fusion
         self.hybrid = hybrid
         self.selector = selector
@@ -175,8 +178,13 @@ class CopyWriter:
         pairs = [(s.product, s.copy) for s in shots]
         target = self.target_chars or (int(statistics.median(len(s.copy) for s in shots)) if shots
                                        else spec.max_chars * 3 // 4)
-        messages = build_messages(product, audience, spec, pairs, target_chars=target)
-        drafts = self._drafts(messages, seed)
+        windows = self._windows(shots, near)
+        if windows is None:
+            drafts, temperature = self._drafts(build_messages(product, audience, spec, pairs, target_chars=target),
+                                               seed), self.temperature
+        else:
+            drafts, temperature = [self._greedy(build_messages(product, audience, spec, w, target_chars=target),
+                                                seed + i) for i, w in enumerate(windows)], 0.0
         decisions = [self._review(d, policy, i) for i, d in enumerate(drafts)]
         failing = [i for i, d in enumerate(decisions) if d.action != "accepted"]
         if self.extractive and (extract := assemble_copy(product, near, target)):
@@ -185,7 +193,7 @@ class CopyWriter:
             reasons = "；".join(sorted({r for i in failing for r in decisions[i].reasons}))[:300]
             retry = _exactly(self.llm.generate(
                 build_messages(product, audience, spec, pairs, repair_reason=reasons, target_chars=target),
-                n=len(failing), max_tokens=self.max_tokens, temperature=self.temperature,
+                n=len(failing), max_tokens=self.max_tokens, temperature=temperature,
                 seed=seed + REPAIR_SEED_OFFSET), len(failing))
             for i, new in zip(failing, retry, strict=True):
                 decisions[i] = self._repair(decisions[i], new, policy)
@@ -213,15 +221,30 @@ class CopyWriter:
                 result.append(replace(self._review(text, policy, self.n + 2), origin="retrieval"))
         return result
 
+    def _windows(self, shots: Sequence[CopyExample], near: Sequence[CopyExample],
+                 ) -> list[list[tuple[ProductBrief, str]]] | None:
+        """With ``shot_windows``, draft i's shots: the nearest example, then window i of the next neighbours,
+        ``k - 1`` of them (draft 0 sees the usual shots). Each such draft, and its repair, is the greedy
+        completion of its own prompt — greedy copy scores best against references, and the windows make the
+        drafts differ; ``None`` (sampled drafts from one prompt) when off or with too few neighbours."""
+        k = len(shots)
+        if not self.shot_windows or k < 2 or len(near) < 1 + self.n * (k - 1):
+            return None
+        rest = near[1:]
+        return [[(e.product, e.copy) for e in [near[0], *rest[i * (k - 1):(i + 1) * (k - 1)]]]
+                for i in range(self.n)]
+
+    def _greedy(self, messages: list, seed: int) -> str:
+        return _exactly(self.llm.generate(messages, n=1, max_tokens=self.max_tokens, temperature=0.0, seed=seed), 1)[0]
+
     def _drafts(self, messages: list, seed: int) -> list[str]:
         """``n`` drafts: with ``greedy_first``, draft 0 is the greedy (temperature 0) completion — the single most
         likely copy, which scores best against references — and the rest are sampled for selection to choose from."""
         greedy = int(self.greedy_first and self.temperature > 0)
-        first = self.llm.generate(messages, n=1, max_tokens=self.max_tokens, temperature=0.0, seed=seed) \
-            if greedy else []
+        first = [self._greedy(messages, seed)] if greedy else []
         rest = self.llm.generate(messages, n=self.n - greedy, max_tokens=self.max_tokens,
                                  temperature=self.temperature, seed=seed + greedy) if self.n > greedy else []
-        return _exactly(list(_exactly(first, greedy)) + list(rest or []), self.n)
+        return _exactly(first + list(rest or []), self.n)
 
     @staticmethod
     def _review(draft: str, policy: Policy, order: int) -> Decision:
