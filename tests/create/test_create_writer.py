@@ -79,3 +79,22 @@ def test_shot_windows_give_each_greedy_draft_the_nearest_example_and_its_own_nei
     CopyWriter(llm, n=3, temperature=0.8, shot_windows=True).write(PRODUCT, None, CopySpec(), near[:3], seed=5,
                                                                    neighbours=near[:6])
     assert llm.calls == [(3, 0.8, 5)]
+
+
+class GreedyEchoLLM(RecordingLLM):
+    """Every greedy completion is the same copy, as short copy from formulaic shots tends to be."""
+
+    def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0):  # type: ignore[no-untyped-def]
+        sampled = super().generate(messages, n, max_tokens, temperature, seed)
+        return ["白色牛仔上衣，简约百搭，日常好搭配。"] * n if temperature == 0 else sampled
+
+
+def test_a_window_draft_that_repeats_an_earlier_one_is_sampled_instead() -> None:
+    near = [CopyExample(PRODUCT, f"第{i}条范文，白色牛仔上衣。") for i in range(8)]
+    llm = GreedyEchoLLM()
+    decisions = CopyWriter(llm, n=3, temperature=0.8, shot_windows=True).write(PRODUCT, None, CopySpec(), near[:3],
+                                                                               seed=5, neighbours=near)
+    assert llm.calls == [(1, 0.0, 5), (1, 0.0, 6), (1, 0.8, 6), (1, 0.0, 7), (1, 0.8, 7)]
+    assert llm.shots[2] == llm.shots[1]  # the resample keeps its window's shots
+    assert {d.order: d.draft for d in decisions if d.order < 3} == {0: "白色牛仔上衣，简约百搭，日常好搭配。",
+                                                                    1: DRAFTS[6 % 3], 2: DRAFTS[7 % 3]}

@@ -183,8 +183,8 @@ class CopyWriter:
             drafts, temperature = self._drafts(build_messages(product, audience, spec, pairs, target_chars=target),
                                                seed), self.temperature
         else:
-            drafts, temperature = [self._greedy(build_messages(product, audience, spec, w, target_chars=target),
-                                                seed + i) for i, w in enumerate(windows)], 0.0
+            drafts, temperature = self._window_drafts([build_messages(product, audience, spec, w, target_chars=target)
+                                                       for w in windows], seed), 0.0
         decisions = [self._review(d, policy, i) for i, d in enumerate(drafts)]
         failing = [i for i, d in enumerate(decisions) if d.action != "accepted"]
         if self.extractive and (extract := assemble_copy(product, near, target)):
@@ -226,13 +226,26 @@ class CopyWriter:
         """With ``shot_windows``, draft i's shots: the nearest example, then window i of the next neighbours,
         ``k - 1`` of them (draft 0 sees the usual shots). Each such draft, and its repair, is the greedy
         completion of its own prompt — greedy copy scores best against references, and the windows make the
-        drafts differ; ``None`` (sampled drafts from one prompt) when off or with too few neighbours."""
+        drafts differ (:meth:`_window_drafts`); ``None`` (sampled drafts from one prompt) when off or with too few neighbours."""
         k = len(shots)
         if not self.shot_windows or k < 2 or len(near) < 1 + self.n * (k - 1):
             return None
         rest = near[1:]
         return [[(e.product, e.copy) for e in [near[0], *rest[i * (k - 1):(i + 1) * (k - 1)]]]
                 for i in range(self.n)]
+
+    def _window_drafts(self, prompts: list[list], seed: int) -> list[str]:
+        """The greedy completion of each window's prompt; one that repeats an earlier draft (similarity at least
+        ``dedupe_threshold``: short copy from formulaic shots converges) is sampled from its prompt instead, so
+        that the variants still differ."""
+        drafts: list[str] = []
+        for i, messages in enumerate(prompts):
+            draft = self._greedy(messages, seed + i)
+            if drafts and self._similarity([*drafts, draft])[-1, :-1].max() >= self.dedupe_threshold:
+                draft = _exactly(self.llm.generate(messages, n=1, max_tokens=self.max_tokens,
+                                                   temperature=self.temperature, seed=seed + i), 1)[0]
+            drafts.append(draft)
+        return drafts
 
     def _greedy(self, messages: list, seed: int) -> str:
         return _exactly(self.llm.generate(messages, n=1, max_tokens=self.max_tokens, temperature=0.0, seed=seed), 1)[0]
