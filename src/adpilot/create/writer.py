@@ -226,7 +226,8 @@ class CopyWriter:
         """With ``shot_windows``, draft i's shots: the nearest example, then window i of the next neighbours,
         ``k - 1`` of them (draft 0 sees the usual shots). Each such draft, and its repair, is the greedy
         completion of its own prompt — greedy copy scores best against references, and the windows make the
-        drafts differ (:meth:`_window_drafts`); ``None`` (sampled drafts from one prompt) when off or with too few neighbours."""
+        drafts differ (:meth:`_window_drafts`); ``None`` (sampled drafts from one prompt) when off or with too
+        few neighbours."""
         k = len(shots)
         if not self.shot_windows or k < 2 or len(near) < 1 + self.n * (k - 1):
             return None
