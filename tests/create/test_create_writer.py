@@ -11,6 +11,8 @@ from adpilot.create.retrieval import CopyExample
 from adpilot.create.writer import CopyWriter
 
 PRODUCT = ProductBrief.from_advertisegen("类型#上衣*颜色#白色*材质#牛仔布")
+NEAR = [CopyExample(PRODUCT, f"第{i}条范文，白色牛仔上衣。") for i in range(8)]
+"""Retrieved neighbours, nearest first: enough for three windows of two."""
 DRAFTS = ["白色牛仔上衣，简约百搭，通勤出游都合适。", "牛仔布上衣配白色衣身，清爽利落，日常穿着很舒适。",
           "这件白色上衣选用牛仔布，挺括有型，搭配半裙或长裤都好看。"]
 
@@ -69,15 +71,14 @@ def test_repeat_penalty_is_part_of_the_model_name(tmp_path: Path) -> None:
 
 
 def test_shot_windows_give_each_greedy_draft_the_nearest_example_and_its_own_neighbours() -> None:
-    near = [CopyExample(PRODUCT, f"第{i}条范文，白色牛仔上衣。") for i in range(8)]
     llm = RecordingLLM()
-    CopyWriter(llm, n=3, temperature=0.8, shot_windows=True).write(PRODUCT, None, CopySpec(), near[:3], seed=5,
-                                                                   neighbours=near)
+    CopyWriter(llm, n=3, temperature=0.8, shot_windows=True).write(PRODUCT, None, CopySpec(), NEAR[:3], seed=5,
+                                                                   neighbours=NEAR)
     assert llm.calls == [(1, 0.0, 5), (1, 0.0, 6), (1, 0.0, 7)]
-    assert llm.shots == [[near[j].copy for j in window] for window in ([0, 1, 2], [0, 3, 4], [0, 5, 6])]
+    assert llm.shots == [[NEAR[j].copy for j in window] for window in ([0, 1, 2], [0, 3, 4], [0, 5, 6])]
     llm = RecordingLLM()  # too few neighbours for three windows: sampled drafts from the usual prompt
-    CopyWriter(llm, n=3, temperature=0.8, shot_windows=True).write(PRODUCT, None, CopySpec(), near[:3], seed=5,
-                                                                   neighbours=near[:6])
+    CopyWriter(llm, n=3, temperature=0.8, shot_windows=True).write(PRODUCT, None, CopySpec(), NEAR[:3], seed=5,
+                                                                   neighbours=NEAR[:6])
     assert llm.calls == [(3, 0.8, 5)]
 
 
@@ -90,10 +91,9 @@ class GreedyEchoLLM(RecordingLLM):
 
 
 def test_a_window_draft_that_repeats_an_earlier_one_is_sampled_instead() -> None:
-    near = [CopyExample(PRODUCT, f"第{i}条范文，白色牛仔上衣。") for i in range(8)]
     llm = GreedyEchoLLM()
-    decisions = CopyWriter(llm, n=3, temperature=0.8, shot_windows=True).write(PRODUCT, None, CopySpec(), near[:3],
-                                                                               seed=5, neighbours=near)
+    decisions = CopyWriter(llm, n=3, temperature=0.8, shot_windows=True).write(PRODUCT, None, CopySpec(), NEAR[:3],
+                                                                               seed=5, neighbours=NEAR)
     assert llm.calls == [(1, 0.0, 5), (1, 0.0, 6), (1, 0.8, 6), (1, 0.0, 7), (1, 0.8, 7)]
     assert llm.shots[2] == llm.shots[1]  # the resample keeps its window's shots
     assert {d.order: d.draft for d in decisions if d.order < 3} == {0: "白色牛仔上衣，简约百搭，日常好搭配。",

@@ -241,21 +241,22 @@ class CopyWriter:
         that the variants still differ."""
         drafts: list[str] = []
         for i, messages in enumerate(prompts):
-            draft = self._greedy(messages, seed + i)
+            draft = self._one(messages, seed + i)
             if drafts and self._similarity([*drafts, draft])[-1, :-1].max() >= self.dedupe_threshold:
-                draft = _exactly(self.llm.generate(messages, n=1, max_tokens=self.max_tokens,
-                                                   temperature=self.temperature, seed=seed + i), 1)[0]
+                draft = self._one(messages, seed + i, self.temperature)
             drafts.append(draft)
         return drafts
 
-    def _greedy(self, messages: list, seed: int) -> str:
-        return _exactly(self.llm.generate(messages, n=1, max_tokens=self.max_tokens, temperature=0.0, seed=seed), 1)[0]
+    def _one(self, messages: list, seed: int, temperature: float = 0.0) -> str:
+        """One completion (greedy by default); an empty string when the model returns nothing."""
+        return _exactly(self.llm.generate(messages, n=1, max_tokens=self.max_tokens, temperature=temperature,
+                                          seed=seed), 1)[0]
 
     def _drafts(self, messages: list, seed: int) -> list[str]:
         """``n`` drafts: with ``greedy_first``, draft 0 is the greedy (temperature 0) completion — the single most
         likely copy, which scores best against references — and the rest are sampled for selection to choose from."""
         greedy = int(self.greedy_first and self.temperature > 0)
-        first = [self._greedy(messages, seed)] if greedy else []
+        first = [self._one(messages, seed)] if greedy else []
         rest = self.llm.generate(messages, n=self.n - greedy, max_tokens=self.max_tokens,
                                  temperature=self.temperature, seed=seed + greedy) if self.n > greedy else []
         return _exactly(first + list(rest or []), self.n)
