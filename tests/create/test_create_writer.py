@@ -98,3 +98,29 @@ def test_a_window_draft_that_repeats_an_earlier_one_is_sampled_instead() -> None
     assert llm.shots[2] == llm.shots[1]  # the resample keeps its window's shots
     assert {d.order: d.draft for d in decisions if d.order < 3} == {0: "白色牛仔上衣，简约百搭，日常好搭配。",
                                                                     1: DRAFTS[6 % 3], 2: DRAFTS[7 % 3]}
+
+
+class AbsoluteWindowsLLM(RecordingLLM):
+    """Greedy drafts of windows 1 and 2 break the absolute-terms rule in different words; a repair request (its
+    reason in the last message) gets the compliant copy of ``REPAIRS`` for its seed."""
+
+    def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0):  # type: ignore[no-untyped-def]
+        answers = super().generate(messages, n, max_tokens, temperature, seed)
+        self.requests = [*getattr(self, "requests", []), messages[-1]["content"]]
+        if "不合规" in messages[-1]["content"]:
+            return [REPAIRS[seed]]
+        return answers if seed == 5 else [["全网最好的白色牛仔上衣。", "第一名的牛仔布上衣，白色绝对百搭。"][seed - 6]]
+
+
+REPAIRS = {10_006: "牛仔布白色上衣，版型利落，出游通勤都合适。", 10_007: "白色衣身配牛仔布，简洁清爽，搭配长裤很好看。"}
+
+
+def test_each_failing_window_draft_is_repaired_greedily_from_its_own_window() -> None:
+    llm = AbsoluteWindowsLLM()
+    decisions = CopyWriter(llm, n=3, temperature=0.8, shot_windows=True).write(PRODUCT, None, CopySpec(), NEAR[:3],
+                                                                               seed=5, neighbours=NEAR)
+    assert llm.calls[3:] == [(1, 0.0, 10_006), (1, 0.0, 10_007)]
+    assert llm.shots[3:] == llm.shots[1:3]
+    assert "最" in llm.requests[3] and "第一" not in llm.requests[3]  # its own draft's reasons only
+    assert {d.order: (d.action, d.text) for d in decisions if d.order in (1, 2)} == {
+        1: ("regenerated", REPAIRS[10_006]), 2: ("regenerated", REPAIRS[10_007])}

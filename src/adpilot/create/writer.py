@@ -179,22 +179,28 @@ class CopyWriter:
         target = self.target_chars or (int(statistics.median(len(s.copy) for s in shots)) if shots
                                        else spec.max_chars * 3 // 4)
         windows = self._windows(shots, near)
+
+        def messages(shot_pairs: list[tuple[ProductBrief, str]], reasons: Sequence[str] = ()) -> list:
+            return build_messages(product, audience, spec, shot_pairs, target_chars=target,
+                                  repair_reason="；".join(sorted(set(reasons)))[:300])
+
         if windows is None:
-            drafts, temperature = self._drafts(build_messages(product, audience, spec, pairs, target_chars=target),
-                                               seed), self.temperature
+            drafts = self._drafts(messages(pairs), seed)
         else:
-            drafts, temperature = self._window_drafts([build_messages(product, audience, spec, w, target_chars=target)
-                                                       for w in windows], seed), 0.0
+            drafts = self._window_drafts([messages(w) for w in windows], seed)
         decisions = [self._review(d, policy, i) for i, d in enumerate(drafts)]
         failing = [i for i, d in enumerate(decisions) if d.action != "accepted"]
         if self.extractive and (extract := assemble_copy(product, near, target)):
             decisions.append(self._review_extract(extract, policy))
         if failing and self.repair:
-            reasons = "；".join(sorted({r for i in failing for r in decisions[i].reasons}))[:300]
-            retry = _exactly(self.llm.generate(
-                build_messages(product, audience, spec, pairs, repair_reason=reasons, target_chars=target),
-                n=len(failing), max_tokens=self.max_tokens, temperature=temperature,
-                seed=seed + REPAIR_SEED_OFFSET), len(failing))
+            if windows is None:
+                retry = _exactly(self.llm.generate(
+                    messages(pairs, [r for i in failing for r in decisions[i].reasons]), n=len(failing),
+                    max_tokens=self.max_tokens, temperature=self.temperature, seed=seed + REPAIR_SEED_OFFSET),
+                    len(failing))
+            else:
+                retry = [self._one(messages(windows[i], decisions[i].reasons), seed + REPAIR_SEED_OFFSET + i)
+                         for i in failing]
             for i, new in zip(failing, retry, strict=True):
                 decisions[i] = self._repair(decisions[i], new, policy)
         decisions = self._dedupe(decisions)
