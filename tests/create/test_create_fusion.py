@@ -24,17 +24,28 @@ DRAFTS = [
 
 def test_fusion_keeps_consensual_sentences_one_opening_and_the_drafts_order() -> None:
     pseudo = [e.copy for e in NEIGHBOURS]
-    text = fuse(DRAFTS, pseudo, DRESS, target_chars=30)
+    text = fuse(DRAFTS, pseudo, DRESS, target_chars=30, draft_weight=0.0)  # agreement with the neighbours alone
     parts = sentences(text)
     assert parts == ["这款连衣裙白色裙身，清新干净又百搭。", "复古的设计，优雅大方很显气质。"]
     # the other draft's opening would repeat the first; the stray sentence is only filler once nothing else is left
-    assert "选用雪纺" not in fuse(DRAFTS, pseudo, DRESS, target_chars=200)
-    assert fuse(DRAFTS, pseudo, DRESS, target_chars=200).endswith("月亮在天上慢慢地走着呢。")
+    longest = fuse(DRAFTS, pseudo, DRESS, target_chars=200, draft_weight=0.0)
+    assert "选用雪纺" not in longest and longest.endswith("月亮在天上慢慢地走着呢。")
     assert fuse([], pseudo, DRESS, 50) == ""
 
 
+def test_a_sentence_the_other_drafts_also_say_outweighs_one_only_a_neighbour_says() -> None:
+    plain = ProductBrief.from_advertisegen("类型#裙*颜色#白色")
+    drafts = ["这款连衣裙白色裙身，清新干净。腰间系带设计，勾勒纤细腰身。", "白色连衣裙，简约大方。腰间的系带设计，勾勒出纤细的腰身。",
+              "白色雪纺连衣裙，轻盈飘逸。复古的设计，优雅大方很显气质。"]
+    pseudo = ["复古的设计，很显气质。"]
+    assert "复古" in fuse(drafts, pseudo, plain, 20, draft_weight=0.0)
+    assert "系带" in fuse(drafts, pseudo, plain, 20, draft_weight=1.0)
+    assert fuse(drafts[2:], pseudo, plain, 20, draft_weight=1.0) == fuse(drafts[2:], pseudo, plain, 20, draft_weight=0.0)
+
+
 def test_fused_copy_is_ranked_first_reviewed_and_costs_no_model_call() -> None:
-    without, with_it = write_with_and_without(DRAFTS, DRESS, NEIGHBOURS, fusion=True)
+    longer = [DRAFTS[0], DRAFTS[1] + "裙摆宽大，走起路来随风摇曳。"]  # so that the fused copy is no draft's whole text
+    without, with_it = write_with_and_without(longer, DRESS, NEIGHBOURS, fusion=True)
     assert with_it[0].origin == "fusion" and with_it[0].action == "accepted" and with_it[0].order == 3
     assert "月亮" not in (with_it[0].text or "")
     assert {d.text for d in with_it if d.origin == "llm"} == {d.text for d in without}

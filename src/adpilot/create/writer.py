@@ -33,8 +33,12 @@ ORIGINS = ("llm", "retrieval", "fusion")
 copy holds human sentences), or :func:`fuse` from the model's own accepted drafts."""
 FUSION_MIN_CHARS = 6
 """Shorter sentences (``简约百搭。``) say nothing on their own and are not fused."""
-FUSION_DUPLICATE = 0.5
-"""Character-bigram cosine at which a sentence repeats one already fused."""
+FUSION_DUPLICATE = 0.4
+"""Character-bigram cosine at which a sentence repeats one already fused (0.3–0.6 tried on the AdvertiseGen tuning
+pairs, positions 46–99: 0.35–0.4 scored best; 0.5 before session 23)."""
+FUSION_DRAFT_WEIGHT = 0.75
+"""Weight of the other drafts in a fused sentence's agreement, the neighbours' copies having the rest (0–1 tried
+on the tuning pairs with three shot-window drafts: 0.5–1.0 scored alike, ROUGE-L +0.6 over 0)."""
 FUSION_LENGTH = 0.9
 """Fused length as a share of the writer's length target: the last pick overshoots, so 0.9 lands near 1.0× (0.8,
 0.9, 1.0, 1.1, 1.3 tried on AdvertiseGen pairs at positions 100–110 of the evaluation order, never on the reported
@@ -93,12 +97,14 @@ def consensus(candidates: Sequence[str], pseudo_references: Sequence[str], produ
 
 
 def fuse(drafts: Sequence[str], pseudo_references: Sequence[str], product: ProductBrief, target_chars: int,
-         coverage_weight: float = 20.0, human: Sequence[str] = ()) -> str:
+         coverage_weight: float = 20.0, human: Sequence[str] = (), draft_weight: float = FUSION_DRAFT_WEIGHT) -> str:
     """Sentence-level consensus: from the sentences of the model's accepted drafts, pick greedily the one with
-    the highest mean char BLEU to the pseudo-references (the retrieved neighbours' copies) plus
-    ``coverage_weight`` × the share of attribute values it adds, skipping near-repeats and a second opening
-    sentence, until ``target_chars``; the picks keep their drafts' order (an opening first, then by relative
-    position in its draft).
+    the highest agreement plus ``coverage_weight`` × the share of attribute values it adds, skipping near-repeats
+    and a second opening sentence, until ``target_chars``; the picks keep their drafts' order (an opening first,
+    then by relative position in its draft). Agreement is mean char BLEU to the *other* drafts (weight
+    ``draft_weight``: a sentence the other drafts also say is likely to be said by the reference — minimum Bayes
+    risk) and to the pseudo-references, the retrieved neighbours' copies (the rest); either alone when the other
+    is empty.
 
     Why: whole-draft selection is capped (the best of 3 drafts chosen *by the reference* scored BLEU-4 6.4 on 30
     AdvertiseGen pairs): each draft has a few sentences in the stock phrasing of human copy and a few that drift;
@@ -114,15 +120,14 @@ def fuse(drafts: Sequence[str], pseudo_references: Sequence[str], product: Produ
     """
     position: dict[str, float] = {}
     source: dict[str, str] = {}
-    for text, own in [*((d, "") for d in drafts), *((h, h) for h in human)]:
+    for text in [*drafts, *human]:
         parts = sentences(text)
         for i, sentence in enumerate(parts):
             if len(sentence.strip()) >= FUSION_MIN_CHARS and sentence not in position:
-                position[sentence], source[sentence] = i / len(parts), own
-    agreement = {}
-    for sentence, own in source.items():
-        others = [p for p in pseudo_references if p != own] if own else list(pseudo_references)
-        agreement[sentence] = statistics.fmean(bleu4(sentence, p) for p in others) if others else 0.0
+                position[sentence], source[sentence] = i / len(parts), text
+    agreement = {sentence: _agreement(sentence, [p for p in pseudo_references if p != own],
+                                      [d for d in drafts if d != own], draft_weight)
+                 for sentence, own in source.items()}
     texts = list(position)
     n_values = max(sum(k != "类型" for k, _ in product.attributes), 1)
 
@@ -135,6 +140,14 @@ def fuse(drafts: Sequence[str], pseudo_references: Sequence[str], product: Produ
 
     chosen = greedy_sentences(texts, product, target_chars, score)
     return "".join(sorted(chosen, key=position.__getitem__))
+
+
+def _agreement(sentence: str, pseudo_references: Sequence[str], drafts: Sequence[str], draft_weight: float) -> float:
+    """Mean char BLEU of ``sentence`` to ``drafts`` and to ``pseudo_references``, mixed by ``draft_weight``."""
+    near, peers = ([bleu4(sentence, t) for t in texts] for texts in (pseudo_references, drafts))
+    if not near or not peers:
+        return statistics.fmean(near or peers) if near or peers else 0.0
+    return (1 - draft_weight) * statistics.fmean(near) + draft_weight * statistics.fmean(peers)
 
 
 class CopyWriter:
