@@ -18,7 +18,7 @@ DRAFTS = ["白色牛仔上衣，简约百搭，通勤出游都合适。", "牛�
 
 
 class RecordingLLM:
-    """Answers from ``DRAFTS`` by seed and records each call's (n, temperature, seed)."""
+    """Answers from ``DRAFTS`` by seed and records each call's (n, temperature, seed), shots and last message."""
 
     name = "recording"
     source = "llm"
@@ -27,11 +27,13 @@ class RecordingLLM:
         self.calls: list[tuple[int, float, int]] = []
         self.system = ""
         self.shots: list[list[str]] = []
+        self.requests: list[str] = []
 
     def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0):  # type: ignore[no-untyped-def]
         self.calls.append((n, temperature, seed))
         self.system = messages[0]["content"]
         self.shots.append([m["content"] for m in messages if m["role"] == "assistant"])
+        self.requests.append(messages[-1]["content"])
         return [DRAFTS[(seed + i) % len(DRAFTS)] for i in range(n)]
 
 
@@ -106,8 +108,7 @@ class AbsoluteWindowsLLM(RecordingLLM):
 
     def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0):  # type: ignore[no-untyped-def]
         answers = super().generate(messages, n, max_tokens, temperature, seed)
-        self.requests = [*getattr(self, "requests", []), messages[-1]["content"]]
-        if "不合规" in messages[-1]["content"]:
+        if "不合规" in self.requests[-1]:
             return [REPAIRS[seed]]
         return answers if seed == 5 else [["全网最好的白色牛仔上衣。", "第一名的牛仔布上衣，白色绝对百搭。"][seed - 6]]
 
