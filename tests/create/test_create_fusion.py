@@ -75,3 +75,11 @@ def test_offset_gives_held_out_pairs_for_tuning() -> None:
         sample_indices(10, 3, seed=0, offset=10)
     with pytest.raises(ValueError, match="limit"):
         sample_indices(10, 0, seed=0)
+
+
+def test_a_sentence_in_the_copies_words_outweighs_one_matching_their_characters_across_words() -> None:
+    top = ProductBrief.from_advertisegen("类型#上衣")
+    pseudo = ["这款外套面料柔软亲肤，穿着舒适透气，版型宽松显瘦。"]
+    drafts = ["面料柔软亲，肤穿着舒适透。柔软亲肤的面料，舒适透气又显瘦。"]
+    assert fuse(drafts, pseudo, top, 10, word_weight=0.0) == "面料柔软亲，肤穿着舒适透。"  # char BLEU alone
+    assert fuse(drafts, pseudo, top, 10) == "柔软亲肤的面料，舒适透气又显瘦。"
