@@ -150,7 +150,8 @@ def fit_adapter(model_path: Path, examples: Sequence[tuple[list[int], list[int]]
     """Train the adapters on (prompt ids, reply ids) pairs; the loss is the reply's mean token cross-entropy.
     ``start`` (tensors of a saved adapter of the same rank) continues its training instead of starting afresh.
     bfloat16 activations on AVX-512 CPUs, else float32 (:func:`~adpilot.create.decoder.compute_dtype`), float32
-    adapter weights and AdamW, a short warm-up then a linear decay. Returns ``{"<tensor>.lora_a": (r, in), "<tensor>.lora_b": (out, r)}``."""
+    adapter weights and AdamW, a short warm-up then a linear decay. Returns ``{"<tensor>.lora_a": (r, in),
+    "<tensor>.lora_b": (out, r)}``."""
     import torch
     import torch.nn.functional as F
 
