@@ -18,12 +18,12 @@ Choices, documented because they are judgement calls:
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from adpilot.create.metrics import words
 from adpilot.errors import check_scalar
 
 ALLOWED_ZUI = ("最近", "最后", "最初", "最终")
@@ -114,11 +114,8 @@ def _stutter(text: str) -> str:
     """An immediate repeat of a word (jieba token or English word of ≥ 2 letters, ``刺绣刺绣``, ``soft soft``) or of
     a 3–8 character Chinese fragment (``蕾丝裙长蕾丝裙长``). One-character doubles (慢慢, 肉肉) are ordinary Chinese
     reduplication and pass; ABAB verbs (休息休息) are rejected too — rare in ad copy, and indistinguishable here."""
-    import jieba  # lazy: the dictionary loads on first use, not when the writer module is imported
-
-    jieba.setLogLevel(logging.WARNING)
-    words = [w.lower() for w in jieba.lcut(text) if w.strip()]
-    for a, b in zip(words, words[1:], strict=False):
+    tokens = [w.lower() for w in words(text)]
+    for a, b in zip(tokens, tokens[1:], strict=False):
         if a == b and len(a) >= 2 and re.search(f"[a-z{HAN}]", a):
             return f"stutter {a + (' ' if a.isascii() else '') + b!r}"
     if frag := re.search(f"([{HAN}]{{3,8}})\\1", text):

@@ -31,8 +31,8 @@ def bleu4(hypothesis: str, reference: str) -> float:
 
 @functools.lru_cache(maxsize=8192)
 def words(text: str) -> tuple[str, ...]:
-    """jieba tokens without whitespace, as ROUGE sees them (cached: fusion scores each sentence against the same
-    few copies)."""
+    """jieba tokens without whitespace, as ROUGE sees them; also the stutter check's words. Cached: fusion scores
+    each sentence against the same few copies. jieba loads its dictionary on first use, not on import."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
