@@ -135,6 +135,9 @@ def test_converted_once_and_used_by_the_local_backend(tmp_path, monkeypatch) -> 
     assert model is not None
     first = adapter_gguf(npz, model)
     assert first.parent == tmp_path / "cache" and adapter_gguf(npz, model) == first
+    with monkeypatch.context() as patched:  # a cached conversion passed the check: the model header is not re-read
+        patched.setattr("adpilot.create.lora.check_fits", lambda *_: pytest.fail("checked again"))
+        assert adapter_gguf(npz, model) == first
     plain = LocalLLM(model, threads=1, context=256, adapter="none")
     zero = LocalLLM(model, threads=1, context=256, adapter=str(npz))
     assert "+zero-" in zero.name and "+" not in plain.name

@@ -11,6 +11,7 @@ base at load time (``Llama(lora_path=…)``).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -265,12 +266,10 @@ def write_adapter_gguf(tensors: dict[str, np.ndarray], alpha: float, path: Path)
 def check_fits(tensors: dict[str, np.ndarray], model_path: Path) -> None:
     """Every adapter pair must name a weight of the model with matching shapes. llama.cpp only logs a mismatched
     adapter (llama-cpp-python 0.3.36 then crashes on the first evaluation), so we refuse it first, by name."""
-    import gguf
-
-    reader = gguf.GGUFReader(str(model_path))
-    if reader.fields["general.architecture"].contents() != ARCHITECTURE:
+    stat = model_path.stat()
+    architecture, shapes = _weight_shapes(str(model_path), stat.st_mtime_ns, stat.st_size)
+    if architecture != ARCHITECTURE:
         raise UserError(f"the adapter is for {ARCHITECTURE} models; {model_path} is not one")
-    shapes = {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in reader.tensors}
     for name in sorted({k.rsplit(".", 1)[0] for k in tensors}):
         a, b = tensors.get(f"{name}.lora_a"), tensors.get(f"{name}.lora_b")
         if a is None or b is None:
@@ -283,15 +282,28 @@ def check_fits(tensors: dict[str, np.ndarray], model_path: Path) -> None:
                             f"{in_features}) and B ({out_features}, r)")
 
 
+@functools.lru_cache(maxsize=4)
+def _weight_shapes(path: str, mtime_ns: int, size: int) -> tuple[str, dict[str, tuple[int, ...]]]:
+    """A GGUF's architecture and tensor shapes (torch layout), once per file version: gguf-py's reader walks the
+    header's 151k-token vocabulary in Python (~15 s) and holds ~0.5 GB, so only the shapes are kept."""
+    import gguf
+
+    reader = gguf.GGUFReader(path)
+    return (str(reader.fields["general.architecture"].contents()),
+            {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in reader.tensors})
+
+
 def adapter_gguf(npz: Path, model_path: Path) -> Path:
-    """The GGUF of a saved adapter that fits ``model_path``, converted once into the model cache (named by the
-    ``.npz``'s sha256)."""
+    """The GGUF of a saved adapter that fits ``model_path``, converted once into the model cache, named by the
+    ``.npz``'s sha256 and the model file (name and size): a conversion found there passed :func:`check_fits`, so
+    loading the model with its adapter does not parse the model's header again."""
     if not npz.is_file():
         raise UserError(f"no adapter at {npz}")
-    tensors, meta = load_adapter(npz)
-    check_fits(tensors, model_path)
-    target = cache_dir() / f"adapter-{npz.stem}-{sha256_of(npz)[:12]}.gguf"
+    model = f"{model_path.stem}-{model_path.stat().st_size}"
+    target = cache_dir() / f"adapter-{npz.stem}-{sha256_of(npz)[:12]}-{model}.gguf"
     if not target.is_file():
+        tensors, meta = load_adapter(npz)
+        check_fits(tensors, model_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_adapter_gguf(tensors, float(meta["config"]["alpha"]), target)
     return target
