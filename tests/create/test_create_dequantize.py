@@ -11,18 +11,18 @@ gguf = pytest.importorskip("gguf")
 pytest.importorskip("llama_cpp")
 
 from adpilot.create.decoder import c_dequantizer, dequantize  # noqa: E402
+from adpilot.create.gguf_header import GGUFTensor  # noqa: E402
 from adpilot.errors import UserError  # noqa: E402
 
 KINDS = ("Q4_K", "Q5_0", "Q6_K", "Q8_0")
 """The quantised types of the default Qwen GGUF (F32 tensors take gguf-py's path)."""
 
 
-def _tensor(kind: str, blocks: int, extra_bytes: int = 0) -> object:
+def _tensor(kind: str, blocks: int, extra_bytes: int = 0) -> GGUFTensor:
     kind_id = gguf.GGMLQuantizationType[kind]
     block, size = gguf.GGML_QUANT_SIZES[kind_id]
     data = np.random.default_rng(0).integers(0, 256, blocks * size + extra_bytes, dtype=np.uint8)
-    return gguf.ReaderTensor(name=f"blk.0.{kind}.weight", tensor_type=kind_id, shape=np.array([blocks * block]),
-                             n_elements=blocks * block, n_bytes=data.size, data_offset=0, data=data, field=None)
+    return GGUFTensor(f"blk.0.{kind}.weight", kind_id, (blocks * block,), blocks * block, data)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # random fp16 scales include NaN and inf
@@ -42,10 +42,9 @@ def test_a_tensor_short_of_its_blocks_is_refused() -> None:
 
 
 def test_float_tensors_are_copied_not_viewed() -> None:
-    data = np.arange(6, dtype=np.float32)
+    data = np.arange(6, dtype=np.float32).view(np.uint8)
     data.flags.writeable = False
-    tensor = gguf.ReaderTensor(name="norm", tensor_type=gguf.GGMLQuantizationType.F32, shape=np.array([6]),
-                               n_elements=6, n_bytes=24, data_offset=0, data=data, field=None)
+    tensor = GGUFTensor("norm", gguf.GGMLQuantizationType.F32, (6,), 6, data)
     assert c_dequantizer("F32") is None
     values = dequantize(tensor)
-    assert values.flags.writeable and np.array_equal(values, data)
+    assert values.flags.writeable and np.array_equal(values, np.arange(6, dtype=np.float32))

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adpilot.create.gguf_header import GGUFTensor, read_header
 from adpilot.errors import UserError
 
 TARGETS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
@@ -55,11 +56,11 @@ def c_dequantizer(kind: str) -> Any | None:
     return routine
 
 
-def dequantize(tensor: Any) -> np.ndarray:
-    """A GGUF tensor (``gguf.ReaderTensor``) as a new flat float32 array, by llama.cpp's own C routine
+def dequantize(tensor: GGUFTensor) -> np.ndarray:
+    """A GGUF tensor as a new flat float32 array, by llama.cpp's own C routine
     (``dequantize_row_<type>``) where the library has one: bit-identical to gguf-py's numpy dequantisation and
-    5–30× faster (the 136M-weight Q5_0 embedding table 4.6 s vs 21.3 s; :func:`read_gguf` 0.72× as long, the
-    rest being gguf-py's parse of the header's 151k-token vocabulary). gguf-py's otherwise (F32, F16, no library)."""
+    5–30× faster (the 136M-weight Q5_0 embedding table 4.6 s vs 21.3 s). gguf-py's otherwise (F32, F16, no
+    library)."""
     import gguf
 
     kind = tensor.tensor_type.name
@@ -78,19 +79,12 @@ def dequantize(tensor: Any) -> np.ndarray:
 
 def read_gguf(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """All tensors dequantised to float32 in torch layout ((out, in) for weights), and the ``qwen2.*`` settings."""
-    import gguf
-
-    reader = gguf.GGUFReader(str(path))
-    architecture = reader.fields["general.architecture"].contents()
+    fields, tensors = read_header(path)
+    architecture = fields.get("general.architecture")
     if architecture != "qwen2":
         raise UserError(f"adapters can be trained for qwen2 models only; {path} is {architecture!r}")
-    weights = {}
-    for tensor in reader.tensors:
-        shape = [int(d) for d in reversed(tensor.shape.tolist())]
-        weights[tensor.name] = torch.from_numpy(dequantize(tensor).reshape(shape))
-    config = {key.removeprefix("qwen2."): reader.fields[key].contents() for key in reader.fields
-              if key.startswith("qwen2.")}
-    return weights, config
+    weights = {t.name: torch.from_numpy(dequantize(t).reshape(t.shape)) for t in tensors}
+    return weights, {key.removeprefix("qwen2."): value for key, value in fields.items() if key.startswith("qwen2.")}
 
 
 @dataclass(frozen=True)

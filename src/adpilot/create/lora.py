@@ -11,7 +11,6 @@ base at load time (``Llama(lora_path=…)``).
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import random
@@ -24,6 +23,7 @@ from typing import Any, cast
 import numpy as np
 
 from adpilot.create.evaluate import REPORTED_PAIRS, compliant_pool, sample_indices, typical_length
+from adpilot.create.gguf_header import read_header
 from adpilot.create.model import cache_dir, sha256_of
 from adpilot.create.prompts import CopySpec, ProductBrief, build_messages
 from adpilot.create.retrieval import CopyExample, CopyPool, read_examples
@@ -266,9 +266,9 @@ def write_adapter_gguf(tensors: dict[str, np.ndarray], alpha: float, path: Path)
 def check_fits(tensors: dict[str, np.ndarray], model_path: Path) -> None:
     """Every adapter pair must name a weight of the model with matching shapes. llama.cpp only logs a mismatched
     adapter (llama-cpp-python 0.3.36 then crashes on the first evaluation), so we refuse it first, by name."""
-    stat = model_path.stat()
-    architecture, shapes = _weight_shapes(str(model_path), stat.st_mtime_ns, stat.st_size)
-    if architecture != ARCHITECTURE:
+    fields, tensors_of_model = read_header(model_path)
+    shapes = {t.name: t.shape for t in tensors_of_model}
+    if fields.get("general.architecture") != ARCHITECTURE:
         raise UserError(f"the adapter is for {ARCHITECTURE} models; {model_path} is not one")
     for name in sorted({k.rsplit(".", 1)[0] for k in tensors}):
         a, b = tensors.get(f"{name}.lora_a"), tensors.get(f"{name}.lora_b")
@@ -282,21 +282,10 @@ def check_fits(tensors: dict[str, np.ndarray], model_path: Path) -> None:
                             f"{in_features}) and B ({out_features}, r)")
 
 
-@functools.lru_cache(maxsize=4)
-def _weight_shapes(path: str, mtime_ns: int, size: int) -> tuple[str, dict[str, tuple[int, ...]]]:
-    """A GGUF's architecture and tensor shapes (torch layout), once per file version: gguf-py's reader walks the
-    header's 151k-token vocabulary in Python (~15 s) and holds ~0.5 GB, so only the shapes are kept."""
-    import gguf
-
-    reader = gguf.GGUFReader(path)
-    return (str(reader.fields["general.architecture"].contents()),
-            {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in reader.tensors})
-
-
 def adapter_gguf(npz: Path, model_path: Path) -> Path:
     """The GGUF of a saved adapter that fits ``model_path``, converted once into the model cache, named by the
-    ``.npz``'s sha256 and the model file (name and size): a conversion found there passed :func:`check_fits`, so
-    loading the model with its adapter does not parse the model's header again."""
+    ``.npz``'s sha256 and the model file (name and size): a conversion found there passed :func:`check_fits` and
+    is used as it is."""
     if not npz.is_file():
         raise UserError(f"no adapter at {npz}")
     model = f"{model_path.stem}-{model_path.stat().st_size}"
