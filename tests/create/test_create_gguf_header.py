@@ -61,6 +61,11 @@ def test_damaged_files_are_refused_with_their_name(tmp_path) -> None:  # type: i
     with pytest.raises(InputFileError, match=r"header.gguf ends inside its GGUF header"):
         read_header(tmp_path / "header.gguf")
     (tmp_path / "other.bin").write_bytes(b"PK\x03\x04" + whole[4:])
+    name = b"blk.0.attn_norm.weight"
+    at = whole.index(name) + len(name) + 4 + 8  # after the name: n_dims (u32) and one dim (u64), then the type
+    (tmp_path / "type.gguf").write_bytes(whole[:at] + (999).to_bytes(4, "little") + whole[at + 4:])
+    with pytest.raises(InputFileError, match=r"type.gguf: tensor blk.0.attn_norm.weight has unknown ggml type 999"):
+        read_header(tmp_path / "type.gguf")
     (tmp_path / "empty.gguf").write_bytes(b"")
     for name in ("other.bin", "empty.gguf"):
         with pytest.raises(InputFileError, match=rf"{name} is not a GGUF file"):

@@ -39,6 +39,8 @@ class GGUFTensor:
 
 
 class _Cursor:
+    """A read position in the mapped file; running off its end is an :class:`InputFileError`, not a crash."""
+
     def __init__(self, buffer: mmap.mmap, path: Path) -> None:
         self.buffer, self.at, self.path = buffer, 0, path
 
@@ -103,7 +105,12 @@ def read_header(path: Path) -> tuple[dict[str, Any], list[GGUFTensor]]:
     for _ in range(n_tensors):
         name = cursor.string()
         dims = [cursor.unpack("<Q") for _ in range(cursor.unpack("<I"))]
-        table.append((name, dims, gguf.GGMLQuantizationType(cursor.unpack("<I")), cursor.unpack("<Q")))
+        code = cursor.unpack("<I")
+        try:
+            kind = gguf.GGMLQuantizationType(code)
+        except ValueError:
+            raise InputFileError(f"{path}: tensor {name} has unknown ggml type {code}") from None
+        table.append((name, dims, kind, cursor.unpack("<Q")))
     alignment = int(fields.get("general.alignment", DEFAULT_ALIGNMENT))
     start = -(-cursor.at // alignment) * alignment
     tensors = []
