@@ -47,8 +47,10 @@ def _ggml() -> ctypes.CDLL | None:
     return ctypes.CDLL(str(path)) if path.exists() else None
 
 
+@functools.cache
 def c_dequantizer(kind: str) -> Any | None:
-    """llama.cpp's ``dequantize_row_<kind>(blocks, out, n)`` for a ggml type name (``Q4_K``), or ``None``."""
+    """llama.cpp's ``dequantize_row_<kind>(blocks, out, n)`` for a ggml type name (``Q4_K``), or ``None``; looked up
+    and typed once per type, not once per tensor."""
     symbol = "dequantize_row_" + (kind[:-1].lower() + "K" if kind.endswith("_K") else kind.lower())
     routine = getattr(_ggml(), symbol, None)
     if routine is not None:
