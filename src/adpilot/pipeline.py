@@ -149,7 +149,7 @@ def creatives_step(store: Store, settings: Settings, config: DemoConfig) -> Call
         def write(backend: str | None) -> tuple[str, Any]:
             llm = make_llm(settings, backend=backend)
             writer = CopyWriter(CachedLLM(llm, store.con), n=config.creatives_per_ad, max_tokens=120, temperature=0.8,
-                                fusion=True, shot_windows=True)
+                                fusion=True, shot_windows=True, cover=True)
             return llm.name, Studio(store.con, writer, pool, slot="feed", seed=config.seed).run(todo)
 
         try:

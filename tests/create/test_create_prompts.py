@@ -31,6 +31,16 @@ def test_shots_become_exchanges_and_repair_reason_is_in_the_prompt() -> None:
     assert english[0]["content"].startswith("You") and "Product: Sneaker" in english[-1]["content"]
 
 
+def test_a_coverage_repair_names_the_values_left_out_after_the_brief() -> None:
+    product = ProductBrief.from_advertisegen("类型#裙*风格#文艺*图案#卡通")
+    request = build_messages(product, None, CopySpec(), missing_values=["文艺", "卡通"])[-1]["content"]
+    assert parse_brief(request)["attributes"] == "类型#裙*风格#文艺*图案#卡通"
+    assert request.endswith("\n注意：上一稿没有写到这些属性：文艺、卡通。请把它们自然地写进文案。")
+    english = build_messages(ProductBrief(title="Sneaker", attributes=(("colour", "red"), ("sole", "gum"))), None,
+                             CopySpec(language="en"), missing_values=["gum"])[-1]["content"]
+    assert english.endswith("the last draft left out these attributes: gum. Work them into the copy naturally.")
+
+
 def test_spec_rejects_unknown_language_and_slot() -> None:
     with pytest.raises(UserError, match="`language`"):
         CopySpec(language="fr")

@@ -125,3 +125,50 @@ def test_each_failing_window_draft_is_repaired_greedily_from_its_own_window() ->
     assert "最" in llm.requests[3] and "第一" not in llm.requests[3]  # its own draft's reasons only
     assert {d.order: (d.action, d.text) for d in decisions if d.order in (1, 2)} == {
         1: ("regenerated", REPAIRS[10_006]), 2: ("regenerated", REPAIRS[10_007])}
+
+
+class LeftOutLLM(RecordingLLM):
+    """Window 1's draft leaves out 牛仔布; a coverage request (the note in the last message) is answered with
+    ``COVERED``, or with copy that breaks the absolute-terms rule when ``absolute``."""
+
+    absolute = False
+
+    def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0):  # type: ignore[no-untyped-def]
+        answers = super().generate(messages, n, max_tokens, temperature, seed)
+        if "没有写到" in self.requests[-1]:
+            return ["全网最好的牛仔布上衣。" if self.absolute else COVERED] * n
+        return answers
+
+
+COVERED = "白色牛仔布上衣，挺括有型，通勤周末都好搭配。"
+
+
+def test_a_window_draft_that_leaves_out_values_gets_a_coverage_draft_beside_it() -> None:
+    llm = LeftOutLLM()
+    decisions = CopyWriter(llm, n=3, temperature=0.8, shot_windows=True, cover=True).write(
+        PRODUCT, None, CopySpec(), NEAR[:3], seed=5, neighbours=NEAR)
+    assert llm.calls[3:] == [(1, 0.0, 20_006)]  # only draft 1 (白色牛仔上衣…) misses a value, and only 牛仔布
+    assert llm.shots[3] == llm.shots[1]
+    assert llm.requests[3].endswith("注意：上一稿没有写到这些属性：牛仔布。请把它们自然地写进文案。")
+    by_order = {d.order: d for d in decisions}
+    assert by_order[20_001].text == COVERED and by_order[20_001].origin == "llm"
+    assert by_order[1].text == DRAFTS[0]  # the draft itself stays
+
+
+def test_a_coverage_draft_that_breaks_a_rule_is_rejected_not_repaired() -> None:
+    llm = LeftOutLLM()
+    llm.absolute = True
+    decisions = CopyWriter(llm, n=3, temperature=0.8, shot_windows=True, cover=True).write(
+        PRODUCT, None, CopySpec(), NEAR[:3], seed=5, neighbours=NEAR)
+    assert len(llm.calls) == 4
+    rejected = next(d for d in decisions if d.order == 20_001)
+    assert rejected.text is None and rejected.action == "rejected" and rejected.reasons
+
+
+def test_sampled_drafts_get_sampled_coverage_drafts_and_none_without_cover() -> None:
+    llm = LeftOutLLM()
+    CopyWriter(llm, n=3, temperature=0.8, cover=True).write(PRODUCT, None, CopySpec(), NEAR[:3], seed=5)
+    assert llm.calls == [(3, 0.8, 5), (1, 0.8, 20_006)]  # sampled draft 1 is DRAFTS[0], without 牛仔布
+    llm = LeftOutLLM()
+    CopyWriter(llm, n=3, temperature=0.8).write(PRODUCT, None, CopySpec(), NEAR[:3], seed=5)
+    assert llm.calls == [(3, 0.8, 5)]

@@ -42,6 +42,8 @@ GreedyFirst = Annotated[bool, typer.Option(help="draft 0 is the greedy completio
 ShotWindows = Annotated[bool, typer.Option(help="each draft is the greedy completion of its own shots: the nearest "
                                                 "example plus its own window of the next neighbours (off: sampled "
                                                 "drafts from one prompt)")]
+Cover = Annotated[bool, typer.Option(help="a draft that leaves out attribute values gets one more completion "
+                                          "naming them, kept beside it (one model call each)")]
 Threads = Annotated[int | None, typer.Option(help="llama.cpp threads (default: ADPILOT_LLM_THREADS); 1 is "
                                                   "much faster than 2 on a busy machine")]
 
@@ -102,7 +104,7 @@ def generate(
     fluency: Annotated[bool, typer.Option(help="score perplexity under the local model")] = False,
     encoder: Encoder = "tfidf", threads: Threads = None, extractive: Extractive = False,
     greedy_first: GreedyFirst = False, fusion: Fusion = True, hybrid: Hybrid = False,
-    selector: SelectorOption = "none", shot_windows: ShotWindows = True,
+    selector: SelectorOption = "none", shot_windows: ShotWindows = True, cover: Cover = True,
 ) -> None:
     """Write copy for a campaign × segments (or one product / ad) into `creatives`; resumable and cached."""
     from adpilot.create.cache import CachedLLM
@@ -127,7 +129,7 @@ def generate(
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature, encoder=text_encoder,
                             target_chars=typical_length(examples) or None, extractive=extractive,
                             greedy_first=greedy_first, fusion=fusion, hybrid=hybrid, selector=_selector(selector),
-                            shot_windows=shot_windows)
+                            shot_windows=shot_windows, cover=cover)
         studio = Studio(store.con, writer,
                         index, slot=slot, seed=seed, perplexity=perplexity)
         with typer.progressbar(length=len(todo), label=f"writing with {llm.name}") as bar:
@@ -154,6 +156,7 @@ def evaluate_command(
     out: Annotated[Path | None, typer.Option(help="write outputs and per-item scores as JSONL")] = None,
     threads: Threads = None, extractive: Extractive = False, greedy_first: GreedyFirst = False,
     fusion: Fusion = True, hybrid: Hybrid = False, selector: SelectorOption = "none", shot_windows: ShotWindows = True,
+    cover: Cover = True,
     neighbours: Annotated[int, typer.Option(help="retrieved copies the extractive candidate is built from and "
                                                  "selection scores against (k of them are the shots)")] = 10,
     shard: Annotated[str, typer.Option(help="i/m: evaluate every m-th sampled reference from the i-th")] = "0/1",
@@ -181,7 +184,7 @@ def evaluate_command(
         writer = CopyWriter(cached, n=n, max_tokens=max_tokens, temperature=temperature,
                             target_chars=typical_length(examples or references) or None, extractive=extractive,
                             greedy_first=greedy_first, fusion=fusion, hybrid=hybrid, selector=_selector(selector),
-                            shot_windows=shot_windows)
+                            shot_windows=shot_windows, cover=cover)
     total = len(range(shard_at[0], min(limit or len(references), len(references) - offset), shard_at[1]))
     handle = out.open("w", encoding="utf-8") if out is not None else None
 

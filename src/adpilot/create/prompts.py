@@ -164,8 +164,9 @@ def system_prompt(spec: CopySpec, target_chars: int) -> str:
 
 def build_messages(product: ProductBrief, audience: Audience | None, spec: CopySpec,
                    shots: Sequence[tuple[ProductBrief, str]] = (), repair_reason: str = "",
-                   target_chars: int | None = None) -> list[Message]:
-    """System prompt, then each shot as a (brief → copy) exchange, then the product; a repair adds the reason."""
+                   target_chars: int | None = None, missing_values: Sequence[str] = ()) -> list[Message]:
+    """System prompt, then each shot as a (brief → copy) exchange, then the product; a repair adds the reason,
+    a coverage repair the attribute values the last draft left out."""
     target = min(target_chars or spec.max_chars, spec.max_chars)
     messages: list[Message] = [{"role": "system", "content": system_prompt(spec, target)}]
     for shot_product, copy in shots:
@@ -175,5 +176,9 @@ def build_messages(product: ProductBrief, audience: Audience | None, spec: CopyS
     if repair_reason:
         request += ("\n注意：上一稿不合规（" if spec.language == "zh" else "\nNote: the last draft was rejected (") \
             + repair_reason + ("），请改写并避免这些问题。" if spec.language == "zh" else "); avoid these problems.")
+    if missing_values:
+        request += ("\n注意：上一稿没有写到这些属性：" + "、".join(missing_values) + "。请把它们自然地写进文案。"
+                    if spec.language == "zh" else "\nNote: the last draft left out these attributes: "
+                    + ", ".join(missing_values) + ". Work them into the copy naturally.")
     messages.append({"role": "user", "content": request})
     return messages

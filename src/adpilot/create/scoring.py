@@ -21,6 +21,17 @@ def coverage(text: str, product: ProductBrief) -> float:
     return sum(v.lower() in text.lower() for v in values) / len(values)
 
 
+def missing_values(text: str, product: ProductBrief) -> list[str]:
+    """Distinct attribute values, other than the title, that ``text`` does not mention verbatim (case aside):
+    what a coverage repair asks the model to work in.
+
+    >>> missing_values("白色外套", ProductBrief.from_advertisegen("类型#外套*颜色#白色*风格#文艺"))
+    ['文艺']
+    """
+    lowered = text.lower()
+    return [v for v in product.values if v != product.title and v.lower() not in lowered]
+
+
 def relevance(text: str, product: ProductBrief) -> float:
     """Character 1-gram cosine between the copy and the product text, in [0, 1]."""
     return ngram_cosine(text, product.text, n=1) if product.text else 0.0
