@@ -79,8 +79,9 @@ def _exactly(texts: Sequence[str] | None, n: int) -> list[str]:
 class Decision:
     """What happened to one draft: ``text`` is the compliant copy (``None`` when rejected or duplicate);
     ``order`` is the draft's sampling index (seed offset; ``n`` for the extractive candidate, ``n + 1`` for the
-    fused one, ``n + 2`` for the hybrid, :data:`COVER_SEED_OFFSET` + i for draft i's coverage repair), ``rank_score`` its consensus or selector score, ``action`` one of
-    :data:`ACTIONS`, ``origin`` one of :data:`ORIGINS`."""
+    fused one, ``n + 2`` for the hybrid, :data:`COVER_SEED_OFFSET` + i for draft i's coverage repair),
+    ``rank_score`` its consensus or selector score, ``action`` one of :data:`ACTIONS`, ``origin`` one of
+    :data:`ORIGINS`."""
 
     draft: str
     text: str | None
