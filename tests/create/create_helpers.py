@@ -28,6 +28,7 @@ class ScriptedLLM:
     the k-th call raise, to simulate a crash mid-batch."""
 
     source = "llm"
+    steers = False
 
     def __init__(self, texts: Sequence[str], name: str = "scripted", fail_on: int | None = None) -> None:
         self.texts = list(texts)
@@ -35,7 +36,7 @@ class ScriptedLLM:
         self.fail_on = fail_on
         self.calls = 0
 
-    def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0):  # type: ignore[no-untyped-def]
+    def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0, prefer=()):  # type: ignore[no-untyped-def]
         self.calls += 1
         if self.fail_on is not None and self.calls == self.fail_on:
             raise RuntimeError("simulated crash")

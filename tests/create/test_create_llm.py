@@ -35,6 +35,15 @@ def test_generate_is_reproducible_per_seed(llm: LocalLLM) -> None:
     assert llm.generate(MESSAGES, n=1, max_tokens=8, temperature=0.8, seed=11) == first[:1]
 
 
+def test_prefer_steers_the_reply_towards_the_words(llm: LocalLLM) -> None:
+    """A strong bias writes a word the greedy reply leaves out; no words leave the reply as it was."""
+    plain = llm.generate(MESSAGES, max_tokens=40, temperature=0.0)
+    assert "复古" not in plain[0]
+    assert llm.generate(MESSAGES, max_tokens=40, temperature=0.0, prefer=()) == plain
+    steered = LocalLLM(threads=1, context=512, prefer_bias=6.0)
+    assert "复古" in steered.generate(MESSAGES, max_tokens=40, temperature=0.0, prefer=["复古"])[0]
+
+
 def test_perplexity_prefers_fluent_text(llm: LocalLLM) -> None:
     fluent, scrambled = llm.perplexity(["这款白色牛仔外套简约百搭。", "套百白外约牛款色这简搭仔。"])
     assert 1.0 < fluent < scrambled

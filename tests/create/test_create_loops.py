@@ -82,12 +82,12 @@ def test_writer_repairs_stutter_and_rejects_dump_with_logged_reasons() -> None:
 class _FirstThen:
     """A model whose drafts (first call) are ``first`` and whose repairs (later calls) are ``then``."""
 
-    source, name = "llm", "first-then"
+    source, name, steers = "llm", "first-then", False
 
     def __init__(self, first: str, then: str) -> None:
         self.texts, self.calls = (first, then), 0
 
-    def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0):  # type: ignore[no-untyped-def]
+    def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0, prefer=()):  # type: ignore[no-untyped-def]
         self.calls += 1
         return [self.texts[min(self.calls, 2) - 1]] * n
 

@@ -10,7 +10,7 @@ from create_helpers import ScriptedLLM
 from adpilot.create.cache import CachedLLM
 from adpilot.create.compliance import Policy, check
 from adpilot.create.prompts import CopySpec
-from adpilot.create.studio import Studio, audiences, jobs
+from adpilot.create.studio import Studio, audiences, human_pool, jobs
 from adpilot.create.template import TemplateLLM
 from adpilot.create.writer import CopyWriter
 from adpilot.errors import UserError
@@ -23,6 +23,14 @@ def test_audiences_carry_readable_interests_only(store) -> None:  # type: ignore
     assert [a.key for a in people] == ["all", "segment:1"]
     assert people[1].interests == ("通勤", "简约")
     assert "u_secret" not in repr(people)
+
+
+def test_human_pool_comes_in_creative_id_order_whatever_the_insert_order(store) -> None:  # type: ignore[no-untyped-def]
+    """Retrieval breaks ties by pool order, so the pool must not follow the store's physical row order."""
+    for creative_id, ad_id in (("h3", "a1"), ("h1", "a3"), ("h2", "a2"), ("h0", "a1")):
+        store.con.execute("INSERT INTO creatives (creative_id, ad_id, text, source) VALUES (?, ?, ?, 'human')",
+                          [creative_id, ad_id, f"文案{creative_id}"])
+    assert [e.copy for e in human_pool(store.con)] == ["文案h0", "文案h1", "文案h2", "文案h3"]
 
 
 def test_template_backend_writes_labelled_compliant_creatives(store) -> None:  # type: ignore[no-untyped-def]
@@ -91,8 +99,9 @@ class SilentLLM:
 
     name = "silent"
     source = "llm"
+    steers = False
 
-    def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0):  # type: ignore[no-untyped-def]
+    def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0, prefer=()):  # type: ignore[no-untyped-def]
         return [] if seed % 2 else None
 
 

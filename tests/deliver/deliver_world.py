@@ -59,11 +59,13 @@ def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 
 
 def make_world(n_campaigns: int = 6, ads_per_campaign: int = 3, n_users: int = 50, d: int = 16, seed: int = 0,
-               campaign_overrides: dict[int, dict[str, Any]] | None = None, **snapshot_kwargs: Any) -> Snapshot:
+               campaign_overrides: dict[int, dict[str, Any]] | None = None, shuffle: int | None = None,
+               **snapshot_kwargs: Any) -> Snapshot:
     """Campaign i owns ads ``a{i}_{j}`` on products ``p{i}_{j}``, each ad with two creatives (slot-less).
 
     User ``u{k}`` has an interest vector near the products of campaign ``k % n_campaigns``, segment ``k % 3``,
-    bought ``p0_0`` when k is even.
+    bought ``p0_0`` when k is even. ``shuffle`` seeds a permutation of every input table's rows, as a store returns
+    them in no set order.
     """
     rng = np.random.default_rng(seed)
     centres = unit(rng, n_campaigns, d)
@@ -91,6 +93,12 @@ def make_world(n_campaigns: int = 6, ads_per_campaign: int = 3, n_users: int = 5
     users = pd.DataFrame({"user_id": [f"u{k}" for k in range(n_users)],
                           "consent_personalisation": [k != n_users - 1 for k in range(n_users)],
                           "consent_ads": True})
+    if shuffle is not None:
+        order = np.random.default_rng(shuffle).permutation
+        campaigns, ads, creatives = ([rows[i] for i in order(len(rows))] for rows in (campaigns, ads, creatives))
+        at = order(len(pids))
+        pids, vecs = [pids[i] for i in at], [vecs[i] for i in at]
+        profiles, users = profiles.take(order(n_users)), users.iloc[order(n_users)]
     kwargs: dict[str, Any] = {"scorer": fitted_scorer(seed), "profiles": profiles, "users": users}
     kwargs.update(snapshot_kwargs)
     return Snapshot.from_frames(campaigns=campaigns, ads=ads, creatives=creatives,

@@ -50,6 +50,20 @@ def test_same_seed_same_decision_and_first_price_option() -> None:
     assert first.ads[0].price == pytest.approx(1.2)  # campaign 2 bids max_cpc 1.2 and pays it
 
 
+def test_decisions_do_not_depend_on_the_row_order_of_the_inputs() -> None:
+    """A store returns rows in no set order (an upsert writes them from parallel threads), and snapshot rows are the
+    order in which the engine breaks ties: the same tables must give the same decisions in any order."""
+    equal_bids = {i: {"max_cpc": 1.0} for i in range(6)}  # anonymous requests then tie on eCPM
+    kinds = [{}, {"page": "p2_1"}, {"user_id": "u3"}, {"user_id": "u7", "consent_personalisation": False}]
+    requests = [request(f"r{i}", n_ads=2, **kinds[i % len(kinds)]) for i in range(40)]
+
+    def decisions(shuffle: int | None) -> list[tuple[str, str | None, float]]:
+        eng = engine(make_world(campaign_overrides=equal_bids, shuffle=shuffle))
+        return [(a.ad_id, a.creative_id, a.price) for r in requests for a in eng.decide(r).ads]
+
+    assert decisions(None) == decisions(1)
+
+
 def test_unknown_and_anonymous_users_get_contextual_or_fallback_ads() -> None:
     eng = engine()
     unknown = eng.decide(request(user_id="nobody", explain=True))

@@ -26,7 +26,8 @@ class LLMError(UserError):
 @runtime_checkable
 class LLM(Protocol):
     """A chat model. ``name`` identifies the model in the cache key and in ``creatives.model``;
-    ``source`` is what ``creatives.source`` records (``llm`` or ``template``)."""
+    ``source`` is what ``creatives.source`` records (``llm`` or ``template``); ``steers`` says whether
+    ``generate`` honours ``prefer`` (callers skip steered calls otherwise: they would repeat plain ones)."""
 
     @property
     def name(self) -> str: ...
@@ -34,9 +35,14 @@ class LLM(Protocol):
     @property
     def source(self) -> str: ...
 
+    @property
+    def steers(self) -> bool: ...
+
     def generate(self, messages: Sequence[Message], n: int = 1, max_tokens: int = 160,
-                 temperature: float = 0.7, seed: int = 0) -> list[str]:
-        """``n`` completions of ``messages``; completion ``i`` uses seed ``seed + i``. May contain empty strings."""
+                 temperature: float = 0.7, seed: int = 0, prefer: Sequence[str] = ()) -> list[str]:
+        """``n`` completions of ``messages``; completion ``i`` uses seed ``seed + i``. May contain empty strings.
+        ``prefer``: words to steer the sampler towards until the reply holds them; a backend that cannot bias its
+        sampler (``steers`` false: an OpenAI-compatible server, the template writer) ignores them."""
         ...
 
 

@@ -19,10 +19,11 @@ CACHE_DDL = """CREATE TABLE IF NOT EXISTS llm_cache (
 
 
 def cache_key(model: str, messages: Sequence[Message], n: int, max_tokens: int, temperature: float,
-              seed: int) -> str:
-    """sha256 over everything that determines the completions."""
-    payload = json.dumps([model, list(messages), n, max_tokens, round(temperature, 6), seed],
-                         ensure_ascii=False, sort_keys=True)
+              seed: int, prefer: Sequence[str] = ()) -> str:
+    """sha256 over everything that determines the completions (``prefer`` only when given, so that the keys of
+    plain calls stay those of caches written before it existed)."""
+    fields = [model, list(messages), n, max_tokens, round(temperature, 6), seed] + ([list(prefer)] if prefer else [])
+    payload = json.dumps(fields, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -45,18 +46,23 @@ class CachedLLM:
         return self.llm.source
 
     @property
+    def steers(self) -> bool:
+        return self.llm.steers
+
+    @property
     def hit_rate(self) -> float:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
 
     def generate(self, messages: Sequence[Message], n: int = 1, max_tokens: int = 160,
-                 temperature: float = 0.7, seed: int = 0) -> list[str]:
-        key = cache_key(self.llm.name, messages, n, max_tokens, temperature, seed)
+                 temperature: float = 0.7, seed: int = 0, prefer: Sequence[str] = ()) -> list[str]:
+        key = cache_key(self.llm.name, messages, n, max_tokens, temperature, seed, prefer)
         row = self.con.execute("SELECT texts FROM llm_cache WHERE key = ?", [key]).fetchone()
         if row is not None:
             self.hits += 1
             return list(json.loads(row[0]))
-        texts = self.llm.generate(messages, n=n, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        texts = self.llm.generate(messages, n=n, max_tokens=max_tokens, temperature=temperature, seed=seed,
+                                  prefer=prefer)
         self.misses += 1
         self.con.execute("INSERT OR REPLACE INTO llm_cache (key, model, texts) VALUES (?, ?, ?)",
                          [key, self.llm.name, json.dumps(texts, ensure_ascii=False)])

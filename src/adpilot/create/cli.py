@@ -42,8 +42,9 @@ GreedyFirst = Annotated[bool, typer.Option(help="draft 0 is the greedy completio
 ShotWindows = Annotated[bool, typer.Option(help="each draft is the greedy completion of its own shots: the nearest "
                                                 "example plus its own window of the next neighbours (off: sampled "
                                                 "drafts from one prompt)")]
-Cover = Annotated[bool, typer.Option(help="a draft that leaves out attribute values gets one more completion "
-                                          "naming them, kept beside it (one model call each)")]
+Cover = Annotated[bool, typer.Option(help="a draft that leaves out attribute values gets more completions "
+                                          "naming them, kept beside it: a plain one and, on the local model, one "
+                                          "steered towards the values (two model calls each)")]
 Threads = Annotated[int | None, typer.Option(help="llama.cpp threads (default: ADPILOT_LLM_THREADS); 1 is "
                                                   "much faster than 2 on a busy machine")]
 

@@ -17,6 +17,11 @@ from adpilot.create.lora import SHIPPED, adapter_gguf
 from adpilot.create.model import check_gguf, default_model_path, sha256_of
 from adpilot.errors import UserError, check_scalar
 
+DEFAULT_PREFER_BIAS = 1.5
+"""Logit added to the first token of each ``prefer`` word the reply does not hold yet (a model name records any
+other value). 1.5 leaves fluency to the model: with 3 the 0.5B model wrote 84% of the attribute values a coverage
+repair named but the fused copy lost ROUGE-L −0.88 [−1.80, +0.11] over 35 AdvertiseGen tuning pairs."""
+
 
 def _load(path: Path, threads: int, context: int, logits_all: bool, adapter: Path | None = None) -> Any:
     """Open a GGUF (and a LoRA adapter GGUF) with llama.cpp; a corrupt file becomes an LLMError naming the path."""
@@ -53,16 +58,18 @@ class LocalLLM:
     """
 
     source = "llm"
+    steers = True
 
     def __init__(self, model_path: str | Path | None = None, threads: int = 2, context: int = 2048,
                  repeat_penalty: float = DEFAULT_REPEAT_PENALTY, top_p: float = 0.9,
-                 adapter: str | Path = "auto") -> None:
+                 adapter: str | Path = "auto", prefer_bias: float = DEFAULT_PREFER_BIAS) -> None:
         self.model_path = Path(model_path) if model_path is not None else None
         self.adapter = adapter
         self.threads = int(check_scalar(threads, "llm_threads", ge=1))
         self.context = int(check_scalar(context, "llm_context", ge=256))
         self.repeat_penalty = check_scalar(repeat_penalty, "repeat_penalty", ge=1.0)
         self.top_p = check_scalar(top_p, "top_p", gt=0.0, le=1.0)
+        self.prefer_bias = check_scalar(prefer_bias, "prefer_bias", ge=0.0)
         self._model: Any = None
         self._scorer: Any = None
 
@@ -90,10 +97,11 @@ class LocalLLM:
 
     @property
     def name(self) -> str:
-        """Model, adapter (by content) and any non-default repeat penalty: each changes the completions, so each
-        keys the cache."""
+        """Model, adapter (by content) and any non-default repeat penalty or prefer bias: each changes the
+        completions, so each keys the cache."""
         penalty = f"@rp{self.repeat_penalty:g}" if self.repeat_penalty != DEFAULT_REPEAT_PENALTY else ""
-        return f"llama.cpp:{self.path.stem}{self._adapter_tag}{penalty}"
+        bias = f"@pb{self.prefer_bias:g}" if self.prefer_bias != DEFAULT_PREFER_BIAS else ""
+        return f"llama.cpp:{self.path.stem}{self._adapter_tag}{penalty}{bias}"
 
     @functools.cached_property
     def _adapter_tag(self) -> str:
@@ -108,8 +116,9 @@ class LocalLLM:
         return self._model
 
     def generate(self, messages: Sequence[Message], n: int = 1, max_tokens: int = 160,
-                 temperature: float = 0.7, seed: int = 0) -> list[str]:
+                 temperature: float = 0.7, seed: int = 0, prefer: Sequence[str] = ()) -> list[str]:
         """``n`` sampled completions; the prompt is evaluated once for all of them (llama.cpp's KV cache).
+        ``prefer`` words are nudged in by :class:`Prefer` (``prefer_bias``).
 
         The same seed gives the same texts whatever the model ran before: the cache is cleared first. A prompt
         found in the cache is not evaluated the same way as a fresh one (llama.cpp samples from the logits it
@@ -128,7 +137,8 @@ class LocalLLM:
             try:
                 reply = model.create_chat_completion(
                     messages=list(messages), max_tokens=max_tokens, temperature=temperature, top_p=self.top_p,
-                    repeat_penalty=self.repeat_penalty, seed=seed + i)
+                    repeat_penalty=self.repeat_penalty, seed=seed + i,
+                    logits_processor=[Prefer(model, prefer, self.prefer_bias)] if prefer else None)
             except ValueError as error:  # prompt longer than the context window
                 raise LLMError(f"the prompt does not fit `llm_context`={self.context}: {error}") from error
             outputs.append((reply["choices"][0]["message"].get("content") or "").strip())
@@ -153,3 +163,31 @@ class LocalLLM:
             nll = log_z - logits[np.arange(len(tokens) - 1), tokens[1:]]
             result.append(float(np.exp(nll.mean())))
         return result
+
+
+class Prefer:
+    """A llama.cpp logits processor for one completion: adds ``bias`` to the first token of each word the reply
+    does not hold yet (case-insensitive), and of the word after a space when it is an English word of 3 or more
+    letters (mid-sentence, English words start with a space token). A nudge, not a constraint: the model still
+    chooses where, and whether, the word fits.
+
+    Why: asked in the prompt to mention attribute values it left out, the 0.5B model wrote only 12 of 64; nudged
+    by 1.5 it wrote 155 of 229, giving fusion sentences that carry them (see ``CopyWriter._covered``).
+    """
+
+    def __init__(self, model: Any, words: Sequence[str], bias: float) -> None:
+        self.model, self.bias, self.start = model, bias, -1
+        self.first: dict[str, list[int]] = {}
+        for word in dict.fromkeys(w.strip() for w in words if w.strip()):
+            forms = [word, " " + word] if len(word) >= 3 and word.isascii() and word.isalpha() else [word]
+            self.first[word.lower()] = [model.tokenize(f.encode("utf-8"), add_bos=False, special=False)[0]
+                                        for f in forms]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self.start < 0:
+            self.start = len(input_ids)
+        reply = self.model.detokenize(list(input_ids[self.start:])).decode("utf-8", "ignore").lower()
+        wanted = [t for word, tokens in self.first.items() if word not in reply for t in tokens]
+        if wanted:
+            scores[np.array(wanted)] += self.bias
+        return scores

@@ -23,6 +23,7 @@ class OpenAILLM:
     """Chat completions over HTTP with timeouts, retries and a concurrency limit."""
 
     source = "llm"
+    steers = False
 
     def __init__(self, base_url: str, model: str = "default", api_key: str = "none", timeout: float = 60.0,
                  retries: int = 3, backoff: float = 0.5, max_concurrency: int = 2,
@@ -42,8 +43,9 @@ class OpenAILLM:
         return f"openai:{self.model}{penalty}@{self.base_url}"
 
     def generate(self, messages: Sequence[Message], n: int = 1, max_tokens: int = 160,
-                 temperature: float = 0.7, seed: int = 0) -> list[str]:
-        """``n`` completions, one request each with seed ``seed + i``; raises LLMError after the last retry."""
+                 temperature: float = 0.7, seed: int = 0, prefer: Sequence[str] = ()) -> list[str]:
+        """``n`` completions, one request each with seed ``seed + i``; raises LLMError after the last retry.
+        ``prefer`` is ignored: the API's ``logit_bias`` takes token ids of the server's tokenizer, unknown here."""
         check_generate_args(messages, n, max_tokens, temperature)
         headers = {"Authorization": f"Bearer {self.api_key}"}
         with httpx.Client(base_url=self.base_url, timeout=self.timeout, headers=headers) as client, \

@@ -97,10 +97,12 @@ def jobs(con: Any, campaign_id: str | None = None, product_id: str | None = None
 
 
 def human_pool(con: Any) -> list[CopyExample]:
-    """Human-written creatives in the store, paired with their products: the default few-shot corpus."""
+    """Human-written creatives in the store, paired with their products: the default few-shot corpus, in creative
+    id order (retrieval breaks ties by pool order, and a store returns rows in no set order)."""
     rows = con.execute(
         "SELECT p.title, p.attributes, p.price, p.brand, p.category, p.description, c.text FROM creatives c "
-        "JOIN ads a USING (ad_id) JOIN products p USING (product_id) WHERE c.source = 'human'").fetchall()
+        "JOIN ads a USING (ad_id) JOIN products p USING (product_id) WHERE c.source = 'human' "
+        "ORDER BY c.creative_id").fetchall()
     return [CopyExample(ProductBrief.from_record(t, dict(at or {}), pr, b, cat, d), text)
             for t, at, pr, b, cat, d, text in rows]
 

@@ -18,10 +18,12 @@ class TemplateLLM:
 
     name = "template"
     source = "template"
+    steers = False
 
     def generate(self, messages: Sequence[Message], n: int = 1, max_tokens: int = 160,
-                 temperature: float = 0.0, seed: int = 0) -> list[str]:
-        """``n`` variants; same messages and seed → same text."""
+                 temperature: float = 0.0, seed: int = 0, prefer: Sequence[str] = ()) -> list[str]:
+        """``n`` variants; same messages and seed → same text. ``prefer`` is ignored: every attribute value is
+        written anyway."""
         check_generate_args(messages, n, max_tokens, temperature)
         last_user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
         fields = parse_brief(last_user)

@@ -51,6 +51,8 @@ prefix: 0.9 and 1.0 scored best; coverage weights 0–40 mattered less)."""
 REPAIR_SEED_OFFSET = 10_000
 COVER_SEED_OFFSET = 20_000
 """Seed (and ``Decision.order``) offset of draft i's coverage repair."""
+STEERED_ORDER_OFFSET = 30_000
+"""``Decision.order`` offset of draft i's steered coverage repair (same prompt and seed as the plain one)."""
 
 
 def tidy(text: str) -> str:
@@ -79,7 +81,8 @@ def _exactly(texts: Sequence[str] | None, n: int) -> list[str]:
 class Decision:
     """What happened to one draft: ``text`` is the compliant copy (``None`` when rejected or duplicate);
     ``order`` is the draft's sampling index (seed offset; ``n`` for the extractive candidate, ``n + 1`` for the
-    fused one, ``n + 2`` for the hybrid, :data:`COVER_SEED_OFFSET` + i for draft i's coverage repair),
+    fused one, ``n + 2`` for the hybrid, :data:`COVER_SEED_OFFSET` + i and :data:`STEERED_ORDER_OFFSET` + i for
+    draft i's coverage repairs),
     ``rank_score`` its consensus or selector score, ``action`` one of :data:`ACTIONS`, ``origin`` one of
     :data:`ORIGINS`."""
 
@@ -239,23 +242,27 @@ class CopyWriter:
 
     def _covered(self, drafts: Sequence[str], product: ProductBrief, policy: Policy, seed: int,
                  prompt: Callable[[int, list[str]], list], greedy: bool) -> list[Decision]:
-        """With ``cover``, for each draft that leaves out attribute values (other than the title), one more
-        completion of its prompt with a note naming them — greedy for shot-window drafts, sampled otherwise — kept
-        *beside* the draft for fusion and selection. One that breaks a rule is rejected, not repaired: the draft it
-        would add to is there already.
+        """With ``cover``, for each draft that leaves out attribute values (other than the title), more completions
+        of its prompt with a note naming them — greedy for shot-window drafts, sampled otherwise: a plain one and,
+        when the model ``steers``, one steered towards the values (``LLM.generate(prefer=…)``) — kept *beside* the
+        draft for fusion and selection. One that breaks a rule is rejected, not repaired: the draft it would add to
+        is there already.
 
         Why: the model writes around style and pattern values (文艺, 淑女, 卡通, 开衫: 102 of the 740 values of the
         untrained AdvertiseGen pairs were missing from the fused copy), while the advertiser listed them to be
-        sold, and the human references name 78% of those values verbatim. The 0.5B model works in only ~1 in 5
-        of the values named (12 of 64 on 18 tuning pairs), but the extra drafts, each a greedy completion of a
-        slightly different prompt, still give fusion better sentences: over the 100 untrained pairs BLEU-4 +0.24
-        [−0.09, +0.57], ROUGE-1 +0.59 [+0.03, +1.15], ROUGE-2 +0.37, ROUGE-L +0.35 (docs/STATUS.md, #5)."""
+        sold, and the human references name 78% of those values verbatim. Asked by the note alone, the 0.5B model
+        writes ~1 in 5 of the values named, steered ~2 in 3 (155 of 229 on the tuning pairs). Both drafts give
+        fusion sentences to choose from; over the 100 untrained pairs the plain one gained BLEU-4 +0.24, ROUGE-1
+        +0.59 [+0.03, +1.15], and the steered one beside it a further BLEU-4 +0.21, ROUGE-1 +0.52 [−0.01, +1.14]
+        (in place of the plain one, with a stronger bias, it lost ROUGE-L; docs/STATUS.md, #5)."""
         result = []
         for i, draft in enumerate(drafts):
             if missing := missing_values(draft, product):
-                text = self._one(prompt(i, missing), seed + COVER_SEED_OFFSET + i,
-                                 0.0 if greedy else self.temperature)
-                result.append(self._review(text, policy, COVER_SEED_OFFSET + i))
+                messages, temperature = prompt(i, missing), 0.0 if greedy else self.temperature
+                steered = [(STEERED_ORDER_OFFSET + i, missing)] if self.llm.steers else []
+                for order, prefer in [(COVER_SEED_OFFSET + i, []), *steered]:
+                    text = self._one(messages, seed + COVER_SEED_OFFSET + i, temperature, prefer)
+                    result.append(self._review(text, policy, order))
         return result
 
     def _fused(self, decisions: list[Decision], near: Sequence[CopyExample], product: ProductBrief, target: int,
@@ -304,10 +311,10 @@ class CopyWriter:
             drafts.append(draft)
         return drafts
 
-    def _one(self, messages: list, seed: int, temperature: float = 0.0) -> str:
+    def _one(self, messages: list, seed: int, temperature: float = 0.0, prefer: Sequence[str] = ()) -> str:
         """One completion (greedy by default); an empty string when the model returns nothing."""
         return _exactly(self.llm.generate(messages, n=1, max_tokens=self.max_tokens, temperature=temperature,
-                                          seed=seed), 1)[0]
+                                          seed=seed, prefer=prefer), 1)[0]
 
     def _drafts(self, messages: list, seed: int) -> list[str]:
         """``n`` drafts: with ``greedy_first``, draft 0 is the greedy (temperature 0) completion — the single most

@@ -172,8 +172,10 @@ class Snapshot:
         (``user_id``, ``interest_vector``, ``segment_id``, ``purchased_items``, ``recent_items``); ``users``
         supplies consent flags; ``ad_stats`` has ``ad_id, impressions, clicks, conversions`` for the priors.
         ``advertisers`` (``advertiser_id``, ``domain``) and ``products`` (``product_id``, ``category``) feed the
-        requests' block lists (see :mod:`adpilot.deliver.targeting`). Only active ads of active campaigns are kept (start/end dates are checked per request, on the request's
-        clock). ``slots`` lists the known ad slots (default: see :func:`_known_slots`; empty = any slot).
+        requests' block lists (see :mod:`adpilot.deliver.targeting`). Only active ads of active campaigns are
+        kept (start/end dates are checked per request, on the request's clock); campaigns, ads and creatives are
+        kept in id order, whatever order they come in. ``slots`` lists the known ad slots (default: see
+        :func:`_known_slots`; empty = any slot).
         """
         product_ids = np.asarray(list(product_vectors[0]), dtype=object)
         matrix = unit_rows(np.asarray(product_vectors[1], dtype=np.float32))
@@ -182,8 +184,9 @@ class Snapshot:
                             f"got shape {matrix.shape}")
         dim = matrix.shape[1]
         camp_records = _campaign_records(campaigns)
-        ads_df = _frame(ads, Ad)
-        live = [c for c in camp_records if c.status == Status.active]  # dates are checked per request (sim clocks)
+        ads_df = _in_id_order(_frame(ads, Ad), "ad_id")
+        # in id order, as _in_id_order says why; start/end dates are checked per request (sim clocks)
+        live = sorted((c for c in camp_records if c.status == Status.active), key=lambda c: c.campaign_id)
         camp_index = {c.campaign_id: i for i, c in enumerate(live)}
         ads_df = ads_df[(ads_df["status"].fillna("active") == "active") & ads_df["campaign_id"].isin(camp_index)]
         ads_df = ads_df.drop_duplicates("ad_id").reset_index(drop=True)
@@ -266,6 +269,13 @@ def _frame(data: Any, record: type[BaseModel]) -> pd.DataFrame:
         if name not in df.columns:
             df[name] = None
     return df
+
+
+def _in_id_order(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """``frame`` sorted by its ``key`` column. Snapshot rows are the order in which the engine breaks ties (ANN
+    neighbours, rule candidates, equal eCPMs, creative draws), and a store returns rows in no set order: sorted, the
+    same tables give the same decisions. Stable, so that of duplicate ids the first given still comes first."""
+    return frame.sort_values(key, kind="stable")
 
 
 def _campaign_records(campaigns: Any) -> list[Campaign]:
@@ -477,7 +487,7 @@ def _ad_table(ads_df: pd.DataFrame, camp_index: dict[str, int], product_index: d
         conv = stats["conversions"].to_numpy(float) if "conversions" in stats else np.zeros(n)
     prior_ctr, prior_cvr = _smoothed(clk, imp), _smoothed(conv, clk)
 
-    cr = _frame(creatives if creatives is not None else [], Creative)
+    cr = _in_id_order(_frame(creatives if creatives is not None else [], Creative), "creative_id")
     cr = cr[(cr["status"].fillna("active") == "active") & cr["ad_id"].isin(index)].drop_duplicates("creative_id")
     cr_ad = cr["ad_id"].map(index).to_numpy(dtype=np.int64)
     cr_ptr, order = _csr(cr_ad, n)
