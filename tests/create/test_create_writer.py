@@ -103,7 +103,7 @@ class GreedyEchoLLM(RecordingLLM):
     """Every greedy completion is the same copy, as short copy from formulaic shots tends to be."""
 
     def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0, prefer=()):  # type: ignore[no-untyped-def]
-        sampled = super().generate(messages, n, max_tokens, temperature, seed)
+        sampled = super().generate(messages, n, max_tokens, temperature, seed, prefer)
         return ["白色牛仔上衣，简约百搭，日常好搭配。"] * n if temperature == 0 else sampled
 
 
@@ -122,7 +122,7 @@ class AbsoluteWindowsLLM(RecordingLLM):
     reason in the last message) gets the compliant copy of ``REPAIRS`` for its seed."""
 
     def generate(self, messages, n=1, max_tokens=160, temperature=0.7, seed=0, prefer=()):  # type: ignore[no-untyped-def]
-        answers = super().generate(messages, n, max_tokens, temperature, seed)
+        answers = super().generate(messages, n, max_tokens, temperature, seed, prefer)
         if "不合规" in self.requests[-1]:
             return [REPAIRS[seed]]
         return answers if seed == 5 else [["全网最好的白色牛仔上衣。", "第一名的牛仔布上衣，白色绝对百搭。"][seed - 6]]
