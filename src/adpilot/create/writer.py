@@ -82,9 +82,8 @@ class Decision:
     """What happened to one draft: ``text`` is the compliant copy (``None`` when rejected or duplicate);
     ``order`` is the draft's sampling index (seed offset; ``n`` for the extractive candidate, ``n + 1`` for the
     fused one, ``n + 2`` for the hybrid, :data:`COVER_SEED_OFFSET` + i and :data:`STEERED_ORDER_OFFSET` + i for
-    draft i's coverage repairs),
-    ``rank_score`` its consensus or selector score, ``action`` one of :data:`ACTIONS`, ``origin`` one of
-    :data:`ORIGINS`."""
+    draft i's coverage repairs), ``rank_score`` its consensus or selector score, ``action`` one of :data:`ACTIONS`,
+    ``origin`` one of :data:`ORIGINS`."""
 
     draft: str
     text: str | None
